@@ -1,0 +1,176 @@
+//! Adapter and device selection, and the pipeline cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::kernels::Kernel;
+use crate::error::{Error, Result};
+
+/// What was picked (or found): enough to tell a real GPU from a software one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// Adapter name as the driver reports it (e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`).
+    pub name: String,
+    /// Graphics API in use (Vulkan, Metal, Dx12, BrowserWebGpu).
+    pub backend: String,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: String,
+    /// Driver name and version, where known.
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    fn from_info(info: &wgpu::AdapterInfo) -> Self {
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)
+    }
+}
+
+/// A wgpu device with its queue and the compiled kernels.
+///
+/// Pipelines are compiled once per kernel and reused; create one context per
+/// process and share it.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.adapter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ranks adapters: real GPUs before virtual ones before software rasterisers.
+fn rank(device_type: wgpu::DeviceType) -> u8 {
+    match device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+impl GpuContext {
+    /// Opens the best adapter: a discrete GPU, then an integrated one, then a
+    /// virtual one, and a software adapter (Mesa lavapipe, SwiftShader) only when
+    /// nothing else exists. `WGPU_BACKEND` (e.g. `vulkan`) narrows the search natively.
+    ///
+    /// Errors with [`Error::NoGpuAdapter`] listing what was found when no adapter
+    /// can be used.
+    pub async fn new() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = Self::pick_adapter(&instance).await?;
+        let summary = AdapterSummary::from_info(&adapter.get_info());
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("cairn"),
+                required_features: wgpu::Features::empty(),
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::GpuDevice {
+                adapter: summary.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            device,
+            queue,
+            adapter: summary,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+        let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        adapters.sort_by_key(|a| rank(a.get_info().device_type));
+        if let Some(best) = adapters.into_iter().next() {
+            return Ok(best);
+        }
+        Err(Error::NoGpuAdapter {
+            found: "no adapters on any backend".to_string(),
+        })
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(Error::NoGpuAdapter {
+                found: "this JavaScript environment has no WebGPU (navigator.gpu)".to_string(),
+            });
+        }
+        instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoGpuAdapter {
+                found: format!("navigator.gpu.requestAdapter() gave none: {e}"),
+            })
+    }
+
+    /// The adapter in use.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+
+    /// The compiled pipeline for `kernel`, compiling it on first use.
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(kernel)
+            .or_insert_with(|| {
+                let module = self
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(kernel.file_name()),
+                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                    });
+                Arc::new(
+                    self.device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(kernel.file_name()),
+                            layout: None,
+                            module: &module,
+                            entry_point: Some("main"),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        }),
+                )
+            })
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_gpus_rank_before_software() {
+        assert!(rank(wgpu::DeviceType::DiscreteGpu) < rank(wgpu::DeviceType::IntegratedGpu));
+        assert!(rank(wgpu::DeviceType::IntegratedGpu) < rank(wgpu::DeviceType::Cpu));
+        assert!(rank(wgpu::DeviceType::VirtualGpu) < rank(wgpu::DeviceType::Cpu));
+    }
+}

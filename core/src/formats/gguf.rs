@@ -1,0 +1,649 @@
+//! GGUF (llama.cpp's model file): header, metadata and tensor directory.
+//!
+//! Layout (little-endian): magic `GGUF`, u32 version (2 or 3), u64 tensor count,
+//! u64 metadata count, the metadata key/values, the tensor infos (name, dims,
+//! ggml type, offset relative to the data section), then padding to
+//! `general.alignment` (default 32) and the tensor data.
+//!
+//! The reader takes any [`std::io::Read`] and stops after the header, so a
+//! multi-gigabyte file costs only its header to inspect. Counts and lengths
+//! are bounded so a corrupt file is an error, never an allocation bomb.
+
+use std::io::Read;
+
+use crate::error::{Error, Result};
+
+/// The four magic bytes at the start of every GGUF file.
+pub const MAGIC: [u8; 4] = *b"GGUF";
+/// Data-section alignment when `general.alignment` is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// Longest string accepted in a header (keys, values, tensor names).
+const MAX_STRING: u64 = 1 << 26;
+/// Most elements accepted in one metadata array.
+const MAX_ARRAY: u64 = 1 << 26;
+/// Most tensors or metadata entries accepted.
+const MAX_ENTRIES: u64 = 1 << 24;
+/// Most dimensions of one tensor (ggml's GGML_MAX_DIMS).
+const MAX_DIMS: u32 = 4;
+
+/// A ggml tensor element type, with the block geometry needed to size its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum GgmlType {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q8_1,
+    Q2K,
+    Q3K,
+    Q4K,
+    Q5K,
+    Q6K,
+    Q8K,
+    I8,
+    I16,
+    I32,
+    I64,
+    F64,
+    BF16,
+}
+
+impl GgmlType {
+    /// Maps ggml's numeric type id (`enum ggml_type`).
+    pub fn from_id(id: u32) -> Option<Self> {
+        use GgmlType::*;
+        Some(match id {
+            0 => F32,
+            1 => F16,
+            2 => Q4_0,
+            3 => Q4_1,
+            6 => Q5_0,
+            7 => Q5_1,
+            8 => Q8_0,
+            9 => Q8_1,
+            10 => Q2K,
+            11 => Q3K,
+            12 => Q4K,
+            13 => Q5K,
+            14 => Q6K,
+            15 => Q8K,
+            24 => I8,
+            25 => I16,
+            26 => I32,
+            27 => I64,
+            28 => F64,
+            30 => BF16,
+            _ => return None,
+        })
+    }
+
+    /// ggml's numeric type id.
+    pub fn id(self) -> u32 {
+        use GgmlType::*;
+        match self {
+            F32 => 0,
+            F16 => 1,
+            Q4_0 => 2,
+            Q4_1 => 3,
+            Q5_0 => 6,
+            Q5_1 => 7,
+            Q8_0 => 8,
+            Q8_1 => 9,
+            Q2K => 10,
+            Q3K => 11,
+            Q4K => 12,
+            Q5K => 13,
+            Q6K => 14,
+            Q8K => 15,
+            I8 => 24,
+            I16 => 25,
+            I32 => 26,
+            I64 => 27,
+            F64 => 28,
+            BF16 => 30,
+        }
+    }
+
+    /// `(elements per block, bytes per block)`, as in ggml's type traits.
+    pub fn block(self) -> (u64, u64) {
+        use GgmlType::*;
+        match self {
+            F32 | I32 => (1, 4),
+            F16 | BF16 | I16 => (1, 2),
+            I8 => (1, 1),
+            I64 | F64 => (1, 8),
+            Q4_0 => (32, 18),
+            Q4_1 => (32, 20),
+            Q5_0 => (32, 22),
+            Q5_1 => (32, 24),
+            Q8_0 => (32, 34),
+            Q8_1 => (32, 36),
+            Q2K => (256, 84),
+            Q3K => (256, 110),
+            Q4K => (256, 144),
+            Q5K => (256, 176),
+            Q6K => (256, 210),
+            Q8K => (256, 292),
+        }
+    }
+
+    /// The name llama.cpp prints (`Q4_1`, `F32`, `Q4_K`, ...).
+    pub fn name(self) -> &'static str {
+        use GgmlType::*;
+        match self {
+            F32 => "F32",
+            F16 => "F16",
+            Q4_0 => "Q4_0",
+            Q4_1 => "Q4_1",
+            Q5_0 => "Q5_0",
+            Q5_1 => "Q5_1",
+            Q8_0 => "Q8_0",
+            Q8_1 => "Q8_1",
+            Q2K => "Q2_K",
+            Q3K => "Q3_K",
+            Q4K => "Q4_K",
+            Q5K => "Q5_K",
+            Q6K => "Q6_K",
+            Q8K => "Q8_K",
+            I8 => "I8",
+            I16 => "I16",
+            I32 => "I32",
+            I64 => "I64",
+            F64 => "F64",
+            BF16 => "BF16",
+        }
+    }
+}
+
+/// One metadata value.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum Value {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    U64(u64),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    String(String),
+    Array(Vec<Value>),
+}
+
+impl Value {
+    /// The value as an unsigned integer, if it is a non-negative integer of any width.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::U8(v) => Some(v.into()),
+            Value::U16(v) => Some(v.into()),
+            Value::U32(v) => Some(v.into()),
+            Value::U64(v) => Some(v),
+            Value::I8(v) => u64::try_from(v).ok(),
+            Value::I16(v) => u64::try_from(v).ok(),
+            Value::I32(v) => u64::try_from(v).ok(),
+            Value::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as a float, if it is numeric.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::F32(v) => Some(v.into()),
+            Value::F64(v) => Some(v),
+            _ => self.as_u64().map(|v| v as f64),
+        }
+    }
+
+    /// The value as a string slice, if it is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as an array, if it is one.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A short rendering for listings: arrays show their length and first items.
+    pub fn summary(&self) -> String {
+        match self {
+            Value::String(s) if s.chars().count() > 60 => {
+                format!("{:?}…", s.chars().take(60).collect::<String>())
+            }
+            Value::String(s) => format!("{s:?}"),
+            Value::Array(v) => {
+                let head: Vec<String> = v.iter().take(3).map(Value::summary).collect();
+                format!(
+                    "[{} items: {}{}]",
+                    v.len(),
+                    head.join(", "),
+                    if v.len() > 3 { ", …" } else { "" }
+                )
+            }
+            Value::Bool(b) => b.to_string(),
+            Value::F32(f) => f.to_string(),
+            Value::F64(f) => f.to_string(),
+            other => other
+                .as_u64()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| format!("{other:?}")),
+        }
+    }
+}
+
+/// One entry of the tensor directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    /// Tensor name (e.g. `blk.0.attn_q.weight`).
+    pub name: String,
+    /// Dimensions in ggml order: `dims[0]` is the fastest-varying (row length).
+    pub dims: Vec<u64>,
+    /// Element type.
+    pub ggml_type: GgmlType,
+    /// Byte offset of the data, relative to the start of the data section.
+    pub offset: u64,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Size of the tensor's data in bytes.
+    pub fn byte_len(&self) -> u64 {
+        let (per_block, bytes) = self.ggml_type.block();
+        self.elements() / per_block * bytes
+    }
+}
+
+/// A parsed GGUF header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// Format version (2 or 3).
+    pub version: u32,
+    /// Metadata in file order.
+    pub metadata: Vec<(String, Value)>,
+    /// The tensor directory in file order.
+    pub tensors: Vec<TensorInfo>,
+    /// Data-section alignment (`general.alignment`, default 32).
+    pub alignment: u64,
+    /// Absolute byte offset of the data section in the file.
+    pub data_offset: u64,
+}
+
+impl Header {
+    /// Looks up a metadata value by key.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// `general.architecture` (e.g. `llama`), if present.
+    pub fn architecture(&self) -> Option<&str> {
+        self.get("general.architecture").and_then(Value::as_str)
+    }
+
+    /// Looks up a tensor by name.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Total bytes the data section must hold (end of the last tensor).
+    pub fn data_len(&self) -> u64 {
+        self.tensors
+            .iter()
+            .map(|t| t.offset + t.byte_len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Reads a header from `r`, which must be positioned at the start of the file.
+    /// `name` (a file name) is used in error messages.
+    pub fn read<R: Read>(r: &mut R, name: &str) -> Result<Self> {
+        let mut p = Parser { r, pos: 0, name };
+        let magic: [u8; 4] = p.array("magic")?;
+        if magic != MAGIC {
+            return Err(p.err(format!(
+                "not a GGUF file: magic is {magic:?}, expected \"GGUF\""
+            )));
+        }
+        let version = p.u32("version")?;
+        if !(2..=3).contains(&version) {
+            return Err(p.err(format!(
+                "unsupported GGUF version {version} (supported: 2, 3)"
+            )));
+        }
+        let n_tensors = p.count("tensor count")?;
+        let n_kv = p.count("metadata count")?;
+        let mut metadata = Vec::with_capacity(n_kv as usize);
+        for i in 0..n_kv {
+            let key = p.string(&format!("metadata key #{i}"))?;
+            let ty = p.u32(&format!("type of metadata '{key}'"))?;
+            let value = p.value(ty, &key)?;
+            metadata.push((key, value));
+        }
+        let mut tensors = Vec::with_capacity(n_tensors as usize);
+        for i in 0..n_tensors {
+            let tname = p.string(&format!("tensor name #{i}"))?;
+            let n_dims = p.u32(&format!("dimension count of tensor '{tname}'"))?;
+            if n_dims == 0 || n_dims > MAX_DIMS {
+                return Err(p.err(format!(
+                    "tensor '{tname}' has {n_dims} dimensions (1..={MAX_DIMS} allowed)"
+                )));
+            }
+            let mut dims = Vec::with_capacity(n_dims as usize);
+            for d in 0..n_dims {
+                dims.push(p.u64(&format!("dimension {d} of tensor '{tname}'"))?);
+            }
+            let type_id = p.u32(&format!("type of tensor '{tname}'"))?;
+            let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
+                p.err(format!(
+                    "tensor '{tname}' has unknown ggml type id {type_id}"
+                ))
+            })?;
+            let offset = p.u64(&format!("offset of tensor '{tname}'"))?;
+            let info = TensorInfo {
+                name: tname,
+                dims,
+                ggml_type,
+                offset,
+            };
+            let elements = info
+                .dims
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d));
+            match elements {
+                None => {
+                    return Err(p.err(format!(
+                        "tensor '{}' has dimensions {:?} whose product overflows",
+                        info.name, info.dims
+                    )));
+                }
+                Some(n) if n % ggml_type.block().0 != 0 => {
+                    return Err(p.err(format!(
+                        "tensor '{}' has {n} elements, not a multiple of the {} block size {}",
+                        info.name,
+                        ggml_type.name(),
+                        ggml_type.block().0
+                    )));
+                }
+                _ => {}
+            }
+            tensors.push(info);
+        }
+        let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
+            None => DEFAULT_ALIGNMENT,
+            Some((_, v)) => match v.as_u64() {
+                Some(a) if a > 0 && a.is_power_of_two() => a,
+                _ => {
+                    return Err(p.err(format!(
+                        "general.alignment must be a power of two, got {}",
+                        v.summary()
+                    )));
+                }
+            },
+        };
+        for t in &tensors {
+            if t.offset % alignment != 0 {
+                return Err(p.err(format!(
+                    "tensor '{}' offset {} is not aligned to {alignment}",
+                    t.name, t.offset
+                )));
+            }
+        }
+        let data_offset = p.pos.div_ceil(alignment) * alignment;
+        Ok(Header {
+            version,
+            metadata,
+            tensors,
+            alignment,
+            data_offset,
+        })
+    }
+}
+
+struct Parser<'a, R> {
+    r: &'a mut R,
+    pos: u64,
+    name: &'a str,
+}
+
+impl<R: Read> Parser<'_, R> {
+    fn err(&self, detail: String) -> Error {
+        Error::Format {
+            format: format!("GGUF {}", self.name),
+            detail: format!("{detail} (at byte {})", self.pos),
+        }
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let mut buf = [0u8; N];
+        self.r.read_exact(&mut buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.err(format!("file ends while reading {what}"))
+            } else {
+                Error::Io {
+                    context: format!("GGUF {}: reading {what}", self.name),
+                    source: e,
+                }
+            }
+        })?;
+        self.pos += N as u64;
+        Ok(buf)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    fn count(&mut self, what: &str) -> Result<u64> {
+        let n = self.u64(what)?;
+        if n > MAX_ENTRIES {
+            return Err(self.err(format!("{what} {n} is implausibly large (corrupt header?)")));
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self, what: &str) -> Result<String> {
+        let len = self.u64(&format!("length of {what}"))?;
+        if len > MAX_STRING {
+            return Err(self.err(format!(
+                "{what} has length {len}, more than the {MAX_STRING} allowed (corrupt header?)"
+            )));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.r
+            .read_exact(&mut buf)
+            .map_err(|_| self.err(format!("file ends inside {what}")))?;
+        self.pos += len;
+        String::from_utf8(buf).map_err(|_| self.err(format!("{what} is not valid UTF-8")))
+    }
+
+    fn value(&mut self, ty: u32, key: &str) -> Result<Value> {
+        Ok(match ty {
+            0 => Value::U8(u8::from_le_bytes(self.array(key)?)),
+            1 => Value::I8(i8::from_le_bytes(self.array(key)?)),
+            2 => Value::U16(u16::from_le_bytes(self.array(key)?)),
+            3 => Value::I16(i16::from_le_bytes(self.array(key)?)),
+            4 => Value::U32(self.u32(key)?),
+            5 => Value::I32(i32::from_le_bytes(self.array(key)?)),
+            6 => Value::F32(f32::from_le_bytes(self.array(key)?)),
+            7 => match u8::from_le_bytes(self.array(key)?) {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => {
+                    return Err(self.err(format!("metadata '{key}' is a bool with byte value {b}")));
+                }
+            },
+            8 => Value::String(self.string(&format!("value of metadata '{key}'"))?),
+            9 => {
+                let elem_ty = self.u32(&format!("element type of metadata array '{key}'"))?;
+                if elem_ty == 9 {
+                    return Err(self.err(format!(
+                        "metadata '{key}' is an array of arrays, which GGUF readers do not support"
+                    )));
+                }
+                let n = self.u64(&format!("length of metadata array '{key}'"))?;
+                if n > MAX_ARRAY {
+                    return Err(self.err(format!(
+                        "metadata array '{key}' has {n} elements (corrupt header?)"
+                    )));
+                }
+                let mut items = Vec::with_capacity(n.min(1 << 16) as usize);
+                for _ in 0..n {
+                    items.push(self.value(elem_ty, key)?);
+                }
+                Value::Array(items)
+            }
+            10 => Value::U64(self.u64(key)?),
+            11 => Value::I64(i64::from_le_bytes(self.array(key)?)),
+            12 => Value::F64(f64::from_le_bytes(self.array(key)?)),
+            other => {
+                return Err(self.err(format!("metadata '{key}' has unknown value type {other}")));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a minimal GGUF header by hand, the way llama.cpp's writer lays it out.
+    fn tiny_gguf() -> Vec<u8> {
+        let mut b = Vec::new();
+        let s = |b: &mut Vec<u8>, s: &str| {
+            b.extend((s.len() as u64).to_le_bytes());
+            b.extend(s.as_bytes());
+        };
+        b.extend(b"GGUF");
+        b.extend(3u32.to_le_bytes());
+        b.extend(2u64.to_le_bytes()); // tensors
+        b.extend(3u64.to_le_bytes()); // kv
+        s(&mut b, "general.architecture");
+        b.extend(8u32.to_le_bytes());
+        s(&mut b, "llama");
+        s(&mut b, "llama.block_count");
+        b.extend(4u32.to_le_bytes());
+        b.extend(30u32.to_le_bytes());
+        s(&mut b, "tokenizer.ggml.tokens");
+        b.extend(9u32.to_le_bytes());
+        b.extend(8u32.to_le_bytes());
+        b.extend(2u64.to_le_bytes());
+        s(&mut b, "<s>");
+        s(&mut b, "hello");
+        s(&mut b, "token_embd.weight");
+        b.extend(2u32.to_le_bytes());
+        b.extend(64u64.to_le_bytes());
+        b.extend(2u64.to_le_bytes());
+        b.extend(8u32.to_le_bytes()); // Q8_0
+        b.extend(0u64.to_le_bytes());
+        s(&mut b, "output_norm.weight");
+        b.extend(1u32.to_le_bytes());
+        b.extend(64u64.to_le_bytes());
+        b.extend(0u32.to_le_bytes()); // F32
+        b.extend(160u64.to_le_bytes()); // 4 Q8_0 blocks = 136 bytes, padded to 160
+        b
+    }
+
+    #[test]
+    fn parses_hand_built_header() {
+        let bytes = tiny_gguf();
+        let h = Header::read(&mut bytes.as_slice(), "tiny.gguf").unwrap();
+        assert_eq!(h.version, 3);
+        assert_eq!(h.architecture(), Some("llama"));
+        assert_eq!(h.get("llama.block_count").and_then(Value::as_u64), Some(30));
+        let toks = h
+            .get("tokenizer.ggml.tokens")
+            .and_then(Value::as_array)
+            .unwrap();
+        assert_eq!(toks[1].as_str(), Some("hello"));
+        let emb = h.tensor("token_embd.weight").unwrap();
+        assert_eq!(emb.ggml_type, GgmlType::Q8_0);
+        assert_eq!(emb.byte_len(), 4 * 34);
+        assert_eq!(h.data_len(), 160 + 256);
+        assert_eq!(h.data_offset % 32, 0);
+        assert!(h.data_offset >= bytes.len() as u64);
+    }
+
+    #[test]
+    fn truncation_is_a_clear_error() {
+        let bytes = tiny_gguf();
+        for cut in [3, 10, 30, bytes.len() - 5] {
+            let err = Header::read(&mut &bytes[..cut], "cut.gguf")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("GGUF cut.gguf: file ends"),
+                "cut at {cut}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_magic_and_version_and_type_are_named() {
+        let mut bytes = tiny_gguf();
+        bytes[0] = b'X';
+        let err = Header::read(&mut bytes.as_slice(), "x.gguf")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a GGUF file"), "{err}");
+
+        let mut bytes = tiny_gguf();
+        bytes[4] = 9;
+        let err = Header::read(&mut bytes.as_slice(), "v.gguf")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsupported GGUF version 9"), "{err}");
+
+        let mut bytes = tiny_gguf();
+        let n = bytes.len();
+        // The type id of the last tensor sits 12 bytes from the end (u32 type + u64 offset).
+        bytes[n - 12] = 77;
+        let err = Header::read(&mut bytes.as_slice(), "t.gguf")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tensor 'output_norm.weight' has unknown ggml type id 77"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn huge_counts_are_rejected_not_allocated() {
+        let mut bytes = tiny_gguf();
+        bytes[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let err = Header::read(&mut bytes.as_slice(), "big.gguf")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tensor count"), "{err}");
+    }
+
+    #[test]
+    fn type_ids_round_trip() {
+        for id in 0..40 {
+            if let Some(t) = GgmlType::from_id(id) {
+                assert_eq!(t.id(), id);
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! # cairn-core
+//!
+//! The platform-neutral heart of cairn. Everything here compiles for native
+//! targets (x86_64, aarch64) and for `wasm32-unknown-unknown`, and does no I/O
+//! beyond byte slices and readers: files, threads, HTTP and progress bars live
+//! in the `cairn` binary, JS types and browser storage in `cairn-wasm`.
+//!
+//! Modules (one concept each):
+//! - [`backend`]: the compute backends — the CPU reference (candle-core) and the
+//!   GPU backend (wgpu running the WGSL kernels in `shaders/`).
+//! - [`formats`]: ecosystem file formats (GGUF, safetensors headers).
+//! - [`tokenizer`]: `tokenizer.json` tokenizers (WordPiece, BPE) via the
+//!   `tokenizers` crate.
+//! - [`error`]: the crate's one error type.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod formats;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+
+/// The crate version, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

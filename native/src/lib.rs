@@ -1,0 +1,12 @@
+//! The `cairn` command line as a library: fetching, caching, inspecting.
+//! `main.rs` is a thin clap front end over these modules.
+
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod error;
+pub mod fetch;
+pub mod inspect;
+pub mod manifest;
+
+pub use error::{Error, Result};

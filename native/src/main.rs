@@ -53,7 +53,11 @@ enum Cmd {
         text: String,
     },
     /// Check the compute backends: find a GPU adapter and run the matmul kernel against the CPU.
-    Doctor,
+    Doctor {
+        /// Fail when no GPU adapter exists (CI uses this to prove the kernels ran).
+        #[arg(long)]
+        require_gpu: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -143,11 +147,11 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Doctor => doctor(),
+        Cmd::Doctor { require_gpu } => doctor(require_gpu),
     }
 }
 
-fn doctor() -> Result<()> {
+fn doctor(require_gpu: bool) -> Result<()> {
     println!(
         "cairn {} — CPU backend: candle-core ({} threads)",
         cairn_core::VERSION,
@@ -157,6 +161,7 @@ fn doctor() -> Result<()> {
     );
     let ctx = match pollster::block_on(gpu::GpuContext::new()) {
         Ok(ctx) => ctx,
+        Err(e) if require_gpu => return Err(e.into()),
         Err(e) => {
             println!("GPU backend: unavailable — {e}");
             return Ok(());

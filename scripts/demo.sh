@@ -16,4 +16,6 @@ run models
 run info smollm2-135m-instruct
 run info all-minilm-l6-v2
 run tokenize "How do I install an R package from a local tarball?"
+run similarity "Machine learning is transforming industries." "Artificial intelligence is changing how businesses work."
+run similarity "Machine learning is transforming industries." "I love hiking"
 run doctor

@@ -55,6 +55,20 @@ pub enum Error {
     /// The tokenizer could not be loaded or failed to encode/decode.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A backend cannot do what was asked (e.g. a blocking read on an async backend).
+    #[error("backend: {0}")]
+    Backend(String),
+    /// A model's weights or configuration do not fit what the code expects.
+    #[error("{file}: {detail}")]
+    Model {
+        /// The file at fault (`config.json`, `model.safetensors`, ...).
+        file: String,
+        /// What is wrong, naming the field or tensor.
+        detail: String,
+    },
+    /// An input is too long or otherwise unusable.
+    #[error("input: {0}")]
+    Input(String),
     /// An error from the candle-core tensor library (CPU backend).
     #[error("CPU backend: {0}")]
     Candle(#[from] candle_core::Error),

@@ -16,8 +16,10 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod embedder;
 pub mod error;
 pub mod formats;
+pub mod models;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

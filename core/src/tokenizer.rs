@@ -47,6 +47,25 @@ impl Tokenizer {
         Ok(Self { inner })
     }
 
+    /// A copy that truncates every encoding to `max_length` tokens (special
+    /// tokens included, as Hugging Face truncation does), or never with `None`.
+    pub fn with_truncation(&self, max_length: Option<usize>) -> Result<Self> {
+        let mut inner = self.inner.clone();
+        let params = max_length.map(|max_length| tokenizers::TruncationParams {
+            max_length,
+            ..Default::default()
+        });
+        inner.with_truncation(params).map_err(|e| {
+            Error::Tokenizer(format!("cannot set truncation to {max_length:?}: {e}"))
+        })?;
+        Ok(Self { inner })
+    }
+
+    /// The id of a token string (e.g. `[PAD]`), if it is in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
     /// Encodes one text; `add_special_tokens` adds e.g. `[CLS]`/`[SEP]`.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
         let enc = self

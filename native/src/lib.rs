@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod embed;
 pub mod error;
 pub mod fetch;
 pub mod inspect;

@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cairn::cache::{cache_dir, resolve_model};
+use cairn::embed::{load_embedder, to_npy, write_atomic};
 use cairn::error::{Error, Result};
 use cairn::fetch::{Fetcher, Outcome, RegistrySource};
 use cairn::manifest::{MODELS, PACKAGES};
+use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::backend::{cpu, gpu};
+use cairn_core::embedder::{EmbedderOptions, cosine_similarity, similarity_matrix};
+use cairn_core::models::pooling::Pooling;
 use cairn_core::tokenizer::Tokenizer;
 
 #[derive(Parser)]
@@ -51,6 +55,45 @@ enum Cmd {
         no_special: bool,
         /// The text to tokenize.
         text: String,
+    },
+    /// Embed texts with a sentence encoder; prints JSON (vectors and, for 2–16 texts, their cosine matrix) or writes .npy.
+    Embed {
+        /// Model name or directory.
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        model: String,
+        /// Read texts from this file, one per line (in addition to any given as arguments).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, default_value = "json", value_parser = ["json", "npy"])]
+        format: String,
+        /// Write to this file (atomically) instead of stdout; required for npy.
+        #[arg(long, short, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Keep raw pooled vectors instead of L2-normalising them.
+        #[arg(long)]
+        no_normalize: bool,
+        /// Pooling (default: the model's 1_Pooling config).
+        #[arg(long, value_parser = ["mean", "cls", "max"])]
+        pooling: Option<String>,
+        /// Matryoshka truncation to the first N dimensions.
+        #[arg(long)]
+        dims: Option<usize>,
+        /// Fail on inputs longer than the model's maximum instead of truncating them.
+        #[arg(long)]
+        no_truncate: bool,
+        /// Texts to embed.
+        texts: Vec<String>,
+    },
+    /// Cosine similarity of two texts under a sentence encoder.
+    Similarity {
+        /// Model name or directory.
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        model: String,
+        /// First text.
+        a: String,
+        /// Second text.
+        b: String,
     },
     /// Check the compute backends: find a GPU adapter and run the matmul kernel against the CPU.
     Doctor {
@@ -145,6 +188,82 @@ fn run(cli: Cli) -> Result<()> {
                 "{}",
                 serde_json::json!({ "ids": enc.ids, "tokens": enc.tokens, "offsets": enc.offsets })
             );
+            Ok(())
+        }
+        Cmd::Embed {
+            model,
+            file,
+            format,
+            output,
+            no_normalize,
+            pooling,
+            dims,
+            no_truncate,
+            texts,
+        } => {
+            let mut texts = texts;
+            if let Some(f) = &file {
+                let body = std::fs::read_to_string(f).map_err(Error::io("reading", f))?;
+                texts.extend(
+                    body.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(str::to_string),
+                );
+            }
+            if texts.is_empty() {
+                return Err(Error::Model(
+                    "no texts to embed: give them as arguments or with --file".into(),
+                ));
+            }
+            let options = EmbedderOptions {
+                pooling: pooling.as_deref().map(Pooling::parse).transpose()?,
+                truncate: !no_truncate,
+                ..Default::default()
+            };
+            let embedder =
+                load_embedder(CpuBackend::new(), &resolve_model(&model, &cache)?, &options)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let started = std::time::Instant::now();
+            let mut emb = embedder.encode(&refs, !no_normalize)?;
+            if let Some(d) = dims {
+                emb = emb.truncate_dims(d, !no_normalize)?;
+            }
+            tracing::info!(
+                texts = emb.rows,
+                dim = emb.dim,
+                ms = started.elapsed().as_millis() as u64,
+                "embedded"
+            );
+            match (format.as_str(), &output) {
+                ("npy", Some(path)) => write_atomic(path, &to_npy(&emb))?,
+                ("npy", None) => {
+                    return Err(Error::Model("--format npy needs --output PATH".into()));
+                }
+                (_, out) => {
+                    let rows: Vec<&[f32]> = emb.iter().collect();
+                    let mut json = serde_json::json!({ "model": model, "dim": emb.dim, "normalized": !no_normalize, "embeddings": rows });
+                    if (2..=16).contains(&emb.rows) {
+                        let sim = similarity_matrix(&emb, &emb);
+                        json["cosine"] =
+                            serde_json::json!(sim.chunks(emb.rows).collect::<Vec<_>>());
+                    }
+                    let text = json.to_string() + "\n";
+                    match out {
+                        Some(path) => write_atomic(path, text.as_bytes())?,
+                        None => print!("{text}"),
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::Similarity { model, a, b } => {
+            let embedder = load_embedder(
+                CpuBackend::new(),
+                &resolve_model(&model, &cache)?,
+                &EmbedderOptions::default(),
+            )?;
+            let emb = embedder.encode(&[&a, &b], true)?;
+            println!("{:.4}", cosine_similarity(emb.row(0), emb.row(1)));
             Ok(())
         }
         Cmd::Doctor { require_gpu } => doctor(require_gpu),

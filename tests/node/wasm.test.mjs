@@ -60,3 +60,19 @@ test('GGUF header of SmolLM2 read from the first 4 MB', () => {
   assert.equal(Number(h.dataOffset) + Number(h.dataBytes), statSync(smollm).size);
   assert.throws(() => cairn.inspectGguf(head.subarray(0, 1000)), /GGUF model\.gguf: file ends/);
 });
+
+test('MiniLM embeddings in wasm match the numpy reference (cosine ≥ 0.9999)', () => {
+  const read = (f) => readFileSync(join(minilm, f));
+  const emb = new cairn.Embedder(read('config.json'), read('model.safetensors'), read('tokenizer.json'),
+    read('1_Pooling/config.json'), read('sentence_bert_config.json'));
+  assert.equal(emb.dim, 384);
+  const golden = JSON.parse(readFileSync(join(here, '../fixtures/minilm_embeddings.json'), 'utf8'));
+  const out = emb.encode(golden.sentences, true);
+  assert.equal(out.length, golden.sentences.length * 384);
+  golden.sentences.forEach((s, i) => {
+    const row = out.subarray(i * 384, (i + 1) * 384);
+    const cos = cairn.cosineSimilarity(row, Float32Array.from(golden.embeddings[i]));
+    assert.ok(cos >= 0.9999, `${s}: cosine ${cos}`);
+  });
+  assert.throws(() => new cairn.Embedder(new Uint8Array([123]), read('model.safetensors'), read('tokenizer.json')), /config\.json: invalid JSON/);
+});

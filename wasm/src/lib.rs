@@ -3,9 +3,9 @@
 //! cairn's core in JavaScript (browser and node) through wasm-bindgen. Built
 //! with wasm-pack into an npm package with TypeScript types.
 //!
-//! This first surface exposes what the core has today: `tokenizer.json`
-//! tokenizers, the CPU backend's matrix multiply, and GGUF header inspection.
-//! Embeddings, generation and RAG join as the core grows them.
+//! This surface exposes what the core has today: `tokenizer.json` tokenizers,
+//! sentence embeddings on the CPU backend, the CPU matrix multiply, and GGUF
+//! header inspection. Generation and RAG join as the core grows them.
 
 #![warn(missing_docs)]
 
@@ -128,4 +128,58 @@ pub fn inspect_gguf(bytes: &[u8]) -> Result<JsValue, JsError> {
         data_bytes: h.data_len(),
     };
     serde_wasm_bindgen::to_value(&out).map_err(js_err)
+}
+
+/// A sentence embedder (BERT / MiniLM / DistilBERT) on the CPU backend,
+/// built from the bytes of a model's files.
+#[wasm_bindgen]
+pub struct Embedder {
+    inner: cairn_core::embedder::Embedder<cairn_core::backend::cpu::CpuBackend>,
+}
+
+#[wasm_bindgen]
+impl Embedder {
+    /// `config.json`, `model.safetensors` and `tokenizer.json` bytes, plus the
+    /// optional `1_Pooling/config.json` and `sentence_bert_config.json`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        config: &[u8],
+        weights: &[u8],
+        tokenizer: &[u8],
+        pooling: Option<Vec<u8>>,
+        sentence_bert: Option<Vec<u8>>,
+    ) -> Result<Embedder, JsError> {
+        let files = cairn_core::embedder::ModelFiles {
+            config,
+            weights,
+            tokenizer,
+            pooling: pooling.as_deref(),
+            sentence_bert: sentence_bert.as_deref(),
+        };
+        let inner = cairn_core::embedder::Embedder::from_files(
+            cairn_core::backend::cpu::CpuBackend::new(),
+            files,
+            &cairn_core::embedder::EmbedderOptions::default(),
+        )
+        .map_err(js_err)?;
+        Ok(Embedder { inner })
+    }
+
+    /// Embeds `texts` into one `Float32Array` of `texts.length × dim` values, row-major.
+    pub fn encode(&self, texts: Vec<String>, normalize: bool) -> Result<Vec<f32>, JsError> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(self.inner.encode(&refs, normalize).map_err(js_err)?.data)
+    }
+
+    /// Embedding dimension.
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+}
+
+/// Cosine similarity of two vectors.
+#[wasm_bindgen(js_name = cosineSimilarity)]
+pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
+    cairn_core::embedder::cosine_similarity(a, b)
 }

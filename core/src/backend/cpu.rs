@@ -1,8 +1,171 @@
 //! CPU backend: candle-core tensors.
 
-use candle_core::{Device, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 
+use super::Backend;
 use crate::error::{Error, Result};
+
+/// The CPU backend: candle-core tensors on the host, with candle's SIMD
+/// kernels (and `simd128` in wasm32). Tensors keep candle's autodiff graph, so
+/// the same model code trains.
+#[derive(Debug, Clone, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    /// The CPU backend.
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+impl Backend for CpuBackend {
+    type Tensor = Tensor;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn tensor_f32(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        check_count("tensor_f32", data.len(), shape)?;
+        Ok(Tensor::from_slice(data, shape, &Device::Cpu)?)
+    }
+
+    fn tensor_u32(&self, data: &[u32], shape: &[usize]) -> Result<Tensor> {
+        check_count("tensor_u32", data.len(), shape)?;
+        Ok(Tensor::from_slice(data, shape, &Device::Cpu)?)
+    }
+
+    async fn read_f32(&self, t: &Tensor) -> Result<Vec<f32>> {
+        Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    fn shape(&self, t: &Tensor) -> Vec<usize> {
+        t.dims().to_vec()
+    }
+
+    fn reshape(&self, t: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        check_count("reshape", t.elem_count(), shape)?;
+        Ok(t.reshape(shape)?)
+    }
+
+    fn transpose(&self, t: &Tensor, d0: usize, d1: usize) -> Result<Tensor> {
+        Ok(t.transpose(d0, d1)?.contiguous()?)
+    }
+
+    fn narrow(&self, t: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        Ok(t.narrow(dim, start, len)?)
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let (ad, bd) = (a.dims(), b.dims());
+        if ad.len() < 2 || bd.len() < 2 || ad[ad.len() - 1] != bd[bd.len() - 2] {
+            return Err(Error::Shape {
+                op: "matmul",
+                detail: format!("cannot multiply {ad:?} by {bd:?}"),
+            });
+        }
+        Ok(a.broadcast_matmul(b)?)
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let (xd, wd) = (x.dims(), w.dims());
+        let inner = *xd.last().unwrap_or(&0);
+        if wd.len() != 2 || wd[1] != inner {
+            return Err(Error::Shape {
+                op: "linear",
+                detail: format!(
+                    "input {xd:?} does not fit weight {wd:?} (expected [out, {inner}])"
+                ),
+            });
+        }
+        if let Some(b) = bias
+            && b.dims() != [wd[0]]
+        {
+            return Err(Error::Shape {
+                op: "linear",
+                detail: format!("bias {:?} does not fit weight {wd:?}", b.dims()),
+            });
+        }
+        // Fold all leading dimensions into rows: one GEMM against the transposed weight.
+        let rows = x.elem_count() / inner.max(1);
+        let y = x.reshape((rows, inner))?.matmul(&w.t()?)?;
+        let y = match bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = xd.to_vec();
+        if let Some(last) = out.last_mut() {
+            *last = wd[0];
+        }
+        Ok(y.reshape(out)?)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        Ok(a.broadcast_add(b)?)
+    }
+
+    fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        Ok(a.broadcast_mul(b)?)
+    }
+
+    fn scale(&self, t: &Tensor, s: f32) -> Result<Tensor> {
+        Ok(t.affine(f64::from(s), 0.0)?)
+    }
+
+    fn gelu(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.gelu_erf()?)
+    }
+
+    fn layer_norm(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centered = x.broadcast_sub(&mean)?;
+        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centered.broadcast_div(&(var + f64::from(eps))?.sqrt()?)?;
+        Ok(normed.broadcast_mul(weight)?.broadcast_add(bias)?)
+    }
+
+    fn max_dim(&self, t: &Tensor, dim: usize) -> Result<Tensor> {
+        Ok(t.max(dim)?)
+    }
+
+    fn softmax_last(&self, t: &Tensor) -> Result<Tensor> {
+        let max = t.max_keepdim(D::Minus1)?;
+        let e = t.broadcast_sub(&max)?.exp()?;
+        Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+    }
+
+    fn embedding(&self, ids: &Tensor, table: &Tensor) -> Result<Tensor> {
+        let td = table.dims();
+        if td.len() != 2 {
+            return Err(Error::Shape {
+                op: "embedding",
+                detail: format!("table must be [vocab, dim], got {td:?}"),
+            });
+        }
+        let flat = ids.flatten_all()?;
+        let max = flat.max(0)?.to_dtype(DType::U32)?.to_scalar::<u32>()? as usize;
+        if max >= td[0] {
+            return Err(Error::Shape {
+                op: "embedding",
+                detail: format!("id {max} is out of range for a table of {} rows", td[0]),
+            });
+        }
+        let mut shape = ids.dims().to_vec();
+        shape.push(td[1]);
+        Ok(table.index_select(&flat, 0)?.reshape(shape)?)
+    }
+}
+
+fn check_count(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if len != want {
+        return Err(Error::Shape {
+            op,
+            detail: format!("{len} values do not fill shape {shape:?} ({want} elements)"),
+        });
+    }
+    Ok(())
+}
 
 /// Checks that a row-major buffer holds exactly `rows × cols` values.
 pub(crate) fn check_len(
@@ -47,6 +210,84 @@ pub fn matmul_f32(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::block_on_ready;
+
+    fn read(b: &CpuBackend, t: &Tensor) -> Vec<f32> {
+        block_on_ready(b.read_f32(t)).unwrap()
+    }
+
+    #[test]
+    fn ops_match_hand_computed_values() {
+        let b = CpuBackend::new();
+        let x = b.tensor_f32(&[1., 2., 3., 4., 5., 6.], &[2, 3]).unwrap();
+        // linear: x · wᵀ + bias, w = [[1,0,1],[0,1,0]], bias = [10, 20]
+        let w = b.tensor_f32(&[1., 0., 1., 0., 1., 0.], &[2, 3]).unwrap();
+        let bias = b.tensor_f32(&[10., 20.], &[2]).unwrap();
+        assert_eq!(
+            read(&b, &b.linear(&x, &w, Some(&bias)).unwrap()),
+            vec![14., 22., 20., 25.]
+        );
+        // softmax of [0, ln 3] = [0.25, 0.75]
+        let s = b
+            .softmax_last(&b.tensor_f32(&[0., 3f32.ln()], &[1, 2]).unwrap())
+            .unwrap();
+        let s = read(&b, &s);
+        assert!(
+            (s[0] - 0.25).abs() < 1e-6 && (s[1] - 0.75).abs() < 1e-6,
+            "{s:?}"
+        );
+        // layer norm of [1, 3] = [-1, 1] (eps 0), then ·w + b
+        let ln = b
+            .layer_norm(
+                &b.tensor_f32(&[1., 3.], &[1, 2]).unwrap(),
+                &b.tensor_f32(&[2., 2.], &[2]).unwrap(),
+                &b.tensor_f32(&[1., 1.], &[2]).unwrap(),
+                0.0,
+            )
+            .unwrap();
+        assert_eq!(read(&b, &ln), vec![-1., 3.]);
+        // gelu(1) = 0.5·(1 + erf(1/√2)) = 0.841344746
+        let g = read(&b, &b.gelu(&b.tensor_f32(&[1.0], &[1]).unwrap()).unwrap());
+        assert!((g[0] - 0.841_344_7).abs() < 1e-6, "{g:?}");
+        // embedding gather
+        let table = b.tensor_f32(&[0., 0., 1., 1., 2., 2.], &[3, 2]).unwrap();
+        let ids = b.tensor_u32(&[2, 0], &[1, 2]).unwrap();
+        let e = b.embedding(&ids, &table).unwrap();
+        assert_eq!(b.shape(&e), vec![1, 2, 2]);
+        assert_eq!(read(&b, &e), vec![2., 2., 0., 0.]);
+    }
+
+    #[test]
+    fn ops_name_themselves_in_shape_errors() {
+        let b = CpuBackend::new();
+        let x = b.tensor_f32(&[1.; 6], &[2, 3]).unwrap();
+        let w = b.tensor_f32(&[1.; 4], &[2, 2]).unwrap();
+        assert!(
+            b.linear(&x, &w, None)
+                .unwrap_err()
+                .to_string()
+                .contains("shape mismatch in linear")
+        );
+        assert!(
+            b.matmul(&x, &x)
+                .unwrap_err()
+                .to_string()
+                .contains("shape mismatch in matmul")
+        );
+        let ids = b.tensor_u32(&[7], &[1]).unwrap();
+        assert!(
+            b.embedding(&ids, &w)
+                .unwrap_err()
+                .to_string()
+                .contains("id 7 is out of range")
+        );
+        assert!(
+            b.tensor_f32(&[1.; 5], &[2, 3])
+                .unwrap_err()
+                .to_string()
+                .contains("5 values do not fill shape [2, 3]")
+        );
+    }
 
     #[test]
     fn matmul_matches_hand_computed() {

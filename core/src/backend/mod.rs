@@ -1,9 +1,101 @@
-//! Compute backends.
+//! Compute backends and the op set models are written against.
 //!
-//! - [`cpu`]: tensors on the CPU through candle-core (SIMD kernels natively and
-//!   `simd128` in wasm32). It is the reference every GPU kernel is checked against.
+//! Model code (BERT, Llama, heads) is written once against [`Backend`]; a
+//! backend supplies the tensors and the ops. Implementations:
+//!
+//! - [`cpu::CpuBackend`]: candle-core tensors (SIMD kernels natively and
+//!   `simd128` in wasm32). Tensors carry candle's autodiff graph, so training
+//!   reuses the same model code. It is also the reference every GPU kernel is
+//!   checked against.
 //! - [`gpu`]: wgpu running the WGSL kernels in `shaders/` — Vulkan, Metal or DX12
 //!   natively, WebGPU in the browser.
+//!
+//! Conventions: shapes are outermost-first (`[batch, seq, hidden]`), data is
+//! row-major, weights of linear layers are `[out, in]` as in PyTorch, and every
+//! op that takes two tensors checks their shapes and names the op in its error.
+//! Reading a tensor back to the host is `async` because a browser cannot block
+//! on the GPU; [`block_on_ready`] runs such a future for backends whose reads
+//! are immediate (the CPU).
 
 pub mod cpu;
 pub mod gpu;
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+
+/// The op set of cairn's models.
+pub trait Backend: Clone + std::fmt::Debug {
+    /// A tensor living on this backend.
+    type Tensor: Clone + std::fmt::Debug;
+
+    /// Short name for logs and reports (`cpu`, `gpu`).
+    fn name(&self) -> &'static str;
+
+    /// A tensor from f32 host data in row-major order.
+    fn tensor_f32(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
+    /// A tensor of token ids (or other indices) from host data.
+    fn tensor_u32(&self, data: &[u32], shape: &[usize]) -> Result<Self::Tensor>;
+    /// Copies a tensor back to the host as f32, row-major.
+    fn read_f32(&self, t: &Self::Tensor) -> impl Future<Output = Result<Vec<f32>>>;
+    /// The tensor's shape.
+    fn shape(&self, t: &Self::Tensor) -> Vec<usize>;
+
+    /// Same data, new shape (element counts must agree).
+    fn reshape(&self, t: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+    /// Swaps two dimensions; the result is contiguous.
+    fn transpose(&self, t: &Self::Tensor, d0: usize, d1: usize) -> Result<Self::Tensor>;
+    /// `len` entries of dimension `dim` starting at `start`.
+    fn narrow(
+        &self,
+        t: &Self::Tensor,
+        dim: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<Self::Tensor>;
+
+    /// Batched matrix product over the last two dimensions: `[.., m, k] · [.., k, n]`.
+    fn matmul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// A linear layer: `x[.., in] · wᵀ + bias` with `w` shaped `[out, in]`.
+    fn linear(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor>;
+    /// Elementwise sum with trailing-dimension broadcasting.
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Elementwise product with trailing-dimension broadcasting.
+    fn mul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Multiplies every element by `s`.
+    fn scale(&self, t: &Self::Tensor, s: f32) -> Result<Self::Tensor>;
+    /// GELU with the exact erf formulation (BERT's `gelu`).
+    fn gelu(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Layer normalisation over the last dimension.
+    fn layer_norm(
+        &self,
+        x: &Self::Tensor,
+        weight: &Self::Tensor,
+        bias: &Self::Tensor,
+        eps: f32,
+    ) -> Result<Self::Tensor>;
+    /// Maximum over dimension `dim`, which is removed from the shape.
+    fn max_dim(&self, t: &Self::Tensor, dim: usize) -> Result<Self::Tensor>;
+    /// Softmax over the last dimension.
+    fn softmax_last(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Rows of `table[vocab, dim]` gathered by `ids` (any shape): result `[..ids, dim]`.
+    fn embedding(&self, ids: &Self::Tensor, table: &Self::Tensor) -> Result<Self::Tensor>;
+}
+
+/// Runs a future that completes without waiting (the CPU backend's reads).
+/// Errors instead of blocking when the future is not ready at once.
+pub fn block_on_ready<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err(Error::Backend(
+            "this backend reads asynchronously; use the async API (e.g. encode_async)".into(),
+        )),
+    }
+}

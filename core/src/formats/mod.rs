@@ -3,6 +3,8 @@
 //!
 //! - [`gguf`]: GGUF v2/v3 headers — metadata and tensor directory.
 //! - [`safetensors`]: the safetensors header — tensor names, dtypes, shapes, offsets.
+//! - [`tensors`]: tensor data from an in-memory safetensors file, as f32.
 
 pub mod gguf;
 pub mod safetensors;
+pub mod tensors;

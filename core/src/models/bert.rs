@@ -1,0 +1,448 @@
+//! BERT-family encoders: BERT (and MiniLM, which is BERT-shaped) and DistilBERT.
+//!
+//! Both are post-LayerNorm transformers; they differ in weight names, in
+//! DistilBERT having no token-type embeddings, and in config field names. The
+//! weights are mapped onto one [`Encoder`] so the forward pass exists once.
+//! Weight names follow Hugging Face transformers (`BertModel`,
+//! `DistilBertModel`), with or without the `bert.` / `distilbert.` prefix that
+//! task-head checkpoints add.
+
+use serde::Deserialize;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::formats::tensors::SafeTensors;
+
+/// Which architecture a `config.json` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// `model_type: "bert"` (BERT, MiniLM, many sentence-transformers models).
+    Bert,
+    /// `model_type: "distilbert"`.
+    DistilBert,
+}
+
+/// The fields of `config.json` the encoder needs, normalised across architectures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BertConfig {
+    /// Architecture.
+    pub architecture: Architecture,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size (DistilBERT: `dim`).
+    pub hidden_size: usize,
+    /// Number of layers (DistilBERT: `n_layers`).
+    pub num_layers: usize,
+    /// Attention heads (DistilBERT: `n_heads`).
+    pub num_heads: usize,
+    /// Feed-forward size (DistilBERT: `hidden_dim`).
+    pub intermediate_size: usize,
+    /// Longest input in tokens.
+    pub max_position_embeddings: usize,
+    /// Token-type vocabulary (0 for DistilBERT).
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon (DistilBERT: 1e-12).
+    pub layer_norm_eps: f32,
+    /// Padding token id.
+    pub pad_token_id: u32,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    model_type: Option<String>,
+    vocab_size: Option<usize>,
+    hidden_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    intermediate_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    pad_token_id: Option<u32>,
+    hidden_act: Option<String>,
+    activation: Option<String>,
+    position_embedding_type: Option<String>,
+    dim: Option<usize>,
+    n_layers: Option<usize>,
+    n_heads: Option<usize>,
+    hidden_dim: Option<usize>,
+}
+
+impl BertConfig {
+    /// Parses a `config.json`. An architecture other than BERT or DistilBERT,
+    /// an activation other than GELU, or a missing field is a clear error.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let err = |detail: String| Error::Model {
+            file: "config.json".into(),
+            detail,
+        };
+        let raw: RawConfig =
+            serde_json::from_slice(bytes).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        let need = |v: Option<usize>, field: &str| {
+            v.ok_or_else(|| err(format!("missing field '{field}'")))
+        };
+        let model_type = raw
+            .model_type
+            .clone()
+            .ok_or_else(|| err("missing field 'model_type'".into()))?;
+        let cfg = match model_type.as_str() {
+            "bert" => {
+                if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "gelu") {
+                    return Err(err(format!(
+                        "hidden_act '{act}' is not supported (only 'gelu')"
+                    )));
+                }
+                if let Some(p) = raw
+                    .position_embedding_type
+                    .as_deref()
+                    .filter(|p| *p != "absolute")
+                {
+                    return Err(err(format!(
+                        "position_embedding_type '{p}' is not supported (only 'absolute')"
+                    )));
+                }
+                BertConfig {
+                    architecture: Architecture::Bert,
+                    vocab_size: need(raw.vocab_size, "vocab_size")?,
+                    hidden_size: need(raw.hidden_size, "hidden_size")?,
+                    num_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
+                    num_heads: need(raw.num_attention_heads, "num_attention_heads")?,
+                    intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
+                    max_position_embeddings: need(
+                        raw.max_position_embeddings,
+                        "max_position_embeddings",
+                    )?,
+                    type_vocab_size: raw.type_vocab_size.unwrap_or(2),
+                    layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12) as f32,
+                    pad_token_id: raw.pad_token_id.unwrap_or(0),
+                }
+            }
+            "distilbert" => {
+                if let Some(act) = raw.activation.as_deref().filter(|a| *a != "gelu") {
+                    return Err(err(format!(
+                        "activation '{act}' is not supported (only 'gelu')"
+                    )));
+                }
+                BertConfig {
+                    architecture: Architecture::DistilBert,
+                    vocab_size: need(raw.vocab_size, "vocab_size")?,
+                    hidden_size: need(raw.dim, "dim")?,
+                    num_layers: need(raw.n_layers, "n_layers")?,
+                    num_heads: need(raw.n_heads, "n_heads")?,
+                    intermediate_size: need(raw.hidden_dim, "hidden_dim")?,
+                    max_position_embeddings: need(
+                        raw.max_position_embeddings,
+                        "max_position_embeddings",
+                    )?,
+                    type_vocab_size: 0,
+                    layer_norm_eps: 1e-12,
+                    pad_token_id: raw.pad_token_id.unwrap_or(0),
+                }
+            }
+            other => {
+                return Err(err(format!(
+                    "model_type '{other}' is not supported by the encoder (supported: bert, distilbert)"
+                )));
+            }
+        };
+        if cfg.num_heads == 0 || cfg.hidden_size % cfg.num_heads != 0 {
+            return Err(err(format!(
+                "hidden size {} is not divisible by {} heads",
+                cfg.hidden_size, cfg.num_heads
+            )));
+        }
+        Ok(cfg)
+    }
+}
+
+struct Linear<T> {
+    weight: T,
+    bias: T,
+}
+
+struct Norm<T> {
+    weight: T,
+    bias: T,
+}
+
+struct Layer<T> {
+    query: Linear<T>,
+    key: Linear<T>,
+    value: Linear<T>,
+    attn_out: Linear<T>,
+    attn_norm: Norm<T>,
+    ffn_in: Linear<T>,
+    ffn_out: Linear<T>,
+    ffn_norm: Norm<T>,
+}
+
+/// A BERT-family encoder on backend `B`: token ids in, hidden states out.
+pub struct Encoder<B: Backend> {
+    backend: B,
+    config: BertConfig,
+    word_embeddings: B::Tensor,
+    position_embeddings: B::Tensor,
+    token_type_embeddings: Option<B::Tensor>,
+    embed_norm: Norm<B::Tensor>,
+    layers: Vec<Layer<B::Tensor>>,
+}
+
+impl<B: Backend> std::fmt::Debug for Encoder<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("backend", &self.backend.name())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finds weights by their Hugging Face names, trying the task-head prefixes.
+struct Loader<'a, 'b, B: Backend> {
+    st: &'a SafeTensors<'b>,
+    backend: &'a B,
+    prefix: &'static str,
+}
+
+impl<B: Backend> Loader<'_, '_, B> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<B::Tensor> {
+        let full = format!("{}{name}", self.prefix);
+        // Old BERT checkpoints call LayerNorm parameters gamma/beta.
+        let full = if !self.st.contains(&full) && full.ends_with("LayerNorm.weight") {
+            full.replace("LayerNorm.weight", "LayerNorm.gamma")
+        } else if !self.st.contains(&full) && full.ends_with("LayerNorm.bias") {
+            full.replace("LayerNorm.bias", "LayerNorm.beta")
+        } else {
+            full
+        };
+        let (data, got) = self.st.f32(&full)?;
+        if got != shape {
+            return Err(Error::Model {
+                file: self.st.file().to_string(),
+                detail: format!("tensor '{full}' has shape {got:?}, the config implies {shape:?}"),
+            });
+        }
+        self.backend.tensor_f32(&data, shape)
+    }
+
+    fn linear(&self, name: &str, out: usize, inp: usize) -> Result<Linear<B::Tensor>> {
+        Ok(Linear {
+            weight: self.tensor(&format!("{name}.weight"), &[out, inp])?,
+            bias: self.tensor(&format!("{name}.bias"), &[out])?,
+        })
+    }
+
+    fn norm(&self, name: &str, dim: usize) -> Result<Norm<B::Tensor>> {
+        Ok(Norm {
+            weight: self.tensor(&format!("{name}.weight"), &[dim])?,
+            bias: self.tensor(&format!("{name}.bias"), &[dim])?,
+        })
+    }
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Loads the weights of `config`'s architecture from a safetensors file.
+    pub fn load(backend: B, config: BertConfig, st: &SafeTensors<'_>) -> Result<Self> {
+        let (h, ff) = (config.hidden_size, config.intermediate_size);
+        let (word_key, prefixes): (&str, &[&'static str]) = match config.architecture {
+            Architecture::Bert => ("embeddings.word_embeddings.weight", &["", "bert."]),
+            Architecture::DistilBert => ("embeddings.word_embeddings.weight", &["", "distilbert."]),
+        };
+        let prefix = prefixes
+            .iter()
+            .copied()
+            .find(|p| st.contains(&format!("{p}{word_key}")))
+            .ok_or_else(|| Error::Model {
+                file: st.file().to_string(),
+                detail: format!(
+                    "no '{word_key}' (with prefixes {prefixes:?}); is this a {:?} checkpoint?",
+                    config.architecture
+                ),
+            })?;
+        let l = Loader {
+            st,
+            backend: &backend,
+            prefix,
+        };
+        let word_embeddings = l.tensor(word_key, &[config.vocab_size, h])?;
+        let position_embeddings = l.tensor(
+            "embeddings.position_embeddings.weight",
+            &[config.max_position_embeddings, h],
+        )?;
+        let token_type_embeddings = match config.architecture {
+            Architecture::Bert => Some(l.tensor(
+                "embeddings.token_type_embeddings.weight",
+                &[config.type_vocab_size, h],
+            )?),
+            Architecture::DistilBert => None,
+        };
+        let embed_norm = l.norm("embeddings.LayerNorm", h)?;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            layers.push(match config.architecture {
+                Architecture::Bert => {
+                    let p = format!("encoder.layer.{i}");
+                    Layer {
+                        query: l.linear(&format!("{p}.attention.self.query"), h, h)?,
+                        key: l.linear(&format!("{p}.attention.self.key"), h, h)?,
+                        value: l.linear(&format!("{p}.attention.self.value"), h, h)?,
+                        attn_out: l.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                        attn_norm: l.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
+                        ffn_in: l.linear(&format!("{p}.intermediate.dense"), ff, h)?,
+                        ffn_out: l.linear(&format!("{p}.output.dense"), h, ff)?,
+                        ffn_norm: l.norm(&format!("{p}.output.LayerNorm"), h)?,
+                    }
+                }
+                Architecture::DistilBert => {
+                    let p = format!("transformer.layer.{i}");
+                    Layer {
+                        query: l.linear(&format!("{p}.attention.q_lin"), h, h)?,
+                        key: l.linear(&format!("{p}.attention.k_lin"), h, h)?,
+                        value: l.linear(&format!("{p}.attention.v_lin"), h, h)?,
+                        attn_out: l.linear(&format!("{p}.attention.out_lin"), h, h)?,
+                        attn_norm: l.norm(&format!("{p}.sa_layer_norm"), h)?,
+                        ffn_in: l.linear(&format!("{p}.ffn.lin1"), ff, h)?,
+                        ffn_out: l.linear(&format!("{p}.ffn.lin2"), h, ff)?,
+                        ffn_norm: l.norm(&format!("{p}.output_layer_norm"), h)?,
+                    }
+                }
+            });
+        }
+        Ok(Self {
+            backend,
+            config,
+            word_embeddings,
+            position_embeddings,
+            token_type_embeddings,
+            embed_norm,
+            layers,
+        })
+    }
+
+    /// The configuration the encoder was built from.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The backend the encoder runs on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Hidden states `[batch, seq, hidden]` for `ids` `[batch, seq]` (row-major)
+    /// with `attention_mask` (1 = token, 0 = padding). Token types are all 0.
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        attention_mask: &[u32],
+        batch: usize,
+        seq: usize,
+    ) -> Result<B::Tensor> {
+        let b = &self.backend;
+        let cfg = &self.config;
+        if ids.len() != batch * seq || attention_mask.len() != batch * seq {
+            return Err(Error::Shape {
+                op: "encoder forward",
+                detail: format!(
+                    "{} ids and {} mask values for batch {batch} × seq {seq}",
+                    ids.len(),
+                    attention_mask.len()
+                ),
+            });
+        }
+        if seq > cfg.max_position_embeddings {
+            return Err(Error::Input(format!(
+                "sequence of {seq} tokens exceeds the model's maximum of {}",
+                cfg.max_position_embeddings
+            )));
+        }
+        let (h, heads) = (cfg.hidden_size, cfg.num_heads);
+        let head_dim = h / heads;
+
+        let ids_t = b.tensor_u32(ids, &[batch, seq])?;
+        let mut x = b.embedding(&ids_t, &self.word_embeddings)?;
+        let positions = b.narrow(&self.position_embeddings, 0, 0, seq)?;
+        x = b.add(&x, &positions)?;
+        if let Some(tt) = &self.token_type_embeddings {
+            // Token type 0 everywhere: add its row to every position.
+            x = b.add(&x, &b.narrow(tt, 0, 0, 1)?)?;
+        }
+        x = b.layer_norm(
+            &x,
+            &self.embed_norm.weight,
+            &self.embed_norm.bias,
+            cfg.layer_norm_eps,
+        )?;
+
+        // Additive mask [batch, 1, 1, seq]: 0 for tokens, a large negative for padding.
+        let bias: Vec<f32> = attention_mask
+            .iter()
+            .map(|&m| if m == 0 { -1e9 } else { 0.0 })
+            .collect();
+        let mask = b.tensor_f32(&bias, &[batch, 1, 1, seq])?;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+
+        for layer in &self.layers {
+            let split = |t: B::Tensor| -> Result<B::Tensor> {
+                b.transpose(&b.reshape(&t, &[batch, seq, heads, head_dim])?, 1, 2)
+            };
+            let q = split(b.linear(&x, &layer.query.weight, Some(&layer.query.bias))?)?;
+            let k = split(b.linear(&x, &layer.key.weight, Some(&layer.key.bias))?)?;
+            let v = split(b.linear(&x, &layer.value.weight, Some(&layer.value.bias))?)?;
+            let scores = b.scale(&b.matmul(&q, &b.transpose(&k, 2, 3)?)?, scale)?;
+            let probs = b.softmax_last(&b.add(&scores, &mask)?)?;
+            let ctx = b.reshape(
+                &b.transpose(&b.matmul(&probs, &v)?, 1, 2)?,
+                &[batch, seq, h],
+            )?;
+            let attn = b.linear(&ctx, &layer.attn_out.weight, Some(&layer.attn_out.bias))?;
+            x = b.layer_norm(
+                &b.add(&attn, &x)?,
+                &layer.attn_norm.weight,
+                &layer.attn_norm.bias,
+                cfg.layer_norm_eps,
+            )?;
+            let ff = b.gelu(&b.linear(&x, &layer.ffn_in.weight, Some(&layer.ffn_in.bias))?)?;
+            let ff = b.linear(&ff, &layer.ffn_out.weight, Some(&layer.ffn_out.bias))?;
+            x = b.layer_norm(
+                &b.add(&ff, &x)?,
+                &layer.ffn_norm.weight,
+                &layer.ffn_norm.bias,
+                cfg.layer_norm_eps,
+            )?;
+        }
+        Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_parse_and_unsupported_ones_are_named() {
+        let bert = br#"{"model_type":"bert","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16,"max_position_embeddings":32}"#;
+        let c = BertConfig::from_json(bert).unwrap();
+        assert_eq!(
+            (c.architecture, c.hidden_size, c.type_vocab_size),
+            (Architecture::Bert, 8, 2)
+        );
+        let distil = br#"{"model_type":"distilbert","vocab_size":10,"dim":8,"n_layers":1,"n_heads":2,"hidden_dim":16,"max_position_embeddings":32}"#;
+        assert_eq!(
+            BertConfig::from_json(distil).unwrap().architecture,
+            Architecture::DistilBert
+        );
+        let e = BertConfig::from_json(br#"{"model_type":"llama"}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "config.json: model_type 'llama' is not supported by the encoder (supported: bert, distilbert)"
+        );
+        let e = BertConfig::from_json(br#"{"model_type":"bert","vocab_size":10}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field 'hidden_size'"), "{e}");
+        let e = BertConfig::from_json(b"{oops").unwrap_err().to_string();
+        assert!(e.starts_with("config.json: invalid JSON"), "{e}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Model definitions, written once against [`crate::backend::Backend`].
+//!
+//! - [`bert`]: BERT-family encoders (BERT, MiniLM, DistilBERT) from `config.json`
+//!   + safetensors.
+//! - [`pooling`]: sentence embeddings from token states (mean, CLS, max; L2
+//!   normalisation; Matryoshka truncation).
+
+pub mod bert;
+pub mod pooling;

@@ -20,6 +20,7 @@ pub mod embedder;
 pub mod error;
 pub mod formats;
 pub mod models;
+pub mod retrieve;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -14,6 +14,9 @@ use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::backend::{cpu, gpu};
 use cairn_core::embedder::{EmbedderOptions, cosine_similarity, similarity_matrix};
 use cairn_core::models::pooling::Pooling;
+use cairn_core::retrieve::dense::{
+    AnyIndex, Collection, FlatIndex, HnswIndex, HnswParams, VectorIndex,
+};
 use cairn_core::tokenizer::Tokenizer;
 
 #[derive(Parser)]
@@ -82,8 +85,35 @@ enum Cmd {
         /// Fail on inputs longer than the model's maximum instead of truncating them.
         #[arg(long)]
         no_truncate: bool,
+        /// Instead of printing, add the vectors (texts as payloads) to this index file,
+        /// creating it if missing; written atomically. Search it with `cairn search`.
+        #[arg(long, value_name = "FILE")]
+        index: Option<PathBuf>,
+        /// Index kind when creating one.
+        #[arg(long, default_value = "hnsw", value_parser = ["flat", "hnsw"])]
+        kind: String,
+        /// Collection name when creating an index (default: the file stem).
+        #[arg(long)]
+        collection: Option<String>,
         /// Texts to embed.
         texts: Vec<String>,
+    },
+    /// Search vector index files (one file, or every *.cvec in a directory) with a text query.
+    Search {
+        /// An index file or a directory of collection files.
+        #[arg(long, value_name = "PATH")]
+        index: PathBuf,
+        /// Only this collection (by name) when PATH is a directory.
+        #[arg(long)]
+        collection: Option<String>,
+        /// Number of results.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Model name or directory (default: the one recorded in the index).
+        #[arg(long)]
+        model: Option<String>,
+        /// The query.
+        query: String,
     },
     /// Cosine similarity of two texts under a sentence encoder.
     Similarity {
@@ -199,6 +229,9 @@ fn run(cli: Cli) -> Result<()> {
             pooling,
             dims,
             no_truncate,
+            index,
+            kind,
+            collection,
             texts,
         } => {
             let mut texts = texts;
@@ -234,6 +267,45 @@ fn run(cli: Cli) -> Result<()> {
                 ms = started.elapsed().as_millis() as u64,
                 "embedded"
             );
+            if let Some(path) = index {
+                let mut c = if path.exists() {
+                    let c = read_collection(&path)?;
+                    if c.model.as_deref() != Some(model.as_str()) {
+                        return Err(Error::Model(format!(
+                            "{} holds vectors of model {:?}, not '{model}'",
+                            path.display(),
+                            c.model
+                        )));
+                    }
+                    c
+                } else {
+                    let name = collection.unwrap_or_else(|| {
+                        path.file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    });
+                    let index = match kind.as_str() {
+                        "flat" => AnyIndex::Flat(FlatIndex::new(emb.dim)),
+                        _ => AnyIndex::Hnsw(HnswIndex::new(emb.dim, HnswParams::default())),
+                    };
+                    Collection {
+                        name,
+                        model: Some(model.clone()),
+                        index,
+                    }
+                };
+                let ids = c.index.add(&emb.data, texts)?;
+                write_atomic(&path, &c.to_bytes()?)?;
+                println!(
+                    "{}: collection '{}' now holds {} vectors (added ids {}..{})",
+                    path.display(),
+                    c.name,
+                    c.index.len(),
+                    ids.start,
+                    ids.end
+                );
+                return Ok(());
+            }
             match (format.as_str(), &output) {
                 ("npy", Some(path)) => write_atomic(path, &to_npy(&emb))?,
                 ("npy", None) => {
@@ -256,6 +328,74 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Search {
+            index,
+            collection,
+            k,
+            model,
+            query,
+        } => {
+            let files: Vec<PathBuf> = if index.is_dir() {
+                let mut v: Vec<PathBuf> = std::fs::read_dir(&index)
+                    .map_err(Error::io("listing", &index))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "cvec"))
+                    .collect();
+                v.sort();
+                v
+            } else {
+                vec![index.clone()]
+            };
+            let mut collections = Vec::new();
+            for f in &files {
+                let c = read_collection(f)?;
+                if collection.as_deref().is_none_or(|n| n == c.name) {
+                    collections.push(c);
+                }
+            }
+            if collections.is_empty() {
+                return Err(Error::Model(format!(
+                    "no collection{} in {}",
+                    collection
+                        .map(|c| format!(" named '{c}'"))
+                        .unwrap_or_default(),
+                    index.display()
+                )));
+            }
+            let model = model
+                .or_else(|| collections[0].model.clone())
+                .ok_or_else(|| Error::Model("the index records no model; pass --model".into()))?;
+            let embedder = load_embedder(
+                CpuBackend::new(),
+                &resolve_model(&model, &cache)?,
+                &EmbedderOptions::default(),
+            )?;
+            let q = embedder.encode(&[&query], true)?;
+            let mut hits = Vec::new();
+            for c in &collections {
+                if c.index.dim() != q.dim {
+                    return Err(Error::Model(format!(
+                        "collection '{}' has {}-d vectors but model '{model}' gives {}-d",
+                        c.name,
+                        c.index.dim(),
+                        q.dim
+                    )));
+                }
+                for h in c.index.search(q.row(0), k)? {
+                    hits.push((
+                        h.score,
+                        c.name.as_str(),
+                        c.index.payload(h.id).unwrap_or_default(),
+                        h.id,
+                    ));
+                }
+            }
+            hits.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (score, name, payload, id) in hits.into_iter().take(k) {
+                println!("{score:.4}  {name}#{id}  {payload}");
+            }
+            Ok(())
+        }
         Cmd::Similarity { model, a, b } => {
             let embedder = load_embedder(
                 CpuBackend::new(),
@@ -268,6 +408,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Doctor { require_gpu } => doctor(require_gpu),
     }
+}
+
+fn read_collection(path: &std::path::Path) -> Result<Collection> {
+    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+    Ok(Collection::from_bytes(&bytes, &path.display().to_string())?)
 }
 
 fn doctor(require_gpu: bool) -> Result<()> {

@@ -2,13 +2,18 @@
 //! queries per second, on random unit vectors.
 //!
 //!     cargo bench -p cairn --bench hnsw_recall -- [N] [DIM] [QUERIES]
+//!     cargo bench -p cairn --bench hnsw_recall -- FLAT_INDEX.cvec [QUERIES]
 //!
-//! Defaults: 100,000 × 384, 200 queries. Random vectors are the hard case for
-//! HNSW (no cluster structure); real embeddings score higher.
+//! Defaults: 100,000 × 384 random vectors, 200 queries. Random vectors are the
+//! hard case for HNSW (no cluster structure). With a flat index file (real
+//! embeddings, see bench/hnsw_recall_real.sh) the last QUERIES vectors are held
+//! out as queries and the rest are indexed.
 
 use std::time::Instant;
 
-use cairn_core::retrieve::dense::{FlatIndex, HnswIndex, HnswParams, VectorIndex, recall_at_k};
+use cairn_core::retrieve::dense::{
+    AnyIndex, Collection, FlatIndex, HnswIndex, HnswParams, VectorIndex, recall_at_k,
+};
 
 fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -22,17 +27,52 @@ fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+/// `(rows, queries, n, dim, label)` from a flat index file, holding out the last `nq` vectors.
+fn from_index(path: &str, nq: usize) -> (Vec<f32>, Vec<f32>, usize, usize, String) {
+    let bytes = std::fs::read(path).expect("read index");
+    let c = Collection::from_bytes(&bytes, path).expect("parse index");
+    let AnyIndex::Flat(flat) = &c.index else {
+        panic!("{path} is not a flat index")
+    };
+    let (total, dim) = (flat.len(), flat.dim());
+    let n = total - nq;
+    let all: Vec<f32> = (0..total as u32)
+        .flat_map(|i| flat.vector(i).expect("row").to_vec())
         .collect();
-    let n = args.first().copied().unwrap_or(100_000);
-    let dim = args.get(1).copied().unwrap_or(384);
-    let nq = args.get(2).copied().unwrap_or(200);
-    let rows = random_rows(n, dim, 1);
+    let (rows, queries) = all.split_at(n * dim);
+    (
+        rows.to_vec(),
+        queries.to_vec(),
+        n,
+        dim,
+        format!("{} ({})", c.name, path),
+    )
+}
+
+fn main() {
+    let raw: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let (rows, queries, n, dim, label) = if raw.first().is_some_and(|a| a.ends_with(".cvec")) {
+        let nq = raw.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+        from_index(&raw[0], nq)
+    } else {
+        let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
+        let n = args.first().copied().unwrap_or(100_000);
+        let dim = args.get(1).copied().unwrap_or(384);
+        let nq = args.get(2).copied().unwrap_or(200);
+        (
+            random_rows(n, dim, 1),
+            random_rows(nq, dim, 2),
+            n,
+            dim,
+            "random vectors".to_string(),
+        )
+    };
+    let nq = queries.len() / dim;
     let payloads = || vec![String::new(); n];
-    let queries = random_rows(nq, dim, 2);
+    println!("{label}: {n} indexed, {nq} queries");
 
     let mut flat = FlatIndex::new(dim);
     flat.add(&rows, payloads()).expect("flat add");

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::formats::tensors::SafeTensors;
 use crate::models::bert::{BertConfig, Encoder};
 use crate::models::pooling::{Pooling, normalize};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{Tokenizer, pad_batch};
 
 /// The files of a sentence-transformers / Hugging Face encoder, as bytes
 /// (the platform layer reads them from disk, a URL or browser storage).
@@ -247,22 +247,13 @@ impl<B: Backend> Embedder<B> {
         let mut data = vec![0f32; texts.len() * dim];
         let b = self.encoder.backend();
         for chunk in order.chunks(self.batch_size) {
-            let seq = chunk
-                .iter()
-                .map(|&i| encoded[i].len())
-                .max()
-                .unwrap_or(0)
-                .max(1);
-            let batch = chunk.len();
-            let mut ids = vec![self.pad_id; batch * seq];
-            let mut mask = vec![0u32; batch * seq];
-            for (row, &i) in chunk.iter().enumerate() {
-                let e = &encoded[i];
-                ids[row * seq..row * seq + e.len()].copy_from_slice(e);
-                mask[row * seq..row * seq + e.len()]
-                    .iter_mut()
-                    .for_each(|m| *m = 1);
+            let rows: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
+            let padded = pad_batch(&rows, self.pad_id);
+            let (batch, seq) = (chunk.len(), padded.max_len);
+            if seq == 0 {
+                return Err(Error::Input("the texts encode to zero tokens".into()));
             }
+            let (ids, mask) = (padded.ids, padded.attention_mask);
             let states = self.encoder.forward(&ids, &mask, batch, seq)?;
             let pooled = self.pooling.pool(b, &states, &mask, batch, seq)?;
             let host = b.read_f32(&pooled).await?;

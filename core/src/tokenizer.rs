@@ -21,6 +21,36 @@ pub struct Encoding {
     pub offsets: Vec<(usize, usize)>,
 }
 
+/// Several texts encoded and padded to a common length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEncoding {
+    /// `rows × max_len` ids, padded.
+    pub ids: Vec<u32>,
+    /// `rows × max_len`: 1 for tokens, 0 for padding.
+    pub attention_mask: Vec<u32>,
+    /// Unpadded length of each row.
+    pub lengths: Vec<usize>,
+    /// Padded length.
+    pub max_len: usize,
+}
+
+/// Pads id sequences to the longest with `pad_id` and builds the attention mask.
+pub fn pad_batch(rows: &[&[u32]], pad_id: u32) -> BatchEncoding {
+    let max_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut ids = vec![pad_id; rows.len() * max_len];
+    let mut attention_mask = vec![0u32; rows.len() * max_len];
+    for (i, r) in rows.iter().enumerate() {
+        ids[i * max_len..i * max_len + r.len()].copy_from_slice(r);
+        attention_mask[i * max_len..i * max_len + r.len()].fill(1);
+    }
+    BatchEncoding {
+        ids,
+        attention_mask,
+        lengths: rows.iter().map(|r| r.len()).collect(),
+        max_len,
+    }
+}
+
 /// A loaded `tokenizer.json`.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -80,6 +110,22 @@ impl Tokenizer {
         })
     }
 
+    /// Encodes several texts and pads them to the longest with `pad_id`
+    /// (dynamic padding): `ids` and `attention_mask` are `texts.len() × max_len`, row-major.
+    pub fn encode_batch(
+        &self,
+        texts: &[&str],
+        add_special_tokens: bool,
+        pad_id: u32,
+    ) -> Result<BatchEncoding> {
+        let encs = texts
+            .iter()
+            .map(|t| self.encode(t, add_special_tokens))
+            .collect::<Result<Vec<_>>>()?;
+        let rows: Vec<&[u32]> = encs.iter().map(|e| e.ids.as_slice()).collect();
+        Ok(pad_batch(&rows, pad_id))
+    }
+
     /// Decodes ids to text; `skip_special_tokens` drops `[CLS]`, `<s>`, ...
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.inner
@@ -95,5 +141,20 @@ impl Tokenizer {
     /// Vocabulary size including added tokens.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pad_batch_pads_to_the_longest() {
+        let b = pad_batch(&[&[1, 2, 3], &[4]], 0);
+        assert_eq!(b.max_len, 3);
+        assert_eq!(b.ids, vec![1, 2, 3, 4, 0, 0]);
+        assert_eq!(b.attention_mask, vec![1, 1, 1, 1, 0, 0]);
+        assert_eq!(b.lengths, vec![3, 1]);
+        assert_eq!(pad_batch(&[], 0).ids.len(), 0);
     }
 }

@@ -11,6 +11,7 @@
 //! - [`formats`]: ecosystem file formats (GGUF, safetensors headers).
 //! - [`tokenizer`]: `tokenizer.json` tokenizers (WordPiece, BPE) via the
 //!   `tokenizers` crate.
+//! - [`util`]: small shared helpers (deterministic pseudo-random data).
 //! - [`error`]: the crate's one error type.
 
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod formats;
 pub mod models;
 pub mod retrieve;
 pub mod tokenizer;
+pub mod util;
 
 pub use error::{Error, Result};
 

@@ -20,18 +20,11 @@ fn context() -> Option<gpu::GpuContext> {
     }
 }
 
-/// Deterministic values in [-1, 1) from a 64-bit LCG, so runs are comparable.
+/// Deterministic values in [-1, 1), the same on every run and platform.
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
+    cairn_core::util::pseudo_random(n, seed)
+        .into_iter()
+        .map(|v| v * 2.0)
         .collect()
 }
 

@@ -16,15 +16,7 @@ use cairn_core::retrieve::dense::{
 };
 
 fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n * dim)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
+    cairn_core::util::pseudo_random(n * dim, seed)
 }
 
 /// `(rows, queries, n, dim, label)` from a flat index file, holding out the last `nq` vectors.

@@ -1,6 +1,5 @@
 //! Loading embedders from model directories, and writing embeddings as JSON or NPY.
 
-use std::io::Write;
 use std::path::Path;
 
 use cairn_core::backend::Backend;
@@ -70,24 +69,6 @@ pub fn to_npy(e: &Embeddings) -> Vec<u8> {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(Error::io("creating a temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .map_err(Error::io("writing", tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(Error::io("syncing", tmp.path()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("renaming into", path)(e.error))?;
-    Ok(())
 }
 
 #[cfg(test)]

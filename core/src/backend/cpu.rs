@@ -187,6 +187,21 @@ pub(crate) fn check_len(
     Ok(())
 }
 
+/// Checks the operands of a `matmul_f32` and returns `B`'s stored `(rows, cols)`.
+pub(crate) fn matmul_operands(
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    transpose_b: bool,
+) -> Result<(usize, usize)> {
+    check_len("matmul_f32", "A", a.len(), m, k)?;
+    let (b_rows, b_cols) = if transpose_b { (n, k) } else { (k, n) };
+    check_len("matmul_f32", "B", b.len(), b_rows, b_cols)?;
+    Ok((b_rows, b_cols))
+}
+
 /// `C[m×n] = A[m×k] · B[k×n]` (or `A · Bᵀ` with `B` stored `n×k` when
 /// `transpose_b`), all row-major, computed by candle-core on the CPU.
 pub fn matmul_f32(
@@ -197,9 +212,7 @@ pub fn matmul_f32(
     n: usize,
     transpose_b: bool,
 ) -> Result<Vec<f32>> {
-    check_len("matmul_f32", "A", a.len(), m, k)?;
-    let (b_rows, b_cols) = if transpose_b { (n, k) } else { (k, n) };
-    check_len("matmul_f32", "B", b.len(), b_rows, b_cols)?;
+    let (b_rows, b_cols) = matmul_operands(a, b, m, k, n, transpose_b)?;
     let dev = Device::Cpu;
     let a = Tensor::from_slice(a, (m, k), &dev)?;
     let b = Tensor::from_slice(b, (b_rows, b_cols), &dev)?;

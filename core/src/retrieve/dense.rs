@@ -587,15 +587,7 @@ mod tests {
     use super::*;
 
     fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n * dim)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect()
+        crate::util::pseudo_random(n * dim, seed)
     }
 
     fn payloads(n: usize) -> Vec<String> {

@@ -5,7 +5,7 @@ use wgpu::util::DeviceExt;
 use super::context::GpuContext;
 use super::kernels::Kernel;
 use super::readback::read_f32;
-use crate::backend::cpu::check_len;
+use crate::backend::cpu::matmul_operands;
 use crate::error::{Error, Result};
 
 /// Side of the square tile in `shaders/matmul_f32.wgsl`.
@@ -33,9 +33,7 @@ pub async fn matmul_f32(
     n: usize,
     transpose_b: bool,
 ) -> Result<Vec<f32>> {
-    check_len("matmul_f32", "A", a.len(), m, k)?;
-    let (b_rows, b_cols) = if transpose_b { (n, k) } else { (k, n) };
-    check_len("matmul_f32", "B", b.len(), b_rows, b_cols)?;
+    matmul_operands(a, b, m, k, n, transpose_b)?;
     if m == 0 || n == 0 {
         return Ok(Vec::new());
     }

@@ -8,13 +8,31 @@ use crate::error::{Error, Result};
 /// The CPU backend: candle-core tensors on the host, with candle's SIMD
 /// kernels (and `simd128` in wasm32). Tensors keep candle's autodiff graph, so
 /// the same model code trains.
-#[derive(Debug, Clone, Default)]
-pub struct CpuBackend;
+///
+/// For inference ([`CpuBackend::new`]) softmax and layer norm run as fused
+/// single-pass kernels (candle-nn's), which have no backward pass; a backend
+/// made with [`CpuBackend::for_training`] composes them from differentiable
+/// primitives instead.
+#[derive(Debug, Clone)]
+pub struct CpuBackend {
+    fused: bool,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl CpuBackend {
-    /// The CPU backend.
+    /// The CPU backend for inference.
     pub fn new() -> Self {
-        CpuBackend
+        CpuBackend { fused: true }
+    }
+
+    /// The CPU backend with every op differentiable (for training).
+    pub fn for_training() -> Self {
+        CpuBackend { fused: false }
     }
 }
 
@@ -117,6 +135,9 @@ impl Backend for CpuBackend {
     }
 
     fn layer_norm(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
+        if self.fused && x.is_contiguous() {
+            return Ok(candle_nn::ops::layer_norm(x, weight, bias, eps)?);
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centered = x.broadcast_sub(&mean)?;
         let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
@@ -129,6 +150,9 @@ impl Backend for CpuBackend {
     }
 
     fn softmax_last(&self, t: &Tensor) -> Result<Tensor> {
+        if self.fused && t.is_contiguous() {
+            return Ok(candle_nn::ops::softmax_last_dim(t)?);
+        }
         let max = t.max_keepdim(D::Minus1)?;
         let e = t.broadcast_sub(&max)?.exp()?;
         Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
@@ -231,7 +255,40 @@ mod tests {
 
     #[test]
     fn ops_match_hand_computed_values() {
-        let b = CpuBackend::new();
+        for b in [CpuBackend::new(), CpuBackend::for_training()] {
+            ops_match_hand_computed_values_on(b);
+        }
+    }
+
+    #[test]
+    fn fused_and_differentiable_paths_agree() {
+        let (f, t) = (CpuBackend::new(), CpuBackend::for_training());
+        let x: Vec<f32> = crate::util::pseudo_random(6 * 40, 5)
+            .into_iter()
+            .map(|v| v * 8.0)
+            .collect();
+        let w = crate::util::pseudo_random(40, 6);
+        let bias = crate::util::pseudo_random(40, 7);
+        let run = |b: &CpuBackend| {
+            let xt = b.tensor_f32(&x, &[2, 3, 40]).unwrap();
+            let ln = b
+                .layer_norm(
+                    &xt,
+                    &b.tensor_f32(&w, &[40]).unwrap(),
+                    &b.tensor_f32(&bias, &[40]).unwrap(),
+                    1e-12,
+                )
+                .unwrap();
+            let sm = b.softmax_last(&xt).unwrap();
+            (read(b, &ln), read(b, &sm))
+        };
+        let ((l1, s1), (l2, s2)) = (run(&f), run(&t));
+        for (a, b) in l1.iter().zip(&l2).chain(s1.iter().zip(&s2)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    fn ops_match_hand_computed_values_on(b: CpuBackend) {
         let x = b.tensor_f32(&[1., 2., 3., 4., 5., 6.], &[2, 3]).unwrap();
         // linear: x · wᵀ + bias, w = [[1,0,1],[0,1,0]], bias = [10, 20]
         let w = b.tensor_f32(&[1., 0., 1., 0., 1., 0.], &[2, 3]).unwrap();

@@ -4,7 +4,8 @@
 //!     cargo bench -p cairn --bench hnsw_recall -- [N] [DIM] [QUERIES]
 //!     cargo bench -p cairn --bench hnsw_recall -- FLAT_INDEX.cvec [QUERIES]
 //!
-//! Defaults: 100,000 × 384 random vectors, 200 queries. Random vectors are the
+//! Defaults: 100,000 × 384 random vectors, 200 queries; `CAIRN_HNSW_EF=100,200`
+//! picks the ef values (construction = search). Random vectors are the
 //! hard case for HNSW (no cluster structure). With a flat index file (real
 //! embeddings, see bench/hnsw_recall_real.sh) the last QUERIES vectors are held
 //! out as queries and the rest are indexed.
@@ -75,7 +76,11 @@ fn main() {
         .collect();
     let flat_qps = nq as f64 / t.elapsed().as_secs_f64();
 
-    for ef in [100, 200] {
+    let efs: Vec<usize> = std::env::var("CAIRN_HNSW_EF")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 200]);
+    for ef in efs {
         let params = HnswParams {
             ef_construction: ef,
             ef_search: ef,

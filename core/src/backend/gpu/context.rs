@@ -58,6 +58,8 @@ impl std::fmt::Debug for GpuContext {
 }
 
 /// Ranks adapters: real GPUs before virtual ones before software rasterisers.
+/// (The browser picks its own adapter, so wasm32 does not rank.)
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(device_type: wgpu::DeviceType) -> u8 {
     match device_type {
         wgpu::DeviceType::DiscreteGpu => 0,

@@ -626,6 +626,7 @@ mod tests {
             recall += recall_at_k(&flat.search(q, 10).unwrap(), &hnsw.search(q, 10).unwrap());
         }
         let recall = recall / 50.0;
+        eprintln!("recall@10 {recall}");
         assert!(recall >= 0.9, "recall@10 {recall}");
     }
 

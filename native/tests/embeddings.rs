@@ -16,6 +16,14 @@ fn json(path: &Path) -> Json {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+fn strings(v: &Json) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
 fn floats(v: &Json) -> Vec<f32> {
     v.as_array()
         .unwrap()
@@ -27,12 +35,7 @@ fn floats(v: &Json) -> Vec<f32> {
 #[test]
 fn minilm_matches_the_numpy_reference() {
     let golden = json(&common::fixture("minilm_embeddings.json"));
-    let sentences: Vec<&str> = golden["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
+    let sentences = strings(&golden["sentences"]);
     assert!(sentences.len() >= 20);
     let embedder = load_embedder(
         CpuBackend::new(),
@@ -217,12 +220,7 @@ fn tiny_distilbert_matches_the_numpy_reference() {
 
     let embedder =
         load_embedder(CpuBackend::new(), dir.path(), &EmbedderOptions::default()).unwrap();
-    let sentences: Vec<&str> = golden["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
+    let sentences = strings(&golden["sentences"]);
     let emb = embedder.encode(&sentences, true).unwrap();
     for (i, s) in sentences.iter().enumerate() {
         let want = floats(&golden["embeddings"][i]);

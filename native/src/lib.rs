@@ -1,4 +1,5 @@
-//! The `cairn` command line as a library: fetching, caching, inspecting.
+//! The `cairn` command line as a library: fetching, caching, inspecting,
+//! loading decoders and quantizing GGUF files.
 //! `main.rs` is a thin clap front end over these modules.
 
 #![warn(missing_docs)]
@@ -8,6 +9,7 @@ pub mod cache;
 pub mod embed;
 pub mod error;
 pub mod fetch;
+pub mod generate;
 pub mod inspect;
 pub mod manifest;
 

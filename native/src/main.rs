@@ -10,10 +10,12 @@ use cairn::cache::{cache_dir, resolve_model};
 use cairn::embed::{load_embedder, to_npy};
 use cairn::error::{Error, Result};
 use cairn::fetch::{Fetcher, Outcome, RegistrySource};
+use cairn::generate::{load_generator, parse_type, quantize_gguf};
 use cairn::manifest::{MODELS, PACKAGES};
 use cairn_core::backend::cpu::CpuBackend;
-use cairn_core::backend::{cpu, gpu};
+use cairn_core::backend::{block_on_ready, cpu, gpu};
 use cairn_core::embedder::{EmbedderOptions, cosine_similarity, similarity_matrix};
+use cairn_core::generate::{ChatMessage, GenerationConfig, Generator};
 use cairn_core::models::pooling::Pooling;
 use cairn_core::retrieve::dense::{
     AnyIndex, Collection, FlatIndex, HnswIndex, HnswParams, VectorIndex,
@@ -132,6 +134,153 @@ enum Cmd {
         #[arg(long)]
         require_gpu: bool,
     },
+    /// Generate a continuation of a prompt with a GGUF decoder, streaming the text.
+    Generate {
+        /// The prompt (raw text unless --chat).
+        prompt: String,
+        /// Wrap the prompt as one user turn with the model's chat template.
+        #[arg(long)]
+        chat: bool,
+        /// System prompt for --chat (default: the template's own).
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        decoding: GenArgs,
+    },
+    /// Chat with a GGUF decoder: one user turn per line of stdin (interactive on a terminal).
+    Chat {
+        /// System prompt (default: the template's own).
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        decoding: GenArgs,
+    },
+    /// Perplexity of a text under a GGUF decoder (sliding window beyond the context).
+    Perplexity {
+        /// Text to score (or use --file).
+        text: Option<String>,
+        /// Read the text from this file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Model name or GGUF path.
+        #[arg(long, default_value = "smollm2-135m-instruct")]
+        model: String,
+        /// Window length in tokens (default: the model's context).
+        #[arg(long)]
+        window: Option<usize>,
+        /// Window stride in tokens (default: half the window).
+        #[arg(long)]
+        stride: Option<usize>,
+    },
+    /// Rewrite a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32).
+    Quantize {
+        /// Input GGUF file (or model name).
+        input: String,
+        /// Output GGUF file (written atomically).
+        output: PathBuf,
+        /// Target type.
+        #[arg(long = "type", default_value = "q8_0")]
+        ty: String,
+        /// Requantize tensors that are already quantized (quality loss compounds).
+        #[arg(long)]
+        allow_requantize: bool,
+    },
+}
+
+/// Decoding options shared by `generate` and `chat` (names as in transformers' `generate`).
+#[derive(clap::Args)]
+struct GenArgs {
+    /// Model name or GGUF path.
+    #[arg(long, default_value = "smollm2-135m-instruct")]
+    model: String,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// Sample instead of greedy decoding (temperature/top-k/top-p apply only then).
+    #[arg(long)]
+    sample: bool,
+    /// Sampling temperature (> 0).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    temperature: f32,
+    /// Keep the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 50)]
+    top_k: usize,
+    /// Nucleus sampling mass in (0, 1].
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    top_p: f32,
+    /// Repetition penalty (> 1 discourages repeats; 1 = off).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    repetition_penalty: f32,
+    /// Forbid repeating n-grams of this size (0 = off).
+    #[arg(long, default_value_t = 0)]
+    no_repeat_ngram_size: usize,
+    /// Beam search width (1 = off).
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    /// Beam length penalty exponent.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    length_penalty: f32,
+    /// Stop beam search once num_beams hypotheses have finished.
+    #[arg(long)]
+    early_stopping: bool,
+    /// Stop when this text appears (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl GenArgs {
+    fn config(&self) -> GenerationConfig {
+        if !self.sample && (self.temperature != 1.0 || self.top_p != 1.0) {
+            tracing::warn!("--temperature/--top-p only apply with --sample; decoding greedily");
+        }
+        GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            do_sample: self.sample,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            repetition_penalty: self.repetition_penalty,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+            num_beams: self.num_beams,
+            length_penalty: self.length_penalty,
+            early_stopping: self.early_stopping,
+            stop: self.stop.clone(),
+            eos_token_ids: Vec::new(),
+            seed: self.seed,
+        }
+    }
+}
+
+/// Streams one generation to stdout and logs its speed.
+fn stream_to_stdout(
+    generator: &Generator<CpuBackend>,
+    prompt: &str,
+    config: &GenerationConfig,
+) -> Result<cairn_core::generate::Generation> {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    let mut first: Option<std::time::Duration> = None;
+    let out = block_on_ready(generator.generate_stream(prompt, config, |piece| {
+        first.get_or_insert_with(|| started.elapsed());
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(piece.as_bytes());
+        let _ = o.flush();
+        true
+    }))?;
+    println!();
+    let total = started.elapsed().as_secs_f64();
+    tracing::info!(
+        prompt_tokens = out.prompt_tokens,
+        new_tokens = out.token_ids.len(),
+        seconds = format!("{total:.2}"),
+        tokens_per_s = format!("{:.1}", out.token_ids.len() as f64 / total.max(1e-9)),
+        finish = ?out.finish_reason,
+        "generated"
+    );
+    Ok(out)
 }
 
 fn main() -> ExitCode {
@@ -156,6 +305,113 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let cache = cache_dir(cli.cache_dir.as_deref());
     match cli.command {
+        Cmd::Generate {
+            prompt,
+            chat,
+            system,
+            decoding,
+        } => {
+            let config = decoding.config();
+            config.validate()?;
+            let generator =
+                load_generator(CpuBackend::new(), &resolve_model(&decoding.model, &cache)?)?;
+            let prompt = if chat {
+                let mut msgs: Vec<ChatMessage> = system
+                    .iter()
+                    .map(|s| ChatMessage::new("system", s))
+                    .collect();
+                msgs.push(ChatMessage::new("user", &prompt));
+                generator.apply_chat_template(&msgs, true)?
+            } else {
+                prompt
+            };
+            stream_to_stdout(&generator, &prompt, &config)?;
+            Ok(())
+        }
+        Cmd::Chat { system, decoding } => {
+            use std::io::{BufRead, IsTerminal, Write};
+            let config = decoding.config();
+            config.validate()?;
+            let generator =
+                load_generator(CpuBackend::new(), &resolve_model(&decoding.model, &cache)?)?;
+            let mut msgs: Vec<ChatMessage> = system
+                .iter()
+                .map(|s| ChatMessage::new("system", s))
+                .collect();
+            let interactive = std::io::stdin().is_terminal();
+            let stdin = std::io::stdin();
+            let mut lines = stdin.lock().lines();
+            loop {
+                if interactive {
+                    print!("> ");
+                    let _ = std::io::stdout().flush();
+                }
+                let Some(line) = lines.next() else { break };
+                let line = line.map_err(Error::io("reading", "stdin"))?;
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                if interactive && (line == "/exit" || line == "/quit") {
+                    break;
+                }
+                msgs.push(ChatMessage::new("user", line));
+                let prompt = generator.apply_chat_template(&msgs, true)?;
+                let out = stream_to_stdout(&generator, &prompt, &config)?;
+                msgs.push(ChatMessage::new("assistant", &out.text));
+            }
+            Ok(())
+        }
+        Cmd::Perplexity {
+            text,
+            file,
+            model,
+            window,
+            stride,
+        } => {
+            let text = match (text, file) {
+                (Some(t), None) => t,
+                (None, Some(f)) => std::fs::read_to_string(&f).map_err(Error::io("reading", &f))?,
+                _ => {
+                    return Err(Error::Model(
+                        "give the text as an argument or with --file (not both)".into(),
+                    ));
+                }
+            };
+            let generator = load_generator(CpuBackend::new(), &resolve_model(&model, &cache)?)?;
+            let started = std::time::Instant::now();
+            let p = block_on_ready(generator.perplexity(&text, window, stride))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "perplexity": p.perplexity, "mean_nll": p.mean_nll,
+                    "tokens": p.tokens, "windows": p.windows,
+                    "seconds": started.elapsed().as_secs_f64(),
+                })
+            );
+            Ok(())
+        }
+        Cmd::Quantize {
+            input,
+            output,
+            ty,
+            allow_requantize,
+        } => {
+            let ty = parse_type(&ty)?;
+            let input = resolve_model(&input, &cache)?;
+            let r = quantize_gguf(&input, &output, ty, allow_requantize)?;
+            println!(
+                "{} → {}: {} tensors in {}, {} kept; {:.1} MB → {:.1} MB",
+                input.display(),
+                output.display(),
+                r.quantized,
+                ty.name(),
+                r.kept,
+                r.bytes_in as f64 / 1e6,
+                r.bytes_out as f64 / 1e6
+            );
+            Ok(())
+        }
         Cmd::Fetch { only } => {
             for id in &only {
                 if !PACKAGES.iter().any(|p| p.id == id) {

@@ -1,9 +1,12 @@
 //! CPU backend: candle-core tensors.
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::quantized::QMatMul;
+use candle_core::{D, DType, Device, Module, Tensor};
 
 use super::Backend;
 use crate::error::{Error, Result};
+use crate::formats::gguf::GgmlType;
+use crate::quant::matmul::PackedMatrix;
 
 /// The CPU backend: candle-core tensors on the host, with candle's SIMD
 /// kernels (and `simd128` in wasm32). Tensors keep candle's autodiff graph, so
@@ -38,6 +41,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     type Tensor = Tensor;
+    type QMatrix = CpuQMatrix;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -178,6 +182,152 @@ impl Backend for CpuBackend {
         shape.push(td[1]);
         Ok(table.index_select(&flat, 0)?.reshape(shape)?)
     }
+
+    fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::zeros(shape, DType::F32, &Device::Cpu)?)
+    }
+
+    fn write_slice(&self, dst: &Tensor, src: &Tensor, dim: usize, start: usize) -> Result<()> {
+        let (dd, sd) = (dst.dims(), src.dims());
+        let fits = dd.len() == sd.len()
+            && dim < dd.len()
+            && dd
+                .iter()
+                .zip(sd)
+                .enumerate()
+                .all(|(i, (a, b))| if i == dim { start + b <= *a } else { a == b });
+        if !fits {
+            return Err(Error::Shape {
+                op: "write_slice",
+                detail: format!("cannot write {sd:?} into {dd:?} at {start} along dim {dim}"),
+            });
+        }
+        Ok(dst.slice_set(&src.contiguous()?, dim, start)?)
+    }
+
+    fn matmul_t(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let (ad, bd) = (a.dims(), b.dims());
+        if ad.len() < 2 || bd.len() < 2 || ad[ad.len() - 1] != bd[bd.len() - 1] {
+            return Err(Error::Shape {
+                op: "matmul_t",
+                detail: format!("cannot multiply {ad:?} by the transpose of {bd:?}"),
+            });
+        }
+        let n = bd.len();
+        Ok(a.broadcast_matmul(&b.transpose(n - 2, n - 1)?)?)
+    }
+
+    fn qmatrix(
+        &self,
+        ty: GgmlType,
+        data: &[u8],
+        rows: usize,
+        cols: usize,
+        name: &str,
+    ) -> Result<CpuQMatrix> {
+        let inner = if self.fused && PackedMatrix::supports(ty) {
+            QKernel::Packed(PackedMatrix::new(ty, data, rows, cols, name)?)
+        } else {
+            let q = crate::quant::qtensor(ty, data, &[rows, cols], name)?;
+            if self.fused {
+                QKernel::Candle(QMatMul::from_qtensor(q)?)
+            } else {
+                // Training needs gradients through the layer input; candle's
+                // quantized matmul has no backward, so keep an f32 copy.
+                QKernel::Candle(QMatMul::Tensor(q.dequantize(&Device::Cpu)?))
+            }
+        };
+        Ok(CpuQMatrix {
+            inner: std::sync::Arc::new(inner),
+            rows,
+            cols,
+        })
+    }
+
+    fn qmatrix_shape(&self, w: &CpuQMatrix) -> (usize, usize) {
+        (w.rows, w.cols)
+    }
+
+    fn qlinear(&self, x: &Tensor, w: &CpuQMatrix) -> Result<Tensor> {
+        let xd = x.dims();
+        if xd.last() != Some(&w.cols) {
+            return Err(Error::Shape {
+                op: "qlinear",
+                detail: format!(
+                    "input {xd:?} does not fit quantized weight [{}, {}]",
+                    w.rows, w.cols
+                ),
+            });
+        }
+        let inner = w.cols;
+        let rows = x.elem_count() / inner.max(1);
+        let x2 = x.reshape((rows, inner))?;
+        let y = match w.inner.as_ref() {
+            QKernel::Packed(p) => {
+                let xs = x2.flatten_all()?.to_vec1::<f32>()?;
+                Tensor::from_vec(p.matmul(&xs, rows), (rows, w.rows), &Device::Cpu)?
+            }
+            QKernel::Candle(q) => q.forward(&x2.contiguous()?)?,
+        };
+        let mut out = xd.to_vec();
+        if let Some(last) = out.last_mut() {
+            *last = w.rows;
+        }
+        Ok(y.reshape(out)?)
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
+        let (xd, wd) = (x.dims(), weight.dims());
+        if wd.len() != 1 || xd.last() != Some(&wd[0]) {
+            return Err(Error::Shape {
+                op: "rms_norm",
+                detail: format!("weight {wd:?} does not fit input {xd:?}"),
+            });
+        }
+        if self.fused && x.is_contiguous() {
+            return Ok(candle_nn::ops::rms_norm(x, weight, eps)?);
+        }
+        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x.broadcast_div(&(ms + f64::from(eps))?.sqrt()?)?;
+        Ok(normed.broadcast_mul(weight)?)
+    }
+
+    fn silu(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.silu()?)
+    }
+
+    fn rope_pairs(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let (xd, cd) = (x.dims(), cos.dims());
+        if xd.len() != 4 || cd.len() != 2 || cd[0] != xd[2] || cd[1] * 2 != xd[3] {
+            return Err(Error::Shape {
+                op: "rope_pairs",
+                detail: format!(
+                    "x must be [batch, heads, seq, head_dim] and cos/sin [seq, head_dim/2]; got {xd:?} and {cd:?}"
+                ),
+            });
+        }
+        if self.fused {
+            Ok(candle_nn::rotary_emb::rope_i(&x.contiguous()?, cos, sin)?)
+        } else {
+            Ok(candle_nn::rotary_emb::rope_i_slow(x, cos, sin)?)
+        }
+    }
+}
+
+/// A quantized weight on the CPU. Q4_0/Q4_1/Q8_0 use cairn's kernels with
+/// f32 activations ([`PackedMatrix`]); other block types use candle's
+/// ggml-style kernels (activations quantized to 8 bits).
+#[derive(Debug, Clone)]
+pub struct CpuQMatrix {
+    inner: std::sync::Arc<QKernel>,
+    rows: usize,
+    cols: usize,
+}
+
+#[derive(Debug)]
+enum QKernel {
+    Packed(PackedMatrix),
+    Candle(QMatMul),
 }
 
 fn check_count(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {

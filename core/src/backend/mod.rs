@@ -23,11 +23,15 @@ pub mod gpu;
 use std::future::Future;
 
 use crate::error::{Error, Result};
+use crate::formats::gguf::GgmlType;
 
 /// The op set of cairn's models.
 pub trait Backend: Clone + std::fmt::Debug {
     /// A tensor living on this backend.
     type Tensor: Clone + std::fmt::Debug;
+    /// A weight matrix kept in a ggml block format (Q8_0, Q4_1, ...), used by
+    /// [`Backend::qlinear`] without expanding it to f32.
+    type QMatrix: Clone + std::fmt::Debug;
 
     /// Short name for logs and reports (`cpu`, `gpu`).
     fn name(&self) -> &'static str;
@@ -85,6 +89,48 @@ pub trait Backend: Clone + std::fmt::Debug {
     fn softmax_last(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
     /// Rows of `table[vocab, dim]` gathered by `ids` (any shape): result `[..ids, dim]`.
     fn embedding(&self, ids: &Self::Tensor, table: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// A zero-filled f32 tensor (KV caches are allocated once with this).
+    fn zeros(&self, shape: &[usize]) -> Result<Self::Tensor>;
+    /// Overwrites `dst[.., start..start + len, ..]` along `dim` with `src` in
+    /// place, where `len` is `src`'s size in `dim` (the KV-cache append).
+    fn write_slice(
+        &self,
+        dst: &Self::Tensor,
+        src: &Self::Tensor,
+        dim: usize,
+        start: usize,
+    ) -> Result<()>;
+    /// `a · bᵀ` over the last two dimensions: `[.., m, k] · [.., n, k]ᵀ` (attention
+    /// scores against a key cache without materialising its transpose).
+    fn matmul_t(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Uploads a `[rows, cols]` weight stored as ggml blocks of type `ty`
+    /// (`data` is the raw GGUF bytes, rows of `cols` values). `name` is used in errors.
+    fn qmatrix(
+        &self,
+        ty: GgmlType,
+        data: &[u8],
+        rows: usize,
+        cols: usize,
+        name: &str,
+    ) -> Result<Self::QMatrix>;
+    /// `[rows, cols]` of a quantized matrix.
+    fn qmatrix_shape(&self, w: &Self::QMatrix) -> (usize, usize);
+    /// `x[.., cols] · wᵀ` with a quantized `w[rows, cols]`: result `[.., rows]`.
+    fn qlinear(&self, x: &Self::Tensor, w: &Self::QMatrix) -> Result<Self::Tensor>;
+    /// RMS normalisation over the last dimension: `x / √(mean(x²) + eps) · weight`.
+    fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
+    /// SiLU (`x · σ(x)`), the gate activation of SwiGLU.
+    fn silu(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Rotary position embedding on adjacent pairs `(x[2i], x[2i+1])` — the
+    /// layout of llama.cpp's GGUF Q/K weights. `x` is `[batch, heads, seq, head_dim]`,
+    /// `cos`/`sin` are `[seq, head_dim / 2]`.
+    fn rope_pairs(
+        &self,
+        x: &Self::Tensor,
+        cos: &Self::Tensor,
+        sin: &Self::Tensor,
+    ) -> Result<Self::Tensor>;
 }
 
 /// Runs a future that completes without waiting (the CPU backend's reads).

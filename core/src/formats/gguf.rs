@@ -417,6 +417,286 @@ impl Header {
     }
 }
 
+/// Metadata accessors that name the missing or mistyped key in their error.
+impl Header {
+    fn meta_err(&self, key: &str, what: &str) -> Error {
+        Error::Format {
+            format: "GGUF".into(),
+            detail: format!("metadata '{key}' {what}"),
+        }
+    }
+
+    /// A required non-negative integer.
+    pub fn require_u64(&self, key: &str) -> Result<u64> {
+        match self.get(key) {
+            None => Err(self.meta_err(key, "is missing")),
+            Some(v) => v.as_u64().ok_or_else(|| {
+                self.meta_err(key, &format!("is {}, expected an integer", v.summary()))
+            }),
+        }
+    }
+
+    /// A required number (integer or float).
+    pub fn require_f64(&self, key: &str) -> Result<f64> {
+        match self.get(key) {
+            None => Err(self.meta_err(key, "is missing")),
+            Some(v) => v.as_f64().ok_or_else(|| {
+                self.meta_err(key, &format!("is {}, expected a number", v.summary()))
+            }),
+        }
+    }
+
+    /// A required string.
+    pub fn require_str(&self, key: &str) -> Result<&str> {
+        match self.get(key) {
+            None => Err(self.meta_err(key, "is missing")),
+            Some(v) => v.as_str().ok_or_else(|| {
+                self.meta_err(key, &format!("is {}, expected a string", v.summary()))
+            }),
+        }
+    }
+
+    /// A required array.
+    pub fn require_array(&self, key: &str) -> Result<&[Value]> {
+        match self.get(key) {
+            None => Err(self.meta_err(key, "is missing")),
+            Some(v) => v.as_array().ok_or_else(|| {
+                self.meta_err(key, &format!("is {}, expected an array", v.summary()))
+            }),
+        }
+    }
+}
+
+/// A whole GGUF file held in memory: the header plus access to each tensor's bytes.
+#[derive(Debug, Clone)]
+pub struct Gguf<'a> {
+    /// The parsed header.
+    pub header: Header,
+    bytes: &'a [u8],
+    name: String,
+}
+
+impl<'a> Gguf<'a> {
+    /// Parses the header of `bytes` (a whole file) and checks that the file
+    /// holds every tensor's data. `name` is used in error messages.
+    pub fn parse(bytes: &'a [u8], name: &str) -> Result<Self> {
+        let header = Header::read(&mut &bytes[..], name)?;
+        let need = header.data_offset + header.data_len();
+        if (bytes.len() as u64) < need {
+            let short = header
+                .tensors
+                .iter()
+                .find(|t| header.data_offset + t.offset + t.byte_len() > bytes.len() as u64)
+                .map(|t| format!(" (tensor '{}' is cut off)", t.name))
+                .unwrap_or_default();
+            return Err(Error::Format {
+                format: format!("GGUF {name}"),
+                detail: format!(
+                    "file is truncated: {} bytes, but its tensors need {need}{short}",
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(Gguf {
+            header,
+            bytes,
+            name: name.to_string(),
+        })
+    }
+
+    /// The file name given to [`Gguf::parse`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A tensor's directory entry and raw bytes.
+    pub fn tensor(&self, name: &str) -> Result<(&TensorInfo, &'a [u8])> {
+        let info = self.header.tensor(name).ok_or_else(|| Error::Format {
+            format: format!("GGUF {}", self.name),
+            detail: format!("tensor '{name}' is missing"),
+        })?;
+        let start = (self.header.data_offset + info.offset) as usize;
+        let end = start + info.byte_len() as usize;
+        Ok((info, &self.bytes[start..end]))
+    }
+
+    /// A tensor's values as f32 and its shape outermost-first (PyTorch order,
+    /// the reverse of GGUF's dimension list).
+    pub fn dequantize(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let (info, data) = self.tensor(name)?;
+        let what = format!("GGUF {} tensor '{name}'", self.name);
+        let values =
+            crate::quant::dequantize(info.ggml_type, data, info.elements() as usize, &what)?;
+        Ok((
+            values,
+            info.dims.iter().rev().map(|&d| d as usize).collect(),
+        ))
+    }
+}
+
+/// One tensor to write into a GGUF file.
+#[derive(Debug, Clone)]
+pub struct TensorData<'a> {
+    /// Tensor name.
+    pub name: String,
+    /// Element type of `data`.
+    pub ggml_type: GgmlType,
+    /// Dimensions in ggml order (`dims[0]` is the row length).
+    pub dims: Vec<u64>,
+    /// The packed bytes (blocks for quantized types).
+    pub data: std::borrow::Cow<'a, [u8]>,
+}
+
+/// The GGUF type id of a metadata value.
+fn value_type_id(v: &Value) -> u32 {
+    match v {
+        Value::U8(_) => 0,
+        Value::I8(_) => 1,
+        Value::U16(_) => 2,
+        Value::I16(_) => 3,
+        Value::U32(_) => 4,
+        Value::I32(_) => 5,
+        Value::F32(_) => 6,
+        Value::Bool(_) => 7,
+        Value::String(_) => 8,
+        Value::Array(_) => 9,
+        Value::U64(_) => 10,
+        Value::I64(_) => 11,
+        Value::F64(_) => 12,
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+fn put_value(out: &mut Vec<u8>, key: &str, v: &Value) -> Result<()> {
+    match v {
+        Value::U8(x) => out.extend(x.to_le_bytes()),
+        Value::I8(x) => out.extend(x.to_le_bytes()),
+        Value::U16(x) => out.extend(x.to_le_bytes()),
+        Value::I16(x) => out.extend(x.to_le_bytes()),
+        Value::U32(x) => out.extend(x.to_le_bytes()),
+        Value::I32(x) => out.extend(x.to_le_bytes()),
+        Value::F32(x) => out.extend(x.to_le_bytes()),
+        Value::Bool(x) => out.push(u8::from(*x)),
+        Value::String(s) => put_string(out, s),
+        Value::U64(x) => out.extend(x.to_le_bytes()),
+        Value::I64(x) => out.extend(x.to_le_bytes()),
+        Value::F64(x) => out.extend(x.to_le_bytes()),
+        Value::Array(items) => {
+            // An empty array needs some element type; llama.cpp's writer uses the
+            // declared one, and readers accept any, so u8 (0) is as good as any.
+            let elem = items.first().map(value_type_id).unwrap_or(0);
+            if elem == 9 {
+                return Err(Error::Input(format!(
+                    "metadata '{key}': arrays of arrays cannot be written to GGUF"
+                )));
+            }
+            if let Some(bad) = items.iter().find(|i| value_type_id(i) != elem) {
+                return Err(Error::Input(format!(
+                    "metadata '{key}': array mixes element types ({} among {})",
+                    bad.summary(),
+                    items[0].summary()
+                )));
+            }
+            out.extend(elem.to_le_bytes());
+            out.extend((items.len() as u64).to_le_bytes());
+            for i in items {
+                put_value(out, key, i)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a GGUF v3 file: header, metadata in the given order, tensor
+/// directory, then each tensor's data padded to `alignment` (llama.cpp's
+/// layout; `general.alignment` is written when it is not the default 32).
+/// Every tensor's byte count is checked against its type and dimensions first.
+pub fn write<W: std::io::Write>(
+    w: &mut W,
+    metadata: &[(String, Value)],
+    tensors: &[TensorData<'_>],
+    alignment: u64,
+) -> Result<()> {
+    if alignment == 0 || !alignment.is_power_of_two() {
+        return Err(Error::Input(format!(
+            "GGUF alignment must be a power of two, got {alignment}"
+        )));
+    }
+    let mut meta: Vec<(String, Value)> = metadata
+        .iter()
+        .filter(|(k, _)| k != "general.alignment")
+        .cloned()
+        .collect();
+    if alignment != DEFAULT_ALIGNMENT {
+        meta.push(("general.alignment".into(), Value::U32(alignment as u32)));
+    }
+    let mut head = Vec::new();
+    head.extend(MAGIC);
+    head.extend(3u32.to_le_bytes());
+    head.extend((tensors.len() as u64).to_le_bytes());
+    head.extend((meta.len() as u64).to_le_bytes());
+    for (k, v) in &meta {
+        put_string(&mut head, k);
+        head.extend(value_type_id(v).to_le_bytes());
+        put_value(&mut head, k, v)?;
+    }
+    let mut offset = 0u64;
+    let mut offsets = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        if t.dims.is_empty() || t.dims.len() > MAX_DIMS as usize {
+            return Err(Error::Input(format!(
+                "tensor '{}' has {} dimensions (1..={MAX_DIMS} allowed)",
+                t.name,
+                t.dims.len()
+            )));
+        }
+        let info = TensorInfo {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            ggml_type: t.ggml_type,
+            offset,
+        };
+        if info.elements() % t.ggml_type.block().0 != 0 || info.byte_len() != t.data.len() as u64 {
+            return Err(Error::Shape {
+                op: "gguf write",
+                detail: format!(
+                    "tensor '{}' has {} bytes, but {} dims {:?} need {}",
+                    t.name,
+                    t.data.len(),
+                    t.ggml_type.name(),
+                    t.dims,
+                    info.byte_len()
+                ),
+            });
+        }
+        put_string(&mut head, &t.name);
+        head.extend((t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            head.extend(d.to_le_bytes());
+        }
+        head.extend(t.ggml_type.id().to_le_bytes());
+        head.extend(offset.to_le_bytes());
+        offsets.push(offset);
+        offset = (offset + t.data.len() as u64).div_ceil(alignment) * alignment;
+    }
+    let pad = |len: u64| vec![0u8; (len.div_ceil(alignment) * alignment - len) as usize];
+    head.extend(pad(head.len() as u64));
+    let io = |e| Error::Io {
+        context: "writing GGUF".into(),
+        source: e,
+    };
+    w.write_all(&head).map_err(io)?;
+    for t in tensors {
+        w.write_all(&t.data).map_err(io)?;
+        w.write_all(&pad(t.data.len() as u64)).map_err(io)?;
+    }
+    Ok(())
+}
+
 struct Parser<'a, R> {
     r: &'a mut R,
     pos: u64,
@@ -645,5 +925,66 @@ mod tests {
                 assert_eq!(t.id(), id);
             }
         }
+    }
+
+    #[test]
+    fn written_files_read_back_with_data() {
+        let q = crate::quant::quantize(GgmlType::Q8_0, &crate::util::pseudo_random(64, 1), "w")
+            .unwrap();
+        let f: Vec<u8> = [1.0f32, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let meta = vec![
+            (
+                "general.architecture".to_string(),
+                Value::String("llama".into()),
+            ),
+            ("llama.rope.freq_base".to_string(), Value::F32(10000.0)),
+            (
+                "tokenizer.ggml.tokens".to_string(),
+                Value::Array(vec![Value::String("a".into()), Value::String("b".into())]),
+            ),
+        ];
+        let tensors = vec![
+            TensorData {
+                name: "w".into(),
+                ggml_type: GgmlType::Q8_0,
+                dims: vec![32, 2],
+                data: q.clone().into(),
+            },
+            TensorData {
+                name: "v".into(),
+                ggml_type: GgmlType::F32,
+                dims: vec![3],
+                data: f.into(),
+            },
+        ];
+        let mut out = Vec::new();
+        write(&mut out, &meta, &tensors, 32).unwrap();
+        let g = Gguf::parse(&out, "mem.gguf").unwrap();
+        assert_eq!(g.header.metadata, meta);
+        assert_eq!(g.tensor("w").unwrap().1, &q[..]);
+        assert_eq!(g.dequantize("v").unwrap(), (vec![1.0, 2.0, 3.0], vec![3]));
+        assert_eq!(
+            g.header.require_str("general.architecture").unwrap(),
+            "llama"
+        );
+        let e = g.header.require_u64("llama.block_count").unwrap_err();
+        assert!(
+            e.to_string().contains("'llama.block_count' is missing"),
+            "{e}"
+        );
+        // Truncated data is named, with the first tensor that is cut off.
+        let e = Gguf::parse(&out[..out.len() - 40], "cut.gguf").unwrap_err();
+        assert!(e.to_string().contains("file is truncated"), "{e}");
+        assert!(e.to_string().contains("tensor 'v' is cut off"), "{e}");
+        // A wrong byte count is refused before anything is written.
+        let mut bad = tensors.clone();
+        bad[1].dims = vec![4];
+        let mut sink = Vec::new();
+        let e = write(&mut sink, &meta, &bad, 32).unwrap_err();
+        assert!(e.to_string().contains("tensor 'v' has 12 bytes"), "{e}");
+        assert!(sink.is_empty());
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! - [`bert`]: BERT-family encoders (BERT, MiniLM, DistilBERT) from `config.json`
 //!   + safetensors.
+//! - [`llama`]: Llama-family decoders (Llama, SmolLM) from GGUF, with a KV cache.
 //! - [`pooling`]: sentence embeddings from token states (mean, CLS, max; L2
 //!   normalisation; Matryoshka truncation).
 
 pub mod bert;
+pub mod llama;
 pub mod pooling;

@@ -6,6 +6,11 @@
 //! published files (all-MiniLM-L6-v2's among them) pad every input to 128
 //! tokens, which silently skews pooled embeddings. Batching code pads on purpose.
 
+mod gguf;
+mod stream;
+
+pub use stream::TokenStream;
+
 use crate::error::{Error, Result};
 
 /// One encoded text.
@@ -141,6 +146,46 @@ impl Tokenizer {
     /// Vocabulary size including added tokens.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// The token string of an id (as stored in the vocabulary, e.g. `Ġthe`).
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Whether `id` is a special (added, control) token such as `<|im_end|>`.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.inner
+            .get_added_tokens_decoder()
+            .get(&id)
+            .is_some_and(|t| t.special)
+    }
+
+    /// The raw bytes each id stands for, for byte-level BPE vocabularies
+    /// (GPT-2 style, where every byte is mapped to a printable character).
+    /// Added tokens stand for their literal text. Streaming decoders join
+    /// these bytes and cut only at UTF-8 character boundaries.
+    pub fn byte_level_table(&self) -> Result<Vec<Vec<u8>>> {
+        let unmap = stream::byte_level_unmap();
+        let n = self.vocab_size();
+        let added = self.inner.get_added_tokens_decoder();
+        (0..n as u32)
+            .map(|id| {
+                if let Some(t) = added.get(&id) {
+                    return Ok(t.content.as_bytes().to_vec());
+                }
+                let tok = self.inner.id_to_token(id).unwrap_or_default();
+                tok.chars()
+                    .map(|c| {
+                        unmap.get(&c).copied().ok_or_else(|| {
+                            Error::Tokenizer(format!(
+                                "token {id} ({tok:?}) is not byte-level BPE: character {c:?} maps to no byte"
+                            ))
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
     }
 }
 

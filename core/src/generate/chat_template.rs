@@ -1,0 +1,165 @@
+//! Chat templates: the Jinja template a model ships with (`tokenizer.chat_template`
+//! in GGUF metadata or `tokenizer_config.json`), rendered with minijinja the way
+//! `transformers`' `apply_chat_template` renders it (`trim_blocks`,
+//! `lstrip_blocks`, `raise_exception`, `bos_token`/`eos_token` in scope).
+
+use minijinja::{Environment, ErrorKind, context};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::formats::gguf::{Header, Value};
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text of the turn.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with the given role.
+    pub fn new(role: &str, content: &str) -> Self {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// ChatML, the format of SmolLM2, Qwen and many others; used when a model
+/// ships no template of its own.
+pub const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/// A compiled-and-checked chat template.
+#[derive(Debug, Clone)]
+pub struct ChatTemplate {
+    source: String,
+    bos_token: String,
+    eos_token: String,
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+        },
+    );
+    env
+}
+
+impl ChatTemplate {
+    /// Parses `source`; `bos_token`/`eos_token` are the strings templates may
+    /// reference. A syntax error is reported here, not at first use.
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
+        environment()
+            .template_from_str(source)
+            .map_err(|e| Error::Input(format!("chat template does not parse: {e}")))?;
+        Ok(ChatTemplate {
+            source: source.into(),
+            bos_token: bos_token.into(),
+            eos_token: eos_token.into(),
+        })
+    }
+
+    /// The template in a GGUF file's `tokenizer.chat_template`, with its BOS/EOS
+    /// token strings; `None` when the file has no template.
+    pub fn from_gguf(h: &Header) -> Result<Option<Self>> {
+        let Some(src) = h.get("tokenizer.chat_template").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let tokens = h.require_array("tokenizer.ggml.tokens")?;
+        let token = |key: &str| {
+            h.get(key)
+                .and_then(Value::as_u64)
+                .and_then(|id| tokens.get(id as usize))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Self::new(
+            src,
+            &token("tokenizer.ggml.bos_token_id"),
+            &token("tokenizer.ggml.eos_token_id"),
+        )
+        .map(Some)
+    }
+
+    /// The template source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Renders a conversation; `add_generation_prompt` appends the opening of
+    /// the assistant's turn so the model answers next.
+    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let env = environment();
+        let tmpl = env
+            .template_from_str(&self.source)
+            .map_err(|e| Error::Input(format!("chat template does not parse: {e}")))?;
+        tmpl.render(context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        })
+        .map_err(|e| Error::Input(format!("chat template failed to render: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SmolLM2-135M-Instruct's template, as stored in its GGUF metadata.
+    const SMOLLM2: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    #[test]
+    fn smollm2_template_renders_chatml_with_default_system() {
+        let t = ChatTemplate::new(SMOLLM2, "<|im_start|>", "<|im_end|>").unwrap();
+        let out = t.render(&[ChatMessage::new("user", "Hi")], true).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let out = t
+            .render(
+                &[
+                    ChatMessage::new("system", "Be brief."),
+                    ChatMessage::new("user", "Hi"),
+                    ChatMessage::new("assistant", "Hello!"),
+                    ChatMessage::new("user", "Bye"),
+                ],
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+        );
+    }
+
+    #[test]
+    fn template_errors_are_clear() {
+        let e = ChatTemplate::new("{% for %}", "", "").unwrap_err();
+        assert!(
+            e.to_string().contains("chat template does not parse"),
+            "{e}"
+        );
+        let t = ChatTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
+        let e = t.render(&[], true).unwrap_err();
+        assert!(e.to_string().contains("roles must alternate"), "{e}");
+        let chatml = ChatTemplate::new(CHATML, "", "").unwrap();
+        assert_eq!(
+            chatml
+                .render(&[ChatMessage::new("user", "x")], true)
+                .unwrap(),
+            "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+}

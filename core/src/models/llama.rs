@@ -1,0 +1,473 @@
+//! Llama-family decoder (Llama 2/3, SmolLM, TinyLlama, ...) from a GGUF file,
+//! written once against [`Backend`].
+//!
+//! Per layer: RMSNorm → Q/K/V projections (quantized matmuls) → RoPE on
+//! adjacent pairs (llama.cpp permutes Q/K rows in GGUF files so that pair
+//! rotation equals HF's rotate-half) → grouped-query attention against a
+//! preallocated KV cache → output projection → residual → RMSNorm → SwiGLU
+//! MLP (`down(silu(gate(x)) · up(x))`) → residual. The LM head is
+//! `output.weight`, or the token embedding when the model ties them.
+//!
+//! GQA without copying K/V: query heads are grouped by the KV head they share
+//! (`[1, n_kv, n_rep·t, d]` is a reshape of `[1, n_heads, t, d]`), so one
+//! batched matmul per layer scores all of them against the shared cache.
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::formats::gguf::{GgmlType, Gguf};
+
+/// Hyper-parameters read from GGUF metadata (`llama.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    /// Vocabulary size (rows of the embedding).
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// Width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Number of transformer blocks.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads (GQA: divides `num_heads`).
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// RoPE base frequency θ.
+    pub rope_theta: f32,
+    /// RMSNorm epsilon.
+    pub rms_eps: f32,
+    /// Longest sequence the model was trained for.
+    pub context_length: usize,
+}
+
+impl LlamaConfig {
+    /// Reads the configuration of a `llama`-architecture GGUF file.
+    pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
+        let h = &g.header;
+        let arch = h.require_str("general.architecture")?;
+        if arch != "llama" {
+            return Err(Error::Model {
+                file: g.name().into(),
+                detail: format!(
+                    "general.architecture is '{arch}'; this decoder supports 'llama' (Llama, SmolLM, TinyLlama, Mistral-style)"
+                ),
+            });
+        }
+        let u = |k: &str| h.require_u64(&format!("llama.{k}")).map(|v| v as usize);
+        let hidden_size = u("embedding_length")?;
+        let num_heads = u("attention.head_count")?;
+        let num_kv_heads = match h.get("llama.attention.head_count_kv") {
+            Some(_) => u("attention.head_count_kv")?,
+            None => num_heads,
+        };
+        let (emb, _) = g.tensor("token_embd.weight")?;
+        let vocab_size = emb.dims.get(1).copied().unwrap_or(0) as usize;
+        let cfg = LlamaConfig {
+            vocab_size,
+            hidden_size,
+            intermediate_size: u("feed_forward_length")?,
+            num_layers: u("block_count")?,
+            num_heads,
+            num_kv_heads,
+            head_dim: if num_heads == 0 {
+                0
+            } else {
+                hidden_size / num_heads
+            },
+            rope_theta: h
+                .get("llama.rope.freq_base")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(10_000.0) as f32,
+            rms_eps: h.require_f64("llama.attention.layer_norm_rms_epsilon")? as f32,
+            context_length: u("context_length")?,
+        };
+        cfg.check(g.name())?;
+        if let Some(rope_dims) = h.get("llama.rope.dimension_count").and_then(|v| v.as_u64())
+            && rope_dims as usize != cfg.head_dim
+        {
+            return Err(Error::Model {
+                file: g.name().into(),
+                detail: format!(
+                    "llama.rope.dimension_count = {rope_dims} (partial rotary) is not supported; head_dim is {}",
+                    cfg.head_dim
+                ),
+            });
+        }
+        Ok(cfg)
+    }
+
+    fn check(&self, file: &str) -> Result<()> {
+        let bad = |detail: String| {
+            Err(Error::Model {
+                file: file.into(),
+                detail,
+            })
+        };
+        if self.num_heads == 0 || self.num_kv_heads == 0 || self.hidden_size % self.num_heads != 0 {
+            return bad(format!(
+                "hidden size {} is not divisible by {} heads",
+                self.hidden_size, self.num_heads
+            ));
+        }
+        if self.num_heads % self.num_kv_heads != 0 {
+            return bad(format!(
+                "{} query heads are not a multiple of {} KV heads",
+                self.num_heads, self.num_kv_heads
+            ));
+        }
+        if self.head_dim % 2 != 0 {
+            return bad(format!(
+                "head dim {} is odd; RoPE needs pairs",
+                self.head_dim
+            ));
+        }
+        if self.vocab_size == 0 || self.num_layers == 0 || self.context_length == 0 {
+            return bad(format!("degenerate configuration {self:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// Which positions' logits a forward pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position (generation).
+    Last,
+    /// Every position of the chunk (perplexity, scoring).
+    All,
+}
+
+struct Layer<B: Backend> {
+    attn_norm: B::Tensor,
+    wq: B::QMatrix,
+    wk: B::QMatrix,
+    wv: B::QMatrix,
+    wo: B::QMatrix,
+    ffn_norm: B::Tensor,
+    gate: B::QMatrix,
+    up: B::QMatrix,
+    down: B::QMatrix,
+}
+
+/// Keys and values of every layer, allocated once for `capacity` positions and
+/// filled in place as the sequence grows.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    k: Vec<B::Tensor>,
+    v: Vec<B::Tensor>,
+    len: usize,
+    capacity: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// Positions filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Positions the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets positions from `len` on (the buffers stay allocated).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Copies the filled part of `other` into this cache (beam reordering),
+    /// reusing this cache's buffers.
+    pub fn copy_from(&mut self, backend: &B, other: &KvCache<B>) -> Result<()> {
+        if other.len > self.capacity || self.k.len() != other.k.len() {
+            return Err(Error::Shape {
+                op: "kv cache copy",
+                detail: format!(
+                    "{} positions of {} layers do not fit a cache of {} positions and {} layers",
+                    other.len,
+                    other.k.len(),
+                    self.capacity,
+                    self.k.len()
+                ),
+            });
+        }
+        if other.len > 0 {
+            for l in 0..self.k.len() {
+                let k = backend.narrow(&other.k[l], 2, 0, other.len)?;
+                backend.write_slice(&self.k[l], &k, 2, 0)?;
+                let v = backend.narrow(&other.v[l], 2, 0, other.len)?;
+                backend.write_slice(&self.v[l], &v, 2, 0)?;
+            }
+        }
+        self.len = other.len;
+        Ok(())
+    }
+}
+
+/// A Llama-family decoder on backend `B`.
+pub struct Llama<B: Backend> {
+    backend: B,
+    config: LlamaConfig,
+    embed: B::Tensor,
+    layers: Vec<Layer<B>>,
+    norm: B::Tensor,
+    lm_head: B::QMatrix,
+    /// `cos`/`sin` of every position up to the context length: `[ctx, head_dim/2]`.
+    rope_cos: B::Tensor,
+    rope_sin: B::Tensor,
+}
+
+impl<B: Backend> std::fmt::Debug for Llama<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Llama")
+            .field("backend", &self.backend.name())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<B: Backend> Llama<B> {
+    /// Loads the weights of a `llama` GGUF file onto `backend`. Matrices stay
+    /// in their block format; norms and the embedding table become f32.
+    pub fn load(backend: B, g: &Gguf<'_>) -> Result<Self> {
+        let config = LlamaConfig::from_gguf(g)?;
+        let c = &config;
+        let vector = |name: &str, len: usize| -> Result<B::Tensor> {
+            let (values, dims) = g.dequantize(name)?;
+            if dims != [len] {
+                return Err(shape_err(g, name, &dims, &[len]));
+            }
+            backend.tensor_f32(&values, &[len])
+        };
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<B::QMatrix> {
+            let (info, data) = g.tensor(name)?;
+            let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
+            if dims != [rows, cols] {
+                return Err(shape_err(g, name, &dims, &[rows, cols]));
+            }
+            backend.qmatrix(
+                info.ggml_type,
+                data,
+                rows,
+                cols,
+                &format!("GGUF {} tensor '{name}'", g.name()),
+            )
+        };
+        let (emb_values, emb_dims) = g.dequantize("token_embd.weight")?;
+        if emb_dims != [c.vocab_size, c.hidden_size] {
+            return Err(shape_err(
+                g,
+                "token_embd.weight",
+                &emb_dims,
+                &[c.vocab_size, c.hidden_size],
+            ));
+        }
+        let embed = backend.tensor_f32(&emb_values, &emb_dims)?;
+        drop(emb_values);
+        let q_out = c.num_heads * c.head_dim;
+        let kv_out = c.num_kv_heads * c.head_dim;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: vector(&n("attn_norm"), c.hidden_size)?,
+                wq: matrix(&n("attn_q"), q_out, c.hidden_size)?,
+                wk: matrix(&n("attn_k"), kv_out, c.hidden_size)?,
+                wv: matrix(&n("attn_v"), kv_out, c.hidden_size)?,
+                wo: matrix(&n("attn_output"), c.hidden_size, q_out)?,
+                ffn_norm: vector(&n("ffn_norm"), c.hidden_size)?,
+                gate: matrix(&n("ffn_gate"), c.intermediate_size, c.hidden_size)?,
+                up: matrix(&n("ffn_up"), c.intermediate_size, c.hidden_size)?,
+                down: matrix(&n("ffn_down"), c.hidden_size, c.intermediate_size)?,
+            });
+        }
+        let head_name = if g.header.tensor("output.weight").is_some() {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        };
+        let lm_head = matrix(head_name, c.vocab_size, c.hidden_size)?;
+        let (rope_cos, rope_sin) = rope_tables(c);
+        let half = c.head_dim / 2;
+        let rope_cos = backend.tensor_f32(&rope_cos, &[c.context_length, half])?;
+        let rope_sin = backend.tensor_f32(&rope_sin, &[c.context_length, half])?;
+        Ok(Llama {
+            norm: vector("output_norm.weight", c.hidden_size)?,
+            backend,
+            config,
+            embed,
+            layers,
+            lm_head,
+            rope_cos,
+            rope_sin,
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The backend the weights live on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// A KV cache for up to `capacity` positions (at most the context length).
+    pub fn new_cache(&self, capacity: usize) -> Result<KvCache<B>> {
+        let c = &self.config;
+        if capacity == 0 || capacity > c.context_length {
+            return Err(Error::Input(format!(
+                "a KV cache of {capacity} positions is outside 1..={} (the model's context length)",
+                c.context_length
+            )));
+        }
+        let shape = [1, c.num_kv_heads, capacity, c.head_dim];
+        let mut k = Vec::with_capacity(c.num_layers);
+        let mut v = Vec::with_capacity(c.num_layers);
+        for _ in 0..c.num_layers {
+            k.push(self.backend.zeros(&shape)?);
+            v.push(self.backend.zeros(&shape)?);
+        }
+        Ok(KvCache {
+            k,
+            v,
+            len: 0,
+            capacity,
+        })
+    }
+
+    /// Runs `ids` (the next tokens of the sequence in `cache`) through the
+    /// model in one pass, appends their keys/values to the cache and returns
+    /// logits `[1 or ids.len(), vocab]`.
+    pub fn forward(&self, ids: &[u32], cache: &mut KvCache<B>, which: Logits) -> Result<B::Tensor> {
+        let b = &self.backend;
+        let c = &self.config;
+        let t = ids.len();
+        let pos = cache.len;
+        if t == 0 {
+            return Err(Error::Input("forward needs at least one token".into()));
+        }
+        if pos + t > cache.capacity {
+            return Err(Error::Input(format!(
+                "sequence of {} tokens does not fit the KV cache of {} positions (context length {})",
+                pos + t,
+                cache.capacity,
+                c.context_length
+            )));
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= c.vocab_size) {
+            return Err(Error::Input(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                c.vocab_size
+            )));
+        }
+        let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let rep = nh / nkv;
+        let cos = b.narrow(&self.rope_cos, 0, pos, t)?;
+        let sin = b.narrow(&self.rope_sin, 0, pos, t)?;
+        let mask = if t > 1 {
+            Some(b.tensor_f32(&causal_mask(t, pos, rep), &[rep * t, pos + t])?)
+        } else {
+            None
+        };
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut x = b.embedding(&b.tensor_u32(ids, &[1, t])?, &self.embed)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = b.rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
+            let heads = |w: &B::QMatrix, n: usize| -> Result<B::Tensor> {
+                let y = b.reshape(&b.qlinear(&h, w)?, &[1, t, n, hd])?;
+                b.transpose(&y, 1, 2)
+            };
+            let q = b.rope_pairs(&heads(&layer.wq, nh)?, &cos, &sin)?;
+            let k = b.rope_pairs(&heads(&layer.wk, nkv)?, &cos, &sin)?;
+            let v = heads(&layer.wv, nkv)?;
+            b.write_slice(&cache.k[l], &k, 2, pos)?;
+            b.write_slice(&cache.v[l], &v, 2, pos)?;
+            let keys = b.narrow(&cache.k[l], 2, 0, pos + t)?;
+            let values = b.narrow(&cache.v[l], 2, 0, pos + t)?;
+            let q = b.reshape(&q, &[1, nkv, rep * t, hd])?;
+            let mut scores = b.scale(&b.matmul_t(&q, &keys)?, scale)?;
+            if let Some(m) = &mask {
+                scores = b.add(&scores, m)?;
+            }
+            let attn = b.matmul(&b.softmax_last(&scores)?, &values)?;
+            let attn = b.transpose(&b.reshape(&attn, &[1, nh, t, hd])?, 1, 2)?;
+            let attn = b.reshape(&attn, &[1, t, nh * hd])?;
+            x = b.add(&x, &b.qlinear(&attn, &layer.wo)?)?;
+            let h = b.rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
+            let gate = b.silu(&b.qlinear(&h, &layer.gate)?)?;
+            let mlp = b.qlinear(&b.mul(&gate, &b.qlinear(&h, &layer.up)?)?, &layer.down)?;
+            x = b.add(&x, &mlp)?;
+        }
+        cache.len = pos + t;
+        let x = match which {
+            Logits::Last => b.narrow(&x, 1, t - 1, 1)?,
+            Logits::All => x,
+        };
+        let x = b.rms_norm(&x, &self.norm, c.rms_eps)?;
+        let logits = b.qlinear(&x, &self.lm_head)?;
+        let rows = b.shape(&logits)[1];
+        b.reshape(&logits, &[rows, c.vocab_size])
+    }
+}
+
+fn shape_err(g: &Gguf<'_>, name: &str, got: &[usize], want: &[usize]) -> Error {
+    Error::Model {
+        file: g.name().into(),
+        detail: format!("tensor '{name}' has shape {got:?}, expected {want:?}"),
+    }
+}
+
+/// RoPE angles `pos · θ^(−2i/d)` for every position and pair, as cos and sin.
+fn rope_tables(c: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
+    let half = c.head_dim / 2;
+    let inv: Vec<f64> = (0..half)
+        .map(|i| 1.0 / f64::from(c.rope_theta).powf(2.0 * i as f64 / c.head_dim as f64))
+        .collect();
+    let mut cos = Vec::with_capacity(c.context_length * half);
+    let mut sin = Vec::with_capacity(c.context_length * half);
+    for p in 0..c.context_length {
+        for f in &inv {
+            let a = p as f64 * f;
+            cos.push(a.cos() as f32);
+            sin.push(a.sin() as f32);
+        }
+    }
+    (cos, sin)
+}
+
+/// Additive causal mask for `t` new queries at positions `pos..pos + t`,
+/// repeated for the `rep` query heads that share a KV head: `[rep·t, pos + t]`.
+fn causal_mask(t: usize, pos: usize, rep: usize) -> Vec<f32> {
+    let width = pos + t;
+    let mut m = vec![0f32; rep * t * width];
+    for r in 0..rep * t {
+        let q = pos + r % t;
+        m[r * width + q + 1..(r + 1) * width].fill(f32::NEG_INFINITY);
+    }
+    m
+}
+
+/// The quantized block types a [`Llama`] loads (anything candle has kernels for).
+pub fn supported_weight_type(ty: GgmlType) -> bool {
+    crate::quant::candle_dtype(ty, "").is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_mask_allows_the_past_only() {
+        let m = causal_mask(2, 1, 2);
+        let n = f32::NEG_INFINITY;
+        // rows: (rep 0, q at 1), (rep 0, q at 2), (rep 1, q at 1), (rep 1, q at 2)
+        assert_eq!(m, vec![0., 0., n, 0., 0., 0., 0., 0., n, 0., 0., 0.]);
+    }
+}

@@ -25,6 +25,7 @@ pub mod generate;
 pub mod models;
 pub mod quant;
 pub mod retrieve;
+pub mod testing;
 pub mod tokenizer;
 pub mod util;
 

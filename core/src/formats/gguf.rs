@@ -660,7 +660,9 @@ pub fn write<W: std::io::Write>(
             ggml_type: t.ggml_type,
             offset,
         };
-        if info.elements() % t.ggml_type.block().0 != 0 || info.byte_len() != t.data.len() as u64 {
+        if !info.elements().is_multiple_of(t.ggml_type.block().0)
+            || info.byte_len() != t.data.len() as u64
+        {
             return Err(Error::Shape {
                 op: "gguf write",
                 detail: format!(

@@ -20,8 +20,8 @@ pub struct GenerationConfig {
     /// Keep the smallest set of tokens whose probability sums to at least
     /// `top_p` (in (0, 1]; 1 = off). Sampling only.
     pub top_p: f32,
-    /// > 1 discourages tokens already in the prompt or output (CTRL's rule:
-    /// positive logits are divided, negative ones multiplied). 1 = off.
+    /// Values above 1 discourage tokens already in the prompt or output
+    /// (CTRL's rule: positive logits are divided, negative ones multiplied); 1 = off.
     pub repetition_penalty: f32,
     /// Forbid repeating any n-gram of this size (0 = off).
     pub no_repeat_ngram_size: usize,

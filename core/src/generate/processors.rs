@@ -31,10 +31,10 @@ pub fn no_repeat_ngram(logits: &mut [f32], ids: &[u32], n: usize) {
     }
     let prefix = &ids[ids.len() + 1 - n..];
     for w in ids.windows(n) {
-        if &w[..n - 1] == prefix {
-            if let Some(l) = logits.get_mut(w[n - 1] as usize) {
-                *l = f32::NEG_INFINITY;
-            }
+        if &w[..n - 1] == prefix
+            && let Some(l) = logits.get_mut(w[n - 1] as usize)
+        {
+            *l = f32::NEG_INFINITY;
         }
     }
 }

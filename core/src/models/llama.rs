@@ -70,11 +70,7 @@ impl LlamaConfig {
             num_layers: u("block_count")?,
             num_heads,
             num_kv_heads,
-            head_dim: if num_heads == 0 {
-                0
-            } else {
-                hidden_size / num_heads
-            },
+            head_dim: hidden_size.checked_div(num_heads).unwrap_or(0),
             rope_theta: h
                 .get("llama.rope.freq_base")
                 .and_then(|v| v.as_f64())
@@ -104,19 +100,22 @@ impl LlamaConfig {
                 detail,
             })
         };
-        if self.num_heads == 0 || self.num_kv_heads == 0 || self.hidden_size % self.num_heads != 0 {
+        if self.num_heads == 0
+            || self.num_kv_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_heads)
+        {
             return bad(format!(
                 "hidden size {} is not divisible by {} heads",
                 self.hidden_size, self.num_heads
             ));
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return bad(format!(
                 "{} query heads are not a multiple of {} KV heads",
                 self.num_heads, self.num_kv_heads
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad(format!(
                 "head dim {} is odd; RoPE needs pairs",
                 self.head_dim

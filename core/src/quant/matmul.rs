@@ -57,7 +57,7 @@ impl PackedMatrix {
     /// Repacks `[rows, cols]` GGUF blocks of type `ty`. `name` is used in errors.
     pub fn new(ty: GgmlType, data: &[u8], rows: usize, cols: usize, name: &str) -> Result<Self> {
         let want = crate::quant::byte_len(ty, rows * cols, name)?;
-        if cols % QK != 0 || data.len() != want || !Self::supports(ty) {
+        if !cols.is_multiple_of(QK) || data.len() != want || !Self::supports(ty) {
             return Err(Error::Shape {
                 op: "qmatrix",
                 detail: format!(

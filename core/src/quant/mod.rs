@@ -65,7 +65,7 @@ pub(crate) fn candle_dtype(ty: GgmlType, what: &str) -> Result<GgmlDType> {
 pub fn byte_len(ty: GgmlType, elements: usize, what: &str) -> Result<usize> {
     let (per_block, bytes) = ty.block();
     let (per_block, bytes) = (per_block as usize, bytes as usize);
-    if elements % per_block != 0 {
+    if !elements.is_multiple_of(per_block) {
         return Err(Error::Shape {
             op: "quantize",
             detail: format!(

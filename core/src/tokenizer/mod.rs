@@ -9,7 +9,7 @@
 mod gguf;
 mod stream;
 
-pub use stream::TokenStream;
+pub use stream::{TokenStream, byte_level_chars};
 
 use crate::error::{Error, Result};
 

@@ -8,23 +8,32 @@
 
 use std::collections::HashMap;
 
-/// GPT-2's byte ↔ printable-character map, inverted: character → byte.
-pub(crate) fn byte_level_unmap() -> HashMap<char, u8> {
+/// GPT-2's byte → printable-character map: entry `b` is the character that
+/// stands for byte `b` in byte-level BPE vocabularies.
+pub fn byte_level_chars() -> Vec<char> {
     // Printable bytes map to themselves; the rest go to U+0100 upwards, in order.
     let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
-    let mut map = HashMap::with_capacity(256);
     let mut next = 256u32;
-    for b in 0..=255u8 {
-        let c = if printable(b) {
-            char::from(b)
-        } else {
-            let c = char::from_u32(next).expect("U+0100..U+0143 are chars");
-            next += 1;
-            c
-        };
-        map.insert(c, b);
-    }
-    map
+    (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                char::from(b)
+            } else {
+                let c = char::from_u32(next).expect("U+0100..U+0143 are chars");
+                next += 1;
+                c
+            }
+        })
+        .collect()
+}
+
+/// The inverse of [`byte_level_chars`]: character → byte.
+pub(crate) fn byte_level_unmap() -> HashMap<char, u8> {
+    byte_level_chars()
+        .into_iter()
+        .enumerate()
+        .map(|(b, c)| (c, b as u8))
+        .collect()
 }
 
 /// Turns a stream of token ids into text pieces that are always whole UTF-8.

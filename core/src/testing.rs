@@ -1,0 +1,187 @@
+//! Tiny randomly initialised models, written in the real file formats, for
+//! fast tests and benchmarks that must not depend on downloaded weights.
+
+use crate::formats::gguf::{self, GgmlType, TensorData, Value};
+use crate::generate::chat_template::CHATML;
+use crate::quant;
+use crate::util::pseudo_random;
+
+/// Shape of a tiny Llama written by [`tiny_llama_gguf`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TinyLlama {
+    /// Model width (a multiple of 32).
+    pub hidden: usize,
+    /// MLP width (a multiple of 32).
+    pub ffn: usize,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Context length written to the metadata.
+    pub context: usize,
+    /// Block type of the weight matrices.
+    pub matrix_type: GgmlType,
+    /// Seed of the weights.
+    pub seed: u64,
+}
+
+impl Default for TinyLlama {
+    fn default() -> Self {
+        TinyLlama {
+            hidden: 64,
+            ffn: 96,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            context: 128,
+            matrix_type: GgmlType::Q8_0,
+            seed: 7,
+        }
+    }
+}
+
+/// The byte-level vocabulary of the tiny model: the 256 GPT-2 byte
+/// characters, a few merges, then `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`.
+fn vocab() -> (Vec<String>, Vec<String>, Vec<i32>) {
+    let unmap = crate::tokenizer::byte_level_chars();
+    let mut tokens: Vec<String> = unmap.iter().map(|c| c.to_string()).collect();
+    let merges: Vec<String> = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for m in &merges {
+        tokens.push(m.replace(' ', ""));
+    }
+    let mut types = vec![1; tokens.len()];
+    for s in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] {
+        tokens.push(s.into());
+        types.push(3);
+    }
+    (tokens, merges, types)
+}
+
+/// A complete GGUF file (metadata, tokenizer, ChatML template, weights) of a
+/// randomly initialised Llama with the given shape.
+pub fn tiny_llama_gguf(t: &TinyLlama) -> crate::Result<Vec<u8>> {
+    let (tokens, merges, types) = vocab();
+    let vocab_size = tokens.len();
+    let n = tokens.len() as u32;
+    let head_dim = t.hidden / t.heads;
+    let s = |v: &str| Value::String(v.into());
+    let meta: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), s("llama")),
+        ("general.name".into(), s("tiny-random-llama")),
+        ("llama.block_count".into(), Value::U32(t.layers as u32)),
+        ("llama.context_length".into(), Value::U32(t.context as u32)),
+        ("llama.embedding_length".into(), Value::U32(t.hidden as u32)),
+        ("llama.feed_forward_length".into(), Value::U32(t.ffn as u32)),
+        (
+            "llama.attention.head_count".into(),
+            Value::U32(t.heads as u32),
+        ),
+        (
+            "llama.attention.head_count_kv".into(),
+            Value::U32(t.kv_heads as u32),
+        ),
+        ("llama.rope.freq_base".into(), Value::F32(10000.0)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
+        ("tokenizer.ggml.model".into(), s("gpt2")),
+        ("tokenizer.ggml.pre".into(), s("smollm")),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.iter().map(|t| s(t)).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.iter().map(|&v| Value::I32(v)).collect()),
+        ),
+        (
+            "tokenizer.ggml.merges".into(),
+            Value::Array(merges.iter().map(|m| s(m)).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id".into(), Value::U32(n - 2)),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(n - 1)),
+        ("tokenizer.chat_template".into(), s(CHATML)),
+    ];
+    let mut seed = t.seed;
+    let mut tensor = |name: String,
+                      dims: [usize; 2],
+                      ty: GgmlType,
+                      scale: f32|
+     -> crate::Result<TensorData<'static>> {
+        seed += 1;
+        let vals: Vec<f32> = pseudo_random(dims[0] * dims[1], seed)
+            .into_iter()
+            .map(|v| v * scale)
+            .collect();
+        let data = quant::quantize(ty, &vals, &name)?;
+        let ggml_dims = if dims[0] == 1 {
+            vec![dims[1] as u64]
+        } else {
+            vec![dims[1] as u64, dims[0] as u64]
+        };
+        Ok(TensorData {
+            name,
+            ggml_type: ty,
+            dims: ggml_dims,
+            data: data.into(),
+        })
+    };
+    let norm = |name: String| TensorData {
+        name,
+        ggml_type: GgmlType::F32,
+        dims: vec![t.hidden as u64],
+        data: (0..t.hidden)
+            .flat_map(|i| (1.0f32 + 0.01 * (i % 5) as f32).to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into(),
+    };
+    let mt = t.matrix_type;
+    let mut ts = vec![tensor(
+        "token_embd.weight".into(),
+        [vocab_size, t.hidden],
+        GgmlType::Q8_0,
+        2.0,
+    )?];
+    for l in 0..t.layers {
+        let p = |x: &str| format!("blk.{l}.{x}.weight");
+        ts.push(norm(p("attn_norm")));
+        ts.push(tensor(
+            p("attn_q"),
+            [t.heads * head_dim, t.hidden],
+            mt,
+            0.5,
+        )?);
+        ts.push(tensor(
+            p("attn_k"),
+            [t.kv_heads * head_dim, t.hidden],
+            mt,
+            0.5,
+        )?);
+        ts.push(tensor(
+            p("attn_v"),
+            [t.kv_heads * head_dim, t.hidden],
+            mt,
+            0.5,
+        )?);
+        ts.push(tensor(
+            p("attn_output"),
+            [t.hidden, t.heads * head_dim],
+            mt,
+            0.5,
+        )?);
+        ts.push(norm(p("ffn_norm")));
+        ts.push(tensor(p("ffn_gate"), [t.ffn, t.hidden], mt, 0.5)?);
+        ts.push(tensor(p("ffn_up"), [t.ffn, t.hidden], mt, 0.5)?);
+        ts.push(tensor(p("ffn_down"), [t.hidden, t.ffn], mt, 0.5)?);
+    }
+    ts.push(norm("output_norm.weight".into()));
+    let mut out = Vec::new();
+    gguf::write(&mut out, &meta, &ts, 32)?;
+    Ok(out)
+}

@@ -2,6 +2,7 @@
 
 use candle_core::quantized::QMatMul;
 use candle_core::{D, DType, Device, Module, Tensor};
+use rayon::prelude::*;
 
 use super::Backend;
 use crate::error::{Error, Result};
@@ -263,6 +264,11 @@ impl Backend for CpuBackend {
         let rows = x.elem_count() / inner.max(1);
         let x2 = x.reshape((rows, inner))?;
         let y = match w.inner.as_ref() {
+            // Many tokens (prefill): expand the weights once and run one GEMM.
+            QKernel::Packed(p) if rows >= PREFILL_GEMM_ROWS => {
+                let wf = Tensor::from_vec(p.dequantize(), (w.rows, w.cols), &Device::Cpu)?;
+                x2.matmul(&wf.t()?)?
+            }
             QKernel::Packed(p) => {
                 let xs = x2.flatten_all()?.to_vec1::<f32>()?;
                 Tensor::from_vec(p.matmul(&xs, rows), (rows, w.rows), &Device::Cpu)?
@@ -312,7 +318,144 @@ impl Backend for CpuBackend {
             Ok(candle_nn::rotary_emb::rope_i_slow(x, cos, sin)?)
         }
     }
+
+    fn attention(
+        &self,
+        q: &Tensor,
+        k_cache: &Tensor,
+        v_cache: &Tensor,
+        len: usize,
+    ) -> Result<Tensor> {
+        // Decoding (a few queries): one fused pass over the cache, reading it
+        // in place. Prefill and training: batched matmuls.
+        if self.fused && q.dims().len() == 4 && q.dims()[2] <= FUSED_ATTENTION_MAX_QUERIES {
+            fused_attention(q, k_cache, v_cache, len)
+        } else {
+            super::composed_attention(self, q, k_cache, v_cache, len)
+        }
+    }
 }
+
+/// Up to this many queries, attention runs as one fused loop.
+const FUSED_ATTENTION_MAX_QUERIES: usize = 8;
+
+/// The f32 data of a contiguous CPU tensor, without copying.
+fn with_f32_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(Error::Backend(format!("{what} is not a CPU tensor")));
+    };
+    if !layout.is_contiguous() {
+        return Err(Error::Backend(format!("{what} is not contiguous")));
+    }
+    let data = cpu.as_slice::<f32>()?;
+    let start = layout.start_offset();
+    Ok(f(&data[start..start + layout.shape().elem_count()]))
+}
+
+/// Eight-lane dot product (independent lanes so the compiler vectorises it).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// [`Backend::attention`] as one pass per (head, query): scores against the
+/// cached keys, a softmax, and the weighted sum of cached values.
+fn fused_attention(q: &Tensor, k_cache: &Tensor, v_cache: &Tensor, len: usize) -> Result<Tensor> {
+    let (qd, kd) = (q.dims(), k_cache.dims());
+    if qd.len() != 4
+        || kd.len() != 4
+        || qd[3] != kd[3]
+        || kd[1] == 0
+        || !qd[1].is_multiple_of(kd[1])
+        || v_cache.dims() != kd
+        || qd[2] > len
+        || len > kd[2]
+    {
+        return Err(Error::Shape {
+            op: "attention",
+            detail: format!(
+                "queries {qd:?} at the end of {len} positions do not fit caches {kd:?} / {:?}",
+                v_cache.dims()
+            ),
+        });
+    }
+    let (nh, t, d, nkv, cap) = (qd[1], qd[2], qd[3], kd[1], kd[2]);
+    let rep = nh / nkv;
+    let pos = len - t;
+    let scale = 1.0 / (d as f32).sqrt();
+    let qv = q.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = vec![0f32; t * nh * d];
+    with_f32_slice(k_cache, "key cache", |kc| {
+        with_f32_slice(v_cache, "value cache", |vc| {
+            let head = |h: usize, o: &mut [f32]| {
+                // o: this head's outputs for every query, [t, d].
+                let kv = h / rep;
+                let keys = &kc[kv * cap * d..(kv * cap + len) * d];
+                let values = &vc[kv * cap * d..(kv * cap + len) * d];
+                let mut scores = vec![0f32; len];
+                for i in 0..t {
+                    let visible = pos + i + 1;
+                    let qi = &qv[(h * t + i) * d..(h * t + i + 1) * d];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, s) in scores[..visible].iter_mut().enumerate() {
+                        *s = dot(qi, &keys[j * d..(j + 1) * d]) * scale;
+                        max = max.max(*s);
+                    }
+                    let mut sum = 0f32;
+                    for s in &mut scores[..visible] {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    }
+                    let oi = &mut o[i * d..(i + 1) * d];
+                    oi.fill(0.0);
+                    for (j, s) in scores[..visible].iter().enumerate() {
+                        let w = s / sum;
+                        for (a, v) in oi.iter_mut().zip(&values[j * d..(j + 1) * d]) {
+                            *a += w * v;
+                        }
+                    }
+                }
+            };
+            // Head-major scratch, then interleave to [t, heads·d].
+            let mut per_head = vec![0f32; nh * t * d];
+            if nh * t * len * d >= PARALLEL_MIN_WORK {
+                per_head
+                    .par_chunks_mut(t * d)
+                    .enumerate()
+                    .for_each(|(h, o)| head(h, o));
+            } else {
+                per_head
+                    .chunks_mut(t * d)
+                    .enumerate()
+                    .for_each(|(h, o)| head(h, o));
+            }
+            for h in 0..nh {
+                for i in 0..t {
+                    out[(i * nh + h) * d..(i * nh + h + 1) * d]
+                        .copy_from_slice(&per_head[(h * t + i) * d..(h * t + i + 1) * d]);
+                }
+            }
+        })
+    })??;
+    Ok(Tensor::from_vec(out, (1, t, nh * d), &Device::Cpu)?)
+}
+
+/// Below this many multiply-adds, splitting work over threads costs more
+/// (waking workers, ~µs each) than it saves.
+pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// A quantized weight on the CPU. Q4_0/Q4_1/Q8_0 use cairn's kernels with
 /// f32 activations ([`PackedMatrix`]); other block types use candle's
@@ -323,6 +466,10 @@ pub struct CpuQMatrix {
     rows: usize,
     cols: usize,
 }
+
+/// From this many input rows on, a quantized linear layer expands its
+/// weights to f32 and runs a GEMM instead of per-row dot products.
+const PREFILL_GEMM_ROWS: usize = 8;
 
 #[derive(Debug)]
 enum QKernel {
@@ -507,6 +654,41 @@ mod tests {
                 .to_string()
                 .contains("5 values do not fill shape [2, 3]")
         );
+    }
+
+    #[test]
+    fn fused_attention_equals_composed_attention() {
+        let b = CpuBackend::new();
+        let (nh, nkv, d, cap) = (6, 2, 16, 12);
+        let k = b
+            .tensor_f32(
+                &crate::util::pseudo_random(nkv * cap * d, 1),
+                &[1, nkv, cap, d],
+            )
+            .unwrap();
+        let v = b
+            .tensor_f32(
+                &crate::util::pseudo_random(nkv * cap * d, 2),
+                &[1, nkv, cap, d],
+            )
+            .unwrap();
+        for (t, len) in [(1, 1), (1, 9), (3, 7), (5, 12)] {
+            let q = b
+                .tensor_f32(&crate::util::pseudo_random(nh * t * d, 3), &[1, nh, t, d])
+                .unwrap();
+            let fused = read(&b, &fused_attention(&q, &k, &v, len).unwrap());
+            let composed = read(
+                &b,
+                &crate::backend::composed_attention(&b, &q, &k, &v, len).unwrap(),
+            );
+            assert_eq!(fused.len(), t * nh * d);
+            for (x, y) in fused.iter().zip(&composed) {
+                assert!((x - y).abs() < 1e-5, "t={t} len={len}: {x} vs {y}");
+            }
+        }
+        let q = b.tensor_f32(&[0.0; 6 * 16], &[1, 6, 1, 16]).unwrap();
+        let e = fused_attention(&q, &k, &v, 13).unwrap_err();
+        assert!(e.to_string().contains("shape mismatch in attention"), "{e}");
     }
 
     #[test]

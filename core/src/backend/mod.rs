@@ -131,6 +131,67 @@ pub trait Backend: Clone + std::fmt::Debug {
         cos: &Self::Tensor,
         sin: &Self::Tensor,
     ) -> Result<Self::Tensor>;
+
+    /// Causal scaled-dot-product attention of `t` new queries against a KV
+    /// cache, with grouped-query heads. `q` is `[1, heads, t, d]`; the caches
+    /// are `[1, kv_heads, capacity, d]` with their first `len` positions
+    /// filled, the queries being positions `len − t .. len`. Returns
+    /// `[1, t, heads·d]`. The default composes matmuls and a softmax; a
+    /// backend may fuse it.
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k_cache: &Self::Tensor,
+        v_cache: &Self::Tensor,
+        len: usize,
+    ) -> Result<Self::Tensor> {
+        composed_attention(self, q, k_cache, v_cache, len)
+    }
+}
+
+/// [`Backend::attention`] from primitive ops (differentiable on the CPU).
+///
+/// GQA without copying K/V: the query heads that share a KV head are
+/// consecutive, so `[1, heads, t, d]` reshapes to `[1, kv_heads, rep·t, d]`
+/// and one batched matmul scores them all against the shared cache.
+pub fn composed_attention<B: Backend + ?Sized>(
+    b: &B,
+    q: &B::Tensor,
+    k_cache: &B::Tensor,
+    v_cache: &B::Tensor,
+    len: usize,
+) -> Result<B::Tensor> {
+    let (qd, kd) = (b.shape(q), b.shape(k_cache));
+    if qd.len() != 4 || kd.len() != 4 || qd[3] != kd[3] || kd[1] == 0 || qd[1] % kd[1] != 0 {
+        return Err(Error::Shape {
+            op: "attention",
+            detail: format!("queries {qd:?} do not fit cache {kd:?}"),
+        });
+    }
+    let (nh, t, d, nkv) = (qd[1], qd[2], qd[3], kd[1]);
+    if t > len || len > kd[2] {
+        return Err(Error::Shape {
+            op: "attention",
+            detail: format!("{t} queries at the end of {len} positions do not fit cache {kd:?}"),
+        });
+    }
+    let rep = nh / nkv;
+    let pos = len - t;
+    let keys = b.narrow(k_cache, 2, 0, len)?;
+    let values = b.narrow(v_cache, 2, 0, len)?;
+    let q = b.reshape(q, &[1, nkv, rep * t, d])?;
+    let mut scores = b.scale(&b.matmul_t(&q, &keys)?, 1.0 / (d as f32).sqrt())?;
+    if t > 1 {
+        let mut m = vec![0f32; rep * t * len];
+        for r in 0..rep * t {
+            let qpos = pos + r % t;
+            m[r * len + qpos + 1..(r + 1) * len].fill(f32::NEG_INFINITY);
+        }
+        scores = b.add(&scores, &b.tensor_f32(&m, &[rep * t, len])?)?;
+    }
+    let attn = b.matmul(&b.softmax_last(&scores)?, &values)?;
+    let attn = b.transpose(&b.reshape(&attn, &[1, nh, t, d])?, 1, 2)?;
+    b.reshape(&attn, &[1, t, nh * d])
 }
 
 /// Runs a future that completes without waiting (the CPU backend's reads).

@@ -8,9 +8,8 @@
 //! MLP (`down(silu(gate(x)) · up(x))`) → residual. The LM head is
 //! `output.weight`, or the token embedding when the model ties them.
 //!
-//! GQA without copying K/V: query heads are grouped by the KV head they share
-//! (`[1, n_kv, n_rep·t, d]` is a reshape of `[1, n_heads, t, d]`), so one
-//! batched matmul per layer scores all of them against the shared cache.
+//! Attention is the backend's [`Backend::attention`] op (grouped-query heads
+//! read the shared K/V cache in place; the CPU backend fuses the decode case).
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -367,15 +366,8 @@ impl<B: Backend> Llama<B> {
             )));
         }
         let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        let rep = nh / nkv;
         let cos = b.narrow(&self.rope_cos, 0, pos, t)?;
         let sin = b.narrow(&self.rope_sin, 0, pos, t)?;
-        let mask = if t > 1 {
-            Some(b.tensor_f32(&causal_mask(t, pos, rep), &[rep * t, pos + t])?)
-        } else {
-            None
-        };
-        let scale = 1.0 / (hd as f32).sqrt();
         let mut x = b.embedding(&b.tensor_u32(ids, &[1, t])?, &self.embed)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = b.rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
@@ -388,16 +380,7 @@ impl<B: Backend> Llama<B> {
             let v = heads(&layer.wv, nkv)?;
             b.write_slice(&cache.k[l], &k, 2, pos)?;
             b.write_slice(&cache.v[l], &v, 2, pos)?;
-            let keys = b.narrow(&cache.k[l], 2, 0, pos + t)?;
-            let values = b.narrow(&cache.v[l], 2, 0, pos + t)?;
-            let q = b.reshape(&q, &[1, nkv, rep * t, hd])?;
-            let mut scores = b.scale(&b.matmul_t(&q, &keys)?, scale)?;
-            if let Some(m) = &mask {
-                scores = b.add(&scores, m)?;
-            }
-            let attn = b.matmul(&b.softmax_last(&scores)?, &values)?;
-            let attn = b.transpose(&b.reshape(&attn, &[1, nh, t, hd])?, 1, 2)?;
-            let attn = b.reshape(&attn, &[1, t, nh * hd])?;
+            let attn = b.attention(&q, &cache.k[l], &cache.v[l], pos + t)?;
             x = b.add(&x, &b.qlinear(&attn, &layer.wo)?)?;
             let h = b.rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
             let gate = b.silu(&b.qlinear(&h, &layer.gate)?)?;
@@ -441,32 +424,7 @@ fn rope_tables(c: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
     (cos, sin)
 }
 
-/// Additive causal mask for `t` new queries at positions `pos..pos + t`,
-/// repeated for the `rep` query heads that share a KV head: `[rep·t, pos + t]`.
-fn causal_mask(t: usize, pos: usize, rep: usize) -> Vec<f32> {
-    let width = pos + t;
-    let mut m = vec![0f32; rep * t * width];
-    for r in 0..rep * t {
-        let q = pos + r % t;
-        m[r * width + q + 1..(r + 1) * width].fill(f32::NEG_INFINITY);
-    }
-    m
-}
-
 /// The quantized block types a [`Llama`] loads (anything candle has kernels for).
 pub fn supported_weight_type(ty: GgmlType) -> bool {
     crate::quant::candle_dtype(ty, "").is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn causal_mask_allows_the_past_only() {
-        let m = causal_mask(2, 1, 2);
-        let n = f32::NEG_INFINITY;
-        // rows: (rep 0, q at 1), (rep 0, q at 2), (rep 1, q at 1), (rep 1, q at 2)
-        assert_eq!(m, vec![0., 0., n, 0., 0., 0., 0., 0., n, 0., 0., 0.]);
-    }
 }

@@ -106,6 +106,35 @@ impl PackedMatrix {
         (self.rows, self.cols)
     }
 
+    /// The whole matrix as f32, row-major `[rows, cols]` (for prefill, where
+    /// one f32 GEMM over many tokens beats per-token dot products).
+    pub fn dequantize(&self) -> Vec<f32> {
+        let nb = self.cols / QK;
+        let mut out = vec![0f32; self.rows * self.cols];
+        out.par_chunks_mut(self.cols)
+            .enumerate()
+            .for_each(|(r, row)| {
+                for (b, o) in row.chunks_exact_mut(QK).enumerate() {
+                    let i = r * nb + b;
+                    match &self.kind {
+                        Packed::Q4 { d, m, q } => {
+                            let qb = &q[i * QK / 2..(i + 1) * QK / 2];
+                            for j in 0..QK / 2 {
+                                o[j] = d[i] * f32::from(qb[j] & 0x0F) + m[i];
+                                o[j + QK / 2] = d[i] * f32::from(qb[j] >> 4) + m[i];
+                            }
+                        }
+                        Packed::Q8 { d, q } => {
+                            for (j, v) in o.iter_mut().enumerate() {
+                                *v = d[i] * f32::from(q[i * QK + j]);
+                            }
+                        }
+                    }
+                }
+            });
+        out
+    }
+
     /// `y[n, rows] = x[n, cols] · Wᵀ`.
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
         debug_assert_eq!(x.len(), n * self.cols);
@@ -114,19 +143,23 @@ impl PackedMatrix {
         let sums: Vec<f32> = x.chunks_exact(QK).map(|c| c.iter().sum()).collect();
         let mut yt = vec![0f32; self.rows * n];
         let chunk = (self.rows / (4 * rayon::current_num_threads().max(1))).clamp(16, 256);
-        yt.par_chunks_mut(chunk * n)
-            .enumerate()
-            .for_each(|(ci, out)| {
-                let r0 = ci * chunk;
-                for (i, o) in out.chunks_exact_mut(n).enumerate() {
-                    let r = r0 + i;
-                    for (t, slot) in o.iter_mut().enumerate() {
-                        let xt = &x[t * self.cols..(t + 1) * self.cols];
-                        let st = &sums[t * nb..(t + 1) * nb];
-                        *slot = self.row_dot(r, xt, st);
-                    }
+        let work = |(ci, out): (usize, &mut [f32])| {
+            let r0 = ci * chunk;
+            for (i, o) in out.chunks_exact_mut(n).enumerate() {
+                let r = r0 + i;
+                for (t, slot) in o.iter_mut().enumerate() {
+                    let xt = &x[t * self.cols..(t + 1) * self.cols];
+                    let st = &sums[t * nb..(t + 1) * nb];
+                    *slot = self.row_dot(r, xt, st);
                 }
-            });
+            }
+        };
+        // Small products stay on this thread: waking workers costs more.
+        if self.rows * self.cols * n < crate::backend::cpu::PARALLEL_MIN_WORK {
+            yt.chunks_mut(chunk * n).enumerate().for_each(work);
+        } else {
+            yt.par_chunks_mut(chunk * n).enumerate().for_each(work);
+        }
         // yt is [rows, n]; callers want [n, rows].
         if n == 1 {
             return yt;
@@ -185,16 +218,74 @@ fn dot_q8_generic(d: &[f32], q: &[i8], x: &[f32]) -> f32 {
     acc
 }
 
+/// One row of 4-bit blocks against f32 activations, 8 lanes at a time.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `q` holds 16 bytes per block of `d`,
+/// `x` 32 values per block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn dot_q4_avx2(d: &[f32], m: &[f32], q: &[u8], x: &[f32], sums: &[f32]) -> f32 {
-    dot_q4_generic(d, m, q, x, sums)
+unsafe fn dot_q4_avx2(d: &[f32], m: &[f32], q: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    debug_assert!(q.len() == d.len() * 16 && x.len() == d.len() * QK);
+    let mask = _mm_set1_epi8(0x0F);
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_m = 0f32;
+    for b in 0..d.len() {
+        // SAFETY: bounds as documented; unaligned loads throughout.
+        unsafe {
+            let qb = _mm_loadu_si128(q.as_ptr().add(b * 16) as *const __m128i);
+            let lo = _mm_and_si128(qb, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16(qb, 4), mask);
+            let xp = x.as_ptr().add(b * QK);
+            let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+            let mut s = _mm256_mul_ps(f(lo), _mm256_loadu_ps(xp));
+            s = _mm256_fmadd_ps(f(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(xp.add(8)), s);
+            s = _mm256_fmadd_ps(f(hi), _mm256_loadu_ps(xp.add(16)), s);
+            s = _mm256_fmadd_ps(f(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(xp.add(24)), s);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(*d.get_unchecked(b)), s, acc);
+        }
+        acc_m += m[b] * sums[b];
+    }
+    hsum_avx(acc) + acc_m
+}
+
+/// One row of 8-bit blocks against f32 activations.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `q` and `x` hold 32 values per block of `d`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q8_avx2(d: &[f32], q: &[i8], x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    debug_assert!(q.len() == d.len() * QK && x.len() == d.len() * QK);
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..d.len() {
+        // SAFETY: bounds as documented; unaligned loads throughout.
+        unsafe {
+            let qp = q.as_ptr().add(b * QK) as *const __m128i;
+            let q0 = _mm_loadu_si128(qp);
+            let q1 = _mm_loadu_si128(qp.add(1));
+            let xp = x.as_ptr().add(b * QK);
+            let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+            let mut s = _mm256_mul_ps(f(q0), _mm256_loadu_ps(xp));
+            s = _mm256_fmadd_ps(f(_mm_srli_si128(q0, 8)), _mm256_loadu_ps(xp.add(8)), s);
+            s = _mm256_fmadd_ps(f(q1), _mm256_loadu_ps(xp.add(16)), s);
+            s = _mm256_fmadd_ps(f(_mm_srli_si128(q1, 8)), _mm256_loadu_ps(xp.add(24)), s);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(*d.get_unchecked(b)), s, acc);
+        }
+    }
+    hsum_avx(acc)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn dot_q8_avx2(d: &[f32], q: &[i8], x: &[f32]) -> f32 {
-    dot_q8_generic(d, q, x)
+fn hsum_avx(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -245,6 +336,7 @@ mod tests {
                 }
             }
             assert_eq!(p.matmul(&x[..cols], 1), y[..rows].to_vec());
+            assert_eq!(p.dequantize(), deq);
         }
         let e = PackedMatrix::new(GgmlType::Q4K, &[0; 144], 1, 256, "w").unwrap_err();
         assert!(e.to_string().contains("w: 144 bytes of Q4_K"), "{e}");

@@ -154,7 +154,7 @@ pub trait Backend: Clone + std::fmt::Debug {
 /// GQA without copying K/V: the query heads that share a KV head are
 /// consecutive, so `[1, heads, t, d]` reshapes to `[1, kv_heads, rep·t, d]`
 /// and one batched matmul scores them all against the shared cache.
-pub fn composed_attention<B: Backend + ?Sized>(
+pub fn composed_attention<B: Backend>(
     b: &B,
     q: &B::Tensor,
     k_cache: &B::Tensor,

@@ -103,3 +103,133 @@ fn index_then_search_and_bad_index_files() {
     let (ok, _, err) = cairn(&["search", "--index", idx_s, "cat"]);
     assert!(!ok && err.contains("truncated"), "{err}");
 }
+
+fn cairn_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run cairn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn chat_answers_from_stdin_and_generate_flags_change_the_output() {
+    common::model("smollm2-135m-instruct");
+    // Two turns, non-interactively: the second sees the first in its history.
+    let (ok, out, err) = cairn_stdin(
+        &["chat", "--max-new-tokens", "24"],
+        "What is the capital of France?\nAnd of Germany?\n",
+    );
+    assert!(ok, "{err}");
+    let answers: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(answers[0].contains("Paris"), "{out}");
+    assert!(answers.len() >= 2, "{out}");
+    assert!(out.contains("Berlin"), "{out}");
+
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--chat",
+            "Write one sentence about the sea.",
+            "--max-new-tokens",
+            "16",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = cairn(&args);
+        assert!(ok, "{extra:?}: {err}");
+        out
+    };
+    let greedy = run(&[]);
+    assert_eq!(run(&[]), greedy, "greedy decoding is deterministic");
+    assert_ne!(
+        run(&["--sample", "--seed", "1", "--temperature", "1.5"]),
+        greedy
+    );
+    assert_ne!(run(&["--num-beams", "3"]), greedy);
+    assert_ne!(run(&["--repetition-penalty", "1.8"]), greedy);
+    let stopped = run(&["--stop", " "]);
+    assert!(!stopped.trim().contains(' '), "{stopped:?}");
+    assert!(
+        greedy.starts_with(stopped.trim_end()),
+        "{stopped:?} vs {greedy:?}"
+    );
+
+    // Invalid values are named errors.
+    for (flag, value, want) in [
+        ("--top-p", "0", "top_p: must be in (0, 1]"),
+        (
+            "--temperature",
+            "-1",
+            "temperature: must be a strictly positive number",
+        ),
+    ] {
+        let (ok, _, err) = cairn(&["generate", "x", "--sample", flag, value]);
+        assert!(!ok && err.contains(want), "{flag} {value}: {err}");
+    }
+    let (ok, _, err) = cairn(&["generate", &"word ".repeat(9000), "--max-new-tokens", "4"]);
+    assert!(
+        !ok && err.contains("but the model's context is 8192"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quantize_and_perplexity_commands() {
+    let src = common::model("smollm2-135m-instruct");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q4_0.gguf");
+    let (ok, _, err) = cairn(&[
+        "quantize",
+        src.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--type",
+        "q5_k",
+    ]);
+    assert!(
+        !ok && err.contains("unknown quantization type 'q5_k'"),
+        "{err}"
+    );
+    let (ok, stdout, err) = cairn(&[
+        "quantize",
+        src.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--type",
+        "q4_0",
+        "--allow-requantize",
+    ]);
+    assert!(ok, "{err}");
+    // 210 matrices + the Q8_0 token embedding; the 61 norms stay F32.
+    assert!(stdout.contains("211 tensors in Q4_0, 61 kept"), "{stdout}");
+    let (ok, stdout, err) = cairn(&[
+        "perplexity",
+        "--model",
+        out.to_str().unwrap(),
+        "The capital of France is Paris. The capital of Germany is Berlin.",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let ppl = v["perplexity"].as_f64().unwrap();
+    assert!(ppl > 1.0 && ppl < 100.0, "{v}");
+    // A truncated model file is a clear error.
+    let bytes = std::fs::read(&out).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, _, err) = cairn(&["generate", "--model", cut.to_str().unwrap(), "hi"]);
+    assert!(!ok && err.contains("file is truncated"), "{err}");
+}

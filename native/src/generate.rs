@@ -55,67 +55,109 @@ pub struct QuantizeReport {
     pub bytes_out: u64,
 }
 
-/// Rewrites the GGUF file `input` into `output` with every 2-D weight in block
-/// type `ty` (llama.cpp's rule: matrices are quantized, 1-D tensors such as
-/// norms stay F32). Metadata is copied as it is, with `general.file_type`
-/// updated. Tensors that are already quantized are refused unless
-/// `allow_requantize` (quality loss compounds, as llama.cpp warns). The output
-/// is written to a temporary file and renamed, so a failure leaves no partial file.
+/// Reads a Hugging Face Llama directory (`config.json`, `model.safetensors`,
+/// `tokenizer.json`, optional `tokenizer_config.json`) as GGUF metadata and
+/// F32 tensors.
+pub fn read_hf_llama(dir: &Path) -> Result<cairn_core::formats::hf_llama::GgufParts> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read(&p).map_err(Error::io("reading", p))
+    };
+    let config = read("config.json")?;
+    let weights = read("model.safetensors")?;
+    let tokenizer = read("tokenizer.json")?;
+    let tcfg = match std::fs::read(dir.join("tokenizer_config.json")) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("reading", dir.join("tokenizer_config.json"))(e)),
+    };
+    let file = dir.join("model.safetensors").display().to_string();
+    let st = cairn_core::formats::tensors::SafeTensors::parse(&weights, &file)?;
+    Ok(cairn_core::formats::hf_llama::convert(
+        &config,
+        &st,
+        &tokenizer,
+        tcfg.as_deref(),
+    )?)
+}
+
+/// Writes `input` — a GGUF file, or a Hugging Face Llama directory (converted
+/// as llama.cpp's `convert_hf_to_gguf.py` does) — to the GGUF file `output`
+/// with every 2-D weight in block type `ty` (llama.cpp's rule: matrices are
+/// quantized, 1-D tensors such as norms stay F32). Metadata is copied, with
+/// `general.file_type` updated. Tensors that are already quantized are
+/// refused unless `allow_requantize` (quality loss compounds, as llama.cpp
+/// warns). The output is written to a temporary file and renamed, so a
+/// failure leaves no partial file.
 pub fn quantize_gguf(
     input: &Path,
     output: &Path,
     ty: GgmlType,
     allow_requantize: bool,
 ) -> Result<QuantizeReport> {
-    let bytes = read_gguf(input)?;
     let name = input.display().to_string();
-    let g = Gguf::parse(&bytes, &name)?;
-    let bar = ProgressBar::new(g.header.tensors.len() as u64);
+    let bytes;
+    let (meta, source, alignment): (Vec<(String, gguf::Value)>, Vec<TensorData<'_>>, u64) =
+        if input.is_dir() {
+            let (m, t) = read_hf_llama(input)?;
+            (m, t, gguf::DEFAULT_ALIGNMENT)
+        } else {
+            bytes = read_gguf(input)?;
+            let g = Gguf::parse(&bytes, &name)?;
+            let tensors = g
+                .header
+                .tensors
+                .iter()
+                .map(|info| {
+                    Ok(TensorData {
+                        name: info.name.clone(),
+                        ggml_type: info.ggml_type,
+                        dims: info.dims.clone(),
+                        data: Cow::Borrowed(g.tensor(&info.name)?.1),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (g.header.metadata.clone(), tensors, g.header.alignment)
+        };
+    let bar = ProgressBar::new(source.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("quantize [{bar:30}] {pos}/{len} tensors {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let mut out = Vec::with_capacity(g.header.tensors.len());
+    let mut out = Vec::with_capacity(source.len());
     let mut report = QuantizeReport {
         quantized: 0,
         kept: 0,
         bytes_in: 0,
         bytes_out: 0,
     };
-    for info in &g.header.tensors {
-        bar.set_message(info.name.clone());
-        let (_, data) = g.tensor(&info.name)?;
-        report.bytes_in += data.len() as u64;
+    for t in source {
+        bar.set_message(t.name.clone());
+        report.bytes_in += t.data.len() as u64;
         let block = ty.block().0;
-        let is_matrix = info.dims.len() == 2 && info.dims[0] % block == 0;
-        let already = !matches!(
-            info.ggml_type,
-            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16
-        );
-        let tensor = if !is_matrix || info.ggml_type == ty {
+        let is_matrix = t.dims.len() == 2 && t.dims[0] % block == 0;
+        let already = !matches!(t.ggml_type, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
+        let tensor = if !is_matrix || t.ggml_type == ty {
             report.kept += 1;
-            TensorData {
-                name: info.name.clone(),
-                ggml_type: info.ggml_type,
-                dims: info.dims.clone(),
-                data: Cow::Borrowed(data),
-            }
+            t
         } else {
             if already && !allow_requantize {
                 return Err(Error::Model(format!(
                     "{name}: tensor '{}' is already {}; requantizing loses quality (pass --allow-requantize to do it anyway)",
-                    info.name,
-                    info.ggml_type.name()
+                    t.name,
+                    t.ggml_type.name()
                 )));
             }
-            let (values, _) = g.dequantize(&info.name)?;
-            let packed = quant::quantize(ty, &values, &format!("{name} tensor '{}'", info.name))?;
+            let what = format!("{name} tensor '{}'", t.name);
+            let elements = t.dims.iter().product::<u64>() as usize;
+            let values = quant::dequantize(t.ggml_type, &t.data, elements, &what)?;
+            let packed = quant::quantize(ty, &values, &what)?;
             report.quantized += 1;
             TensorData {
-                name: info.name.clone(),
+                name: t.name,
                 ggml_type: ty,
-                dims: info.dims.clone(),
+                dims: t.dims,
                 data: Cow::Owned(packed),
             }
         };
@@ -124,7 +166,7 @@ pub fn quantize_gguf(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let mut meta = g.header.metadata.clone();
+    let mut meta = meta;
     // llama.cpp's `enum llama_ftype` for the "mostly <type>" files cairn writes.
     let file_type = match ty {
         GgmlType::F32 => 0,
@@ -142,7 +184,7 @@ pub fn quantize_gguf(
     let tmp = temp_beside(output)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file());
-        gguf::write(&mut w, &meta, &out, g.header.alignment)?;
+        gguf::write(&mut w, &meta, &out, alignment)?;
         std::io::Write::flush(&mut w).map_err(Error::io("writing", tmp.path()))?;
     }
     persist(tmp, output)?;

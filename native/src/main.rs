@@ -172,9 +172,10 @@ enum Cmd {
         #[arg(long)]
         stride: Option<usize>,
     },
-    /// Rewrite a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32).
+    /// Write a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32),
+    /// from a GGUF file or a Hugging Face Llama directory (config.json + model.safetensors + tokenizer.json).
     Quantize {
-        /// Input GGUF file (or model name).
+        /// Input GGUF file, Hugging Face Llama directory, or model name.
         input: String,
         /// Output GGUF file (written atomically).
         output: PathBuf,

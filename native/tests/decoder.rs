@@ -222,3 +222,125 @@ fn quantize_rewrites_smollm2_and_the_result_still_answers() {
     .unwrap();
     assert!(a.text.contains("Paris"), "{:?}", a.text);
 }
+
+/// Writes the tiny HF-layout Llama of tests/scripts/make_hf_llama_golden.py
+/// (same LCG weights, same order) as a Hugging Face directory.
+fn write_tiny_hf_llama(dir: &Path) {
+    let (hidden, heads, kv, layers, ffn, vocab) =
+        (64usize, 4usize, 2usize, 2usize, 96usize, 260usize);
+    let d = hidden / heads;
+    let mut spec: Vec<(String, Vec<usize>)> =
+        vec![("model.embed_tokens.weight".into(), vec![vocab, hidden])];
+    for l in 0..layers {
+        let p = |x: &str| format!("model.layers.{l}.{x}.weight");
+        spec.push((p("input_layernorm"), vec![hidden]));
+        spec.push((p("self_attn.q_proj"), vec![heads * d, hidden]));
+        spec.push((p("self_attn.k_proj"), vec![kv * d, hidden]));
+        spec.push((p("self_attn.v_proj"), vec![kv * d, hidden]));
+        spec.push((p("self_attn.o_proj"), vec![hidden, heads * d]));
+        spec.push((p("post_attention_layernorm"), vec![hidden]));
+        spec.push((p("mlp.gate_proj"), vec![ffn, hidden]));
+        spec.push((p("mlp.up_proj"), vec![ffn, hidden]));
+        spec.push((p("mlp.down_proj"), vec![hidden, ffn]));
+    }
+    spec.push(("model.norm.weight".into(), vec![hidden]));
+    spec.push(("lm_head.weight".into(), vec![vocab, hidden]));
+    let tensors: Vec<(String, Vec<usize>, &str, Vec<u8>)> = spec
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let v = cairn_core::util::pseudo_random(n, 100 + i as u64);
+            let scale = if name.contains("embed") { 2.0 } else { 0.5 };
+            let v: Vec<f32> = if shape.len() == 1 {
+                v.iter().map(|x| 1.0 + 0.1 * x).collect()
+            } else {
+                v.iter().map(|x| x * scale).collect()
+            };
+            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, shape, "F32", bytes)
+        })
+        .collect();
+    common::write_safetensors(&dir.join("model.safetensors"), &tensors);
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+        "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "num_key_value_heads": kv, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "max_position_embeddings": 64, "vocab_size": vocab, "tie_word_embeddings": false
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    // Byte-level BPE: the 256 byte characters and four merges.
+    let mut v = serde_json::Map::new();
+    for (i, c) in cairn_core::tokenizer::byte_level_chars().iter().enumerate() {
+        v.insert(c.to_string(), i.into());
+    }
+    let merges = ["Ġ t", "h e", "i n", "e r"];
+    for (i, m) in merges.iter().enumerate() {
+        v.insert(m.replace(' ', ""), (256 + i).into());
+    }
+    let tok = serde_json::json!({
+        "version": "1.0", "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "post_processor": null, "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": v, "merges": merges}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+}
+
+#[test]
+fn hf_llama_checkpoints_convert_to_gguf_with_llama_cpp_rope_layout() {
+    use cairn_core::backend::Backend;
+    use cairn_core::models::llama::{Llama, Logits};
+    let golden = json(&common::fixture("hf_llama_tiny.json"));
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_hf_llama(dir.path());
+    let ids_in = ids(&golden["ids"]);
+    let want: Vec<Vec<f32>> = golden["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    for (ty, tol) in [(GgmlType::F32, 1e-4f32), (GgmlType::Q8_0, 0.1)] {
+        let out = dir.path().join(format!("tiny-{}.gguf", ty.name()));
+        quantize_gguf(dir.path(), &out, ty, false).unwrap();
+        let bytes = read_gguf(&out).unwrap();
+        let g = Gguf::parse(&bytes, "tiny").unwrap();
+        let m = Llama::load(CpuBackend::new(), &g).unwrap();
+        let mut cache = m.new_cache(16).unwrap();
+        let logits = m.forward(&ids_in, &mut cache, Logits::All).unwrap();
+        let got = block_on_ready(CpuBackend::new().read_f32(&logits)).unwrap();
+        let vocab = m.config().vocab_size;
+        let mut worst = 0f32;
+        for (t, row) in want.iter().enumerate() {
+            for (a, b) in row.iter().zip(&got[t * vocab..(t + 1) * vocab]) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        assert!(worst < tol, "{}: max logit difference {worst}", ty.name());
+        // The converted tokenizer works too.
+        Generator::from_gguf(CpuBackend::new(), &g).unwrap();
+    }
+    // GGUF F32 input → Q4_0 (no requantization needed): every matrix converted.
+    let f32_file = dir.path().join("tiny-F32.gguf");
+    let q4 = dir.path().join("tiny-q4_0.gguf");
+    let r = quantize_gguf(&f32_file, &q4, GgmlType::Q4_0, false).unwrap();
+    assert_eq!((r.quantized, r.kept), (2 + 2 * 7, 2 * 2 + 1));
+    let bytes = read_gguf(&q4).unwrap();
+    Llama::load(CpuBackend::new(), &Gguf::parse(&bytes, "q4").unwrap()).unwrap();
+    // A broken config is named.
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    let e =
+        quantize_gguf(dir.path(), &dir.path().join("x.gguf"), GgmlType::F32, false).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("config.json: field 'hidden_size' is missing"),
+        "{e}"
+    );
+}

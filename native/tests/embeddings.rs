@@ -163,22 +163,6 @@ fn over_long_input_is_truncated_or_rejected() {
 }
 
 /// Writes a safetensors file (header JSON + little-endian data).
-fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, &str, Vec<u8>)]) {
-    let mut header = BTreeMap::new();
-    let mut offset = 0;
-    for (name, shape, dtype, data) in tensors {
-        header.insert(name.clone(), serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()] }));
-        offset += data.len();
-    }
-    let h = serde_json::to_vec(&header).unwrap();
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    for (_, _, _, data) in tensors {
-        out.extend(data);
-    }
-    std::fs::write(path, out).unwrap();
-}
-
 #[test]
 fn tiny_distilbert_matches_the_numpy_reference() {
     let golden = json(&common::fixture("tiny_distilbert_embeddings.json"));
@@ -216,7 +200,7 @@ fn tiny_distilbert_matches_the_numpy_reference() {
         };
         tensors.push((name, shape, dtype, data));
     }
-    write_safetensors(&dir.path().join("model.safetensors"), &tensors);
+    common::write_safetensors(&dir.path().join("model.safetensors"), &tensors);
 
     let embedder =
         load_embedder(CpuBackend::new(), dir.path(), &EmbedderOptions::default()).unwrap();

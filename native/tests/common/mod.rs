@@ -18,3 +18,23 @@ pub fn model(name: &str) -> PathBuf {
     cairn::cache::resolve_model(name, &cache)
         .unwrap_or_else(|e| panic!("{e}\n(the test command runs `cairn fetch` first)"))
 }
+
+/// Writes a safetensors file: `(name, shape, dtype, little-endian bytes)` per tensor.
+pub fn write_safetensors(path: &std::path::Path, tensors: &[(String, Vec<usize>, &str, Vec<u8>)]) {
+    let mut header = std::collections::BTreeMap::new();
+    let mut offset = 0;
+    for (name, shape, dtype, data) in tensors {
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()] }),
+        );
+        offset += data.len();
+    }
+    let h = serde_json::to_vec(&header).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    for (_, _, _, data) in tensors {
+        out.extend(data);
+    }
+    std::fs::write(path, out).unwrap();
+}

@@ -19,3 +19,4 @@ run tokenize "How do I install an R package from a local tarball?"
 run similarity "Machine learning is transforming industries." "Artificial intelligence is changing how businesses work."
 run similarity "Machine learning is transforming industries." "I love hiking"
 run doctor
+run generate --chat "What is the capital of France?" --max-new-tokens 32

@@ -136,15 +136,44 @@ pub enum Logits {
     All,
 }
 
+/// Projections that read the same input. When their block types agree they
+/// are stacked into one matrix (rows concatenate: each row is a whole number
+/// of blocks), so a layer runs one matmul — one pass over the input, one
+/// parallel region — instead of several.
+enum Projections<B: Backend> {
+    Stacked(B::QMatrix, Vec<usize>),
+    Separate(Vec<B::QMatrix>),
+}
+
+impl<B: Backend> Projections<B> {
+    fn apply(&self, b: &B, x: &B::Tensor) -> Result<Vec<B::Tensor>> {
+        match self {
+            Projections::Separate(ws) => ws.iter().map(|w| b.qlinear(x, w)).collect(),
+            Projections::Stacked(w, parts) => {
+                let y = b.qlinear(x, w)?;
+                let last = b.shape(&y).len() - 1;
+                let mut start = 0;
+                parts
+                    .iter()
+                    .map(|&n| {
+                        let part = b.narrow(&y, last, start, n);
+                        start += n;
+                        part
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 struct Layer<B: Backend> {
     attn_norm: B::Tensor,
-    wq: B::QMatrix,
-    wk: B::QMatrix,
-    wv: B::QMatrix,
+    /// Q, K and V projections.
+    qkv: Projections<B>,
     wo: B::QMatrix,
     ffn_norm: B::Tensor,
-    gate: B::QMatrix,
-    up: B::QMatrix,
+    /// Gate and up projections of the MLP.
+    gate_up: Projections<B>,
     down: B::QMatrix,
 }
 
@@ -242,19 +271,48 @@ impl<B: Backend> Llama<B> {
             }
             backend.tensor_f32(&values, &[len])
         };
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<B::QMatrix> {
+        let checked = |name: &str, rows: usize, cols: usize| -> Result<(GgmlType, &[u8])> {
             let (info, data) = g.tensor(name)?;
             let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
             if dims != [rows, cols] {
                 return Err(shape_err(g, name, &dims, &[rows, cols]));
             }
+            Ok((info.ggml_type, data))
+        };
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<B::QMatrix> {
+            let (ty, data) = checked(name, rows, cols)?;
             backend.qmatrix(
-                info.ggml_type,
+                ty,
                 data,
                 rows,
                 cols,
                 &format!("GGUF {} tensor '{name}'", g.name()),
             )
+        };
+        let projections = |parts: &[(String, usize)], cols: usize| -> Result<Projections<B>> {
+            let found = parts
+                .iter()
+                .map(|(n, rows)| checked(n, *rows, cols))
+                .collect::<Result<Vec<_>>>()?;
+            if found.iter().all(|(ty, _)| *ty == found[0].0) {
+                let rows: usize = parts.iter().map(|p| p.1).sum();
+                let data: Vec<u8> = found.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+                let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+                let w = backend.qmatrix(
+                    found[0].0,
+                    &data,
+                    rows,
+                    cols,
+                    &format!("GGUF {} tensors {}", g.name(), names.join(" + ")),
+                )?;
+                Ok(Projections::Stacked(w, parts.iter().map(|p| p.1).collect()))
+            } else {
+                parts
+                    .iter()
+                    .map(|(n, rows)| matrix(n, *rows, cols))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Projections::Separate)
+            }
         };
         let (emb_values, emb_dims) = g.dequantize("token_embd.weight")?;
         if emb_dims != [c.vocab_size, c.hidden_size] {
@@ -274,13 +332,23 @@ impl<B: Backend> Llama<B> {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(Layer {
                 attn_norm: vector(&n("attn_norm"), c.hidden_size)?,
-                wq: matrix(&n("attn_q"), q_out, c.hidden_size)?,
-                wk: matrix(&n("attn_k"), kv_out, c.hidden_size)?,
-                wv: matrix(&n("attn_v"), kv_out, c.hidden_size)?,
+                qkv: projections(
+                    &[
+                        (n("attn_q"), q_out),
+                        (n("attn_k"), kv_out),
+                        (n("attn_v"), kv_out),
+                    ],
+                    c.hidden_size,
+                )?,
                 wo: matrix(&n("attn_output"), c.hidden_size, q_out)?,
                 ffn_norm: vector(&n("ffn_norm"), c.hidden_size)?,
-                gate: matrix(&n("ffn_gate"), c.intermediate_size, c.hidden_size)?,
-                up: matrix(&n("ffn_up"), c.intermediate_size, c.hidden_size)?,
+                gate_up: projections(
+                    &[
+                        (n("ffn_gate"), c.intermediate_size),
+                        (n("ffn_up"), c.intermediate_size),
+                    ],
+                    c.hidden_size,
+                )?,
                 down: matrix(&n("ffn_down"), c.hidden_size, c.intermediate_size)?,
             });
         }
@@ -371,20 +439,20 @@ impl<B: Backend> Llama<B> {
         let mut x = b.embedding(&b.tensor_u32(ids, &[1, t])?, &self.embed)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = b.rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
-            let heads = |w: &B::QMatrix, n: usize| -> Result<B::Tensor> {
-                let y = b.reshape(&b.qlinear(&h, w)?, &[1, t, n, hd])?;
-                b.transpose(&y, 1, 2)
+            let qkv = layer.qkv.apply(b, &h)?;
+            let heads = |y: &B::Tensor, n: usize| -> Result<B::Tensor> {
+                b.transpose(&b.reshape(y, &[1, t, n, hd])?, 1, 2)
             };
-            let q = b.rope_pairs(&heads(&layer.wq, nh)?, &cos, &sin)?;
-            let k = b.rope_pairs(&heads(&layer.wk, nkv)?, &cos, &sin)?;
-            let v = heads(&layer.wv, nkv)?;
+            let q = b.rope_pairs(&heads(&qkv[0], nh)?, &cos, &sin)?;
+            let k = b.rope_pairs(&heads(&qkv[1], nkv)?, &cos, &sin)?;
+            let v = heads(&qkv[2], nkv)?;
             b.write_slice(&cache.k[l], &k, 2, pos)?;
             b.write_slice(&cache.v[l], &v, 2, pos)?;
             let attn = b.attention(&q, &cache.k[l], &cache.v[l], pos + t)?;
             x = b.add(&x, &b.qlinear(&attn, &layer.wo)?)?;
             let h = b.rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
-            let gate = b.silu(&b.qlinear(&h, &layer.gate)?)?;
-            let mlp = b.qlinear(&b.mul(&gate, &b.qlinear(&h, &layer.up)?)?, &layer.down)?;
+            let gate_up = layer.gate_up.apply(b, &h)?;
+            let mlp = b.qlinear(&b.mul(&b.silu(&gate_up[0])?, &gate_up[1])?, &layer.down)?;
             x = b.add(&x, &mlp)?;
         }
         cache.len = pos + t;

@@ -353,24 +353,6 @@ fn with_f32_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Res
     Ok(f(&data[start..start + layout.shape().elem_count()]))
 }
 
-/// Eight-lane dot product (independent lanes so the compiler vectorises it).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// [`Backend::attention`] as one pass per (head, query): scores against the
 /// cached keys, a softmax, and the weighted sum of cached values.
 fn fused_attention(q: &Tensor, k_cache: &Tensor, v_cache: &Tensor, len: usize) -> Result<Tensor> {
@@ -411,7 +393,7 @@ fn fused_attention(q: &Tensor, k_cache: &Tensor, v_cache: &Tensor, len: usize) -
                     let qi = &qv[(h * t + i) * d..(h * t + i + 1) * d];
                     let mut max = f32::NEG_INFINITY;
                     for (j, s) in scores[..visible].iter_mut().enumerate() {
-                        *s = dot(qi, &keys[j * d..(j + 1) * d]) * scale;
+                        *s = crate::util::dot(qi, &keys[j * d..(j + 1) * d]) * scale;
                         max = max.max(*s);
                     }
                     let mut sum = 0f32;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::models::pooling::normalize;
+use crate::util::dot;
 
 /// Magic bytes of an index file.
 pub const MAGIC: &[u8; 8] = b"CAIRNVEC";
@@ -84,10 +85,6 @@ fn unit(query: &[f32], dim: usize) -> Result<Vec<f32>> {
     let mut q = query.to_vec();
     normalize(&mut q);
     Ok(q)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Exact search: every query is compared with every vector.

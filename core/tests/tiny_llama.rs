@@ -174,6 +174,48 @@ fn greedy_sampling_and_beams_behave_as_documented() {
 }
 
 #[test]
+fn beam_length_penalty_and_early_stopping() {
+    let g = generator(&TinyLlama::default());
+    let base = GenerationConfig {
+        max_new_tokens: 10,
+        num_beams: 4,
+        eos_token_ids: vec![u32::MAX],
+        ..Default::default()
+    };
+    let free = block_on_ready(g.generate("the", &base)).unwrap();
+    // Make a token the model likes early on the end-of-sequence id: hypotheses
+    // now finish at different lengths, and the penalty picks among them.
+    let eos = free.token_ids[2];
+    let lens: Vec<usize> = [-3.0f32, 0.0, 3.0]
+        .iter()
+        .map(|&lp| {
+            let cfg = GenerationConfig {
+                eos_token_ids: vec![eos],
+                length_penalty: lp,
+                ..base.clone()
+            };
+            block_on_ready(g.generate("the", &cfg))
+                .unwrap()
+                .token_ids
+                .len()
+        })
+        .collect();
+    // Negative penalties favour short hypotheses, positive ones long ones.
+    assert!(lens[0] <= lens[1] && lens[1] <= lens[2], "{lens:?}");
+    assert!(lens[0] < lens[2], "{lens:?}");
+    let early = block_on_ready(g.generate(
+        "the",
+        &GenerationConfig {
+            eos_token_ids: vec![eos],
+            early_stopping: true,
+            ..base.clone()
+        },
+    ))
+    .unwrap();
+    assert!(early.token_ids.len() <= base.max_new_tokens);
+}
+
+#[test]
 fn streaming_stop_sequences_and_eos() {
     let g = generator(&TinyLlama::default());
     let cfg = GenerationConfig {

@@ -340,7 +340,7 @@ fn pre_tokenizer_name(p: &Json) -> Result<&'static str> {
     };
     let types: Vec<&str> = kinds.iter().filter_map(|k| k["type"].as_str()).collect();
     match types.as_slice() {
-        ["ByteLevel"] => Ok("gpt2"),
+        ["ByteLevel"] => Ok("gpt-2"),
         ["Digits", "ByteLevel"] if kinds[0]["individual_digits"].as_bool() == Some(true) => {
             Ok("smollm")
         }

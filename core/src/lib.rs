@@ -10,6 +10,7 @@
 //!   GPU backend (wgpu running the WGSL kernels in `shaders/`).
 //! - [`formats`]: ecosystem file formats (GGUF, safetensors headers).
 //! - [`quant`]: ggml quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K, ...), pack and unpack.
+//! - [`text`]: document loaders (PDF, HTML, Markdown, text) and chunkers.
 //! - [`tokenizer`]: `tokenizer.json` tokenizers (WordPiece, BPE) via the
 //!   `tokenizers` crate.
 //! - [`util`]: small shared helpers (deterministic pseudo-random data).
@@ -26,6 +27,7 @@ pub mod models;
 pub mod quant;
 pub mod retrieve;
 pub mod testing;
+pub mod text;
 pub mod tokenizer;
 pub mod util;
 

@@ -10,6 +10,7 @@
 //!   GPU backend (wgpu running the WGSL kernels in `shaders/`).
 //! - [`formats`]: ecosystem file formats (GGUF, safetensors headers).
 //! - [`quant`]: ggml quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K, ...), pack and unpack.
+//! - [`rag`]: the persistent hybrid index and grounded answering with citations.
 //! - [`text`]: document loaders (PDF, HTML, Markdown, text) and chunkers.
 //! - [`tokenizer`]: `tokenizer.json` tokenizers (WordPiece, BPE) via the
 //!   `tokenizers` crate.
@@ -25,6 +26,7 @@ pub mod formats;
 pub mod generate;
 pub mod models;
 pub mod quant;
+pub mod rag;
 pub mod retrieve;
 pub mod testing;
 pub mod text;

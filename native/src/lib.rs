@@ -12,5 +12,6 @@ pub mod fetch;
 pub mod generate;
 pub mod inspect;
 pub mod manifest;
+pub mod rag;
 
 pub use error::{Error, Result};

@@ -17,6 +17,8 @@ use cairn_core::backend::{block_on_ready, cpu, gpu};
 use cairn_core::embedder::{EmbedderOptions, cosine_similarity, similarity_matrix};
 use cairn_core::generate::{ChatMessage, GenerationConfig, Generator};
 use cairn_core::models::pooling::Pooling;
+use cairn_core::rag::answer::AskOptions;
+use cairn_core::rag::{Method, SearchOptions};
 use cairn_core::retrieve::dense::{
     AnyIndex, Collection, FlatIndex, HnswIndex, HnswParams, VectorIndex,
 };
@@ -172,6 +174,39 @@ enum Cmd {
         #[arg(long)]
         stride: Option<usize>,
     },
+    /// Index a directory of documents (PDF, HTML, Markdown, text) into a named collection.
+    Index {
+        /// Directory (or single file) to index.
+        dir: PathBuf,
+        /// Collection name.
+        #[arg(long)]
+        collection: String,
+        /// Index file (default: <cache>/index/rag.cidx).
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Embedder model name or directory.
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        embedder: String,
+    },
+    /// Answer a question from the indexed documents, streaming the answer and citing sources.
+    Ask {
+        /// The question.
+        question: String,
+        #[command(flatten)]
+        retrieval: RetrieveArgs,
+        /// Print the retrieved passages (JSON) instead of generating an answer.
+        #[arg(long)]
+        retrieve_only: bool,
+        /// Below this best question–passage cosine, answer "I don't know" without generating.
+        #[arg(long, default_value_t = 0.35)]
+        min_cosine: f32,
+        /// Decoder model name or GGUF path.
+        #[arg(long, default_value = "smollm2-135m-instruct")]
+        model: String,
+        /// Most answer tokens.
+        #[arg(long, default_value_t = 256)]
+        max_new_tokens: usize,
+    },
     /// Write a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32),
     /// from a GGUF file or a Hugging Face Llama directory (config.json + model.safetensors + tokenizer.json).
     Quantize {
@@ -186,6 +221,32 @@ enum Cmd {
         #[arg(long)]
         allow_requantize: bool,
     },
+}
+
+/// Retrieval options of `ask`.
+#[derive(clap::Args)]
+struct RetrieveArgs {
+    /// Index file (default: <cache>/index/rag.cidx).
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Search only these collections (repeatable; default all).
+    #[arg(long)]
+    collection: Vec<String>,
+    /// Retrieval method: hybrid, bm25 or dense.
+    #[arg(long, default_value = "hybrid")]
+    method: String,
+    /// Candidates per retriever before fusion.
+    #[arg(long, default_value_t = 20)]
+    candidates: usize,
+    /// Passages given to the model.
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Diversify with MMR at this λ (0..1; off by default).
+    #[arg(long)]
+    mmr: Option<f32>,
+    /// Embedder (must be the one the index was built with).
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    embedder: String,
 }
 
 /// Decoding options shared by `generate` and `chat` (names as in transformers' `generate`).
@@ -327,6 +388,144 @@ fn run(cli: Cli) -> Result<()> {
                 prompt
             };
             stream_to_stdout(&generator, &prompt, &config)?;
+            Ok(())
+        }
+        Cmd::Index {
+            dir,
+            collection,
+            index,
+            embedder,
+        } => {
+            let path = index.unwrap_or_else(|| cairn::rag::default_index_path(&cache));
+            let emb = load_embedder(
+                CpuBackend::new(),
+                &resolve_model(&embedder, &cache)?,
+                &EmbedderOptions::default(),
+            )?;
+            let started = std::time::Instant::now();
+            let r = cairn::rag::index_dir(&emb, &embedder, &dir, &collection, &path)?;
+            let s = started.elapsed().as_secs_f64();
+            println!(
+                "{}: collection '{collection}': {} files indexed, {} unchanged, {} removed, {} failed; {} pages, {} passages, {} indexed chunks in {s:.1} s ({:.1} pages/s, {:.1} chunks/s)",
+                path.display(),
+                r.indexed,
+                r.unchanged,
+                r.removed,
+                r.failed.len(),
+                r.pages,
+                r.parents,
+                r.children,
+                r.pages as f64 / s.max(1e-9),
+                r.children as f64 / s.max(1e-9)
+            );
+            for f in &r.failed {
+                eprintln!("failed: {f}");
+            }
+            Ok(())
+        }
+        Cmd::Ask {
+            question,
+            retrieval,
+            retrieve_only,
+            min_cosine,
+            model,
+            max_new_tokens,
+        } => {
+            use std::io::Write;
+            let path = retrieval
+                .index
+                .clone()
+                .unwrap_or_else(|| cairn::rag::default_index_path(&cache));
+            if !path.exists() {
+                return Err(Error::Model(format!(
+                    "no index at {}; build one with `cairn index DIR --collection NAME`",
+                    path.display()
+                )));
+            }
+            let emb = load_embedder(
+                CpuBackend::new(),
+                &resolve_model(&retrieval.embedder, &cache)?,
+                &EmbedderOptions::default(),
+            )?;
+            let mut ix = cairn::rag::read_index(&path, &retrieval.embedder, emb.dim())?;
+            let method = match retrieval.method.as_str() {
+                "hybrid" => Method::Hybrid,
+                "bm25" => Method::Bm25,
+                "dense" => Method::Dense,
+                other => {
+                    return Err(Error::Model(format!(
+                        "unknown --method '{other}' (hybrid, bm25, dense)"
+                    )));
+                }
+            };
+            let opts = SearchOptions {
+                method,
+                candidates: retrieval.candidates,
+                k: retrieval.k,
+                mmr_lambda: retrieval.mmr,
+                collections: retrieval.collection.clone(),
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let qv = emb.encode(&[question.as_str()], true)?.data;
+            let hits = ix.search(&question, &qv, &opts)?;
+            tracing::info!(
+                hits = hits.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "retrieved"
+            );
+            if retrieve_only {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&hits).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            let generator = load_generator(CpuBackend::new(), &resolve_model(&model, &cache)?)?;
+            let ask = AskOptions {
+                generation: GenerationConfig {
+                    max_new_tokens,
+                    ..Default::default()
+                },
+                min_cosine,
+            };
+            let a = block_on_ready(cairn_core::rag::answer::answer(
+                &generator,
+                &question,
+                &hits,
+                &ask,
+                |piece| {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(piece.as_bytes());
+                    let _ = o.flush();
+                    true
+                },
+            ))?;
+            println!();
+            if a.grounded {
+                let label = |h: &cairn_core::rag::Hit| {
+                    format!(
+                        "{}{} [{}]",
+                        h.chunk.source,
+                        h.chunk
+                            .page
+                            .map(|p| format!(", page {p}"))
+                            .unwrap_or_default(),
+                        h.collection
+                    )
+                };
+                if a.cited.is_empty() {
+                    println!("\nSources (retrieved; the answer cites none):");
+                    for (i, h) in a.sources.iter().enumerate() {
+                        println!("  [{}] {}", i + 1, label(h));
+                    }
+                } else {
+                    println!("\nSources cited:");
+                    for n in &a.cited {
+                        println!("  [{n}] {}", label(&a.sources[n - 1]));
+                    }
+                }
+            }
             Ok(())
         }
         Cmd::Chat { system, decoding } => {

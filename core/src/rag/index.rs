@@ -1,0 +1,413 @@
+//! The RAG index: named collections of chunked documents, each searchable by
+//! BM25 and by dense vectors, alone or together, fused by reciprocal rank.
+//!
+//! Small-to-big: the indexed units are small *children* (default 128
+//! tokens, what the embedder reads best); hits return their *parent* chunk
+//! (default 512 tokens) as context for the generator.
+//!
+//! File format (`.cidx`), little-endian: magic `CAIRNRAG`, u32 format
+//! version (1), then the bincode encoding of [`RagIndex`]. BM25 postings are
+//! rebuilt on load (they are derived from the chunk texts). Files are
+//! updated incrementally: a file whose content hash is unchanged is skipped,
+//! a changed one replaces its chunks, a vanished one is removed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::super::retrieve::bm25::{Analyzer, Bm25Index, Bm25Params};
+use super::super::retrieve::fusion::{mmr, rrf};
+use crate::error::{Error, Result};
+use crate::text::Chunk;
+
+/// Magic bytes of a RAG index file.
+pub const MAGIC: &[u8; 8] = b"CAIRNRAG";
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One indexed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Content hash (hex sha256, computed by the caller).
+    pub hash: String,
+    /// Its parent chunks (indices into the collection's `parents`).
+    pub parents: Vec<usize>,
+    /// Its child chunks (indices into `children` and rows of `vectors`).
+    pub children: Vec<usize>,
+    /// Pages loaded (PDF).
+    pub pages: usize,
+}
+
+/// A named collection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RagCollection {
+    /// Indexed files by source name.
+    pub files: BTreeMap<String, FileEntry>,
+    /// Parent chunks (`None` once their file is removed).
+    pub parents: Vec<Option<Chunk>>,
+    /// Child chunks (`None` once removed); `parent` points into `parents`.
+    pub children: Vec<Option<Chunk>>,
+    /// Unit vectors of the children, `children.len() × dim`, row-major.
+    pub vectors: Vec<f32>,
+    #[serde(skip)]
+    bm25: Option<Bm25Index>,
+}
+
+impl RagCollection {
+    fn bm25(&mut self) -> &Bm25Index {
+        if self.bm25.is_none() {
+            let mut ix = Bm25Index::new(Bm25Params::default(), Analyzer::default());
+            for c in &self.children {
+                ix.add(c.as_ref().map_or("", |c| c.text.as_str()));
+            }
+            self.bm25 = Some(ix);
+        }
+        self.bm25.as_ref().expect("just built")
+    }
+
+    /// Live (not removed) child chunks.
+    pub fn live_children(&self) -> usize {
+        self.children.iter().filter(|c| c.is_some()).count()
+    }
+}
+
+/// How to retrieve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    /// Keywords only.
+    Bm25,
+    /// Embeddings only.
+    Dense,
+    /// Both, fused by weighted reciprocal rank.
+    Hybrid,
+}
+
+/// Retrieval settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchOptions {
+    /// Retrieval method.
+    pub method: Method,
+    /// Candidates each retriever contributes before fusion (default 20).
+    pub candidates: usize,
+    /// Results returned (default 5).
+    pub k: usize,
+    /// RRF weights of BM25 and dense lists.
+    pub weights: (f32, f32),
+    /// RRF constant (60).
+    pub rrf_c: f32,
+    /// MMR λ over the fused candidates (`None` = no diversification).
+    pub mmr_lambda: Option<f32>,
+    /// Collections to search (empty = all).
+    pub collections: Vec<String>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            method: Method::Hybrid,
+            candidates: 20,
+            k: 5,
+            weights: (1.0, 1.0),
+            rrf_c: 60.0,
+            mmr_lambda: None,
+            collections: Vec::new(),
+        }
+    }
+}
+
+/// One retrieved passage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Collection it came from.
+    pub collection: String,
+    /// The parent chunk (the context passage).
+    pub chunk: Chunk,
+    /// The child chunk that matched.
+    pub matched: Chunk,
+    /// Fused score (higher is better).
+    pub score: f32,
+    /// Cosine similarity of the matched child to the query (dense evidence).
+    pub cosine: f32,
+    /// BM25 score of the matched child (keyword evidence; 0 if none).
+    pub bm25: f32,
+}
+
+/// The whole index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RagIndex {
+    /// The embedder the vectors come from (queries must use the same).
+    pub embedder: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Collections by name.
+    pub collections: BTreeMap<String, RagCollection>,
+}
+
+impl RagIndex {
+    /// An empty index for vectors of `dim` from `embedder`.
+    pub fn new(embedder: &str, dim: usize) -> Self {
+        RagIndex {
+            embedder: embedder.into(),
+            dim,
+            collections: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `source` in `collection` is indexed with this content hash.
+    pub fn is_current(&self, collection: &str, source: &str, hash: &str) -> bool {
+        self.collections
+            .get(collection)
+            .and_then(|c| c.files.get(source))
+            .is_some_and(|f| f.hash == hash)
+    }
+
+    /// Removes a file's chunks (their slots stay, emptied, so ids are stable).
+    pub fn remove_file(&mut self, collection: &str, source: &str) -> bool {
+        let Some(c) = self.collections.get_mut(collection) else {
+            return false;
+        };
+        let Some(f) = c.files.remove(source) else {
+            return false;
+        };
+        for p in f.parents {
+            c.parents[p] = None;
+        }
+        for ch in f.children {
+            c.children[ch] = None;
+        }
+        c.bm25 = None;
+        true
+    }
+
+    /// Adds (or replaces) a file: its parent chunks, child chunks (whose
+    /// `parent` indexes `parents`) and the children's unit vectors.
+    pub fn add_file(
+        &mut self,
+        collection: &str,
+        source: &str,
+        hash: &str,
+        pages: usize,
+        parents: Vec<Chunk>,
+        children: Vec<Chunk>,
+        vectors: &[f32],
+    ) -> Result<()> {
+        if vectors.len() != children.len() * self.dim {
+            return Err(Error::Shape {
+                op: "rag index add",
+                detail: format!(
+                    "{source}: {} values for {} chunks of dimension {}",
+                    vectors.len(),
+                    children.len(),
+                    self.dim
+                ),
+            });
+        }
+        self.remove_file(collection, source);
+        let c = self.collections.entry(collection.to_string()).or_default();
+        let base_p = c.parents.len();
+        let base_c = c.children.len();
+        let n_par = parents.len();
+        c.parents.extend(parents.into_iter().map(Some));
+        let mut child_ids = Vec::with_capacity(children.len());
+        for mut ch in children {
+            let p = ch
+                .parent
+                .ok_or_else(|| Error::Input(format!("{source}: child chunk without a parent")))?;
+            if p >= n_par {
+                return Err(Error::Input(format!(
+                    "{source}: child points at parent {p} of {n_par}"
+                )));
+            }
+            ch.parent = Some(base_p + p);
+            child_ids.push(c.children.len());
+            c.children.push(Some(ch));
+        }
+        c.vectors.extend_from_slice(vectors);
+        c.bm25 = None;
+        c.files.insert(
+            source.to_string(),
+            FileEntry {
+                hash: hash.to_string(),
+                parents: (base_p..base_p + n_par).collect(),
+                children: (base_c..c.children.len()).collect(),
+                pages,
+            },
+        );
+        Ok(())
+    }
+
+    /// Serialises the index (format described in the module docs).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bincode::serialize_into(&mut out, self)
+            .map_err(|e| Error::Input(format!("cannot serialise the RAG index: {e}")))?;
+        Ok(out)
+    }
+
+    /// Reads an index written by [`RagIndex::to_bytes`]; `file` names it in errors.
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Self> {
+        let err = |detail: String| Error::Format {
+            format: format!("RAG index {file}"),
+            detail,
+        };
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err(err("not a cairn RAG index (magic is not CAIRNRAG)".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version > FORMAT_VERSION {
+            return Err(err(format!(
+                "format version {version} is newer than the {FORMAT_VERSION} this cairn reads; upgrade cairn or rebuild the index"
+            )));
+        }
+        let ix: RagIndex = bincode::deserialize(&bytes[12..])
+            .map_err(|e| err(format!("corrupt or truncated ({e})")))?;
+        for (name, c) in &ix.collections {
+            if c.vectors.len() != c.children.len() * ix.dim {
+                return Err(err(format!(
+                    "collection '{name}' has {} vector values for {} chunks of dimension {}",
+                    c.vectors.len(),
+                    c.children.len(),
+                    ix.dim
+                )));
+            }
+        }
+        Ok(ix)
+    }
+
+    /// Retrieves passages for a query (its text for BM25, its unit vector for
+    /// dense search; either may be unused depending on the method).
+    pub fn search(
+        &mut self,
+        query: &str,
+        query_vec: &[f32],
+        opts: &SearchOptions,
+    ) -> Result<Vec<Hit>> {
+        if opts.method != Method::Bm25 && query_vec.len() != self.dim {
+            return Err(Error::Shape {
+                op: "rag search",
+                detail: format!(
+                    "query vector has {} values, the index {}",
+                    query_vec.len(),
+                    self.dim
+                ),
+            });
+        }
+        for name in &opts.collections {
+            if !self.collections.contains_key(name) {
+                let known: Vec<&str> = self.collections.keys().map(String::as_str).collect();
+                return Err(Error::Input(format!(
+                    "no collection '{name}' in the index (collections: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        let dim = self.dim;
+        // Candidates from every selected collection: (collection, child id).
+        let mut bm25_list: Vec<((String, usize), f32)> = Vec::new();
+        let mut dense_list: Vec<((String, usize), f32)> = Vec::new();
+        let mut bm25_of: HashMap<(String, usize), f32> = HashMap::new();
+        for (name, c) in self.collections.iter_mut() {
+            if !opts.collections.is_empty() && !opts.collections.contains(name) {
+                continue;
+            }
+            if opts.method != Method::Dense {
+                let live: Vec<bool> = c.children.iter().map(Option::is_some).collect();
+                for (d, s) in c
+                    .bm25()
+                    .search(query, opts.candidates, |d| live[d as usize])
+                {
+                    bm25_list.push(((name.clone(), d as usize), s));
+                }
+            }
+            if opts.method != Method::Bm25 {
+                let mut scored: Vec<(usize, f32)> = c
+                    .children
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, ch)| ch.is_some())
+                    .map(|(i, _)| {
+                        (
+                            i,
+                            crate::util::dot(query_vec, &c.vectors[i * dim..(i + 1) * dim]),
+                        )
+                    })
+                    .collect();
+                let keep = opts.candidates.min(scored.len());
+                if keep > 0 {
+                    scored.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
+                    scored.truncate(keep);
+                }
+                dense_list.extend(scored.into_iter().map(|(i, s)| ((name.clone(), i), s)));
+            }
+        }
+        let by_score = |l: &mut Vec<((String, usize), f32)>| {
+            l.sort_by(|a, b| b.1.total_cmp(&a.1));
+            l.truncate(opts.candidates);
+        };
+        by_score(&mut bm25_list);
+        by_score(&mut dense_list);
+        for (k, s) in &bm25_list {
+            bm25_of.insert(k.clone(), *s);
+        }
+        let fused: Vec<((String, usize), f32)> = match opts.method {
+            Method::Bm25 => bm25_list,
+            Method::Dense => dense_list,
+            Method::Hybrid => rrf(
+                &[
+                    (opts.weights.0, bm25_list.into_iter().map(|x| x.0).collect()),
+                    (
+                        opts.weights.1,
+                        dense_list.into_iter().map(|x| x.0).collect(),
+                    ),
+                ],
+                opts.rrf_c,
+            ),
+        };
+        // Map children to parents, keeping each parent's best child.
+        let mut seen = std::collections::HashSet::new();
+        let mut hits = Vec::new();
+        for ((name, child), score) in fused {
+            let c = &self.collections[&name];
+            let Some(ch) = c.children[child].as_ref() else {
+                continue;
+            };
+            let Some(p) = ch.parent else { continue };
+            if !seen.insert((name.clone(), p)) {
+                continue;
+            }
+            let Some(parent) = c.parents[p].as_ref() else {
+                continue;
+            };
+            let cosine = if query_vec.len() == dim {
+                crate::util::dot(query_vec, &c.vectors[child * dim..(child + 1) * dim])
+            } else {
+                0.0
+            };
+            hits.push((
+                Hit {
+                    collection: name.clone(),
+                    chunk: parent.clone(),
+                    matched: ch.clone(),
+                    score,
+                    cosine,
+                    bm25: bm25_of.get(&(name.clone(), child)).copied().unwrap_or(0.0),
+                },
+                child,
+            ));
+        }
+        if let Some(lambda) = opts.mmr_lambda.filter(|_| query_vec.len() == dim) {
+            let vecs: Vec<&[f32]> = hits
+                .iter()
+                .map(|(h, child)| {
+                    &self.collections[&h.collection].vectors[child * dim..(child + 1) * dim]
+                })
+                .collect();
+            let order = mmr(query_vec, &vecs, opts.k, lambda);
+            return Ok(order.into_iter().map(|i| hits[i].0.clone()).collect());
+        }
+        hits.truncate(opts.k);
+        Ok(hits.into_iter().map(|(h, _)| h).collect())
+    }
+}

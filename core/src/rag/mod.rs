@@ -1,0 +1,8 @@
+//! Retrieval-augmented generation: a persistent hybrid index over document
+//! collections ([`index`]) and grounded answering with citations ([`answer`]).
+
+pub mod answer;
+pub mod index;
+
+pub use answer::{Answer, AskOptions, build_prompt, parse_citations};
+pub use index::{Hit, Method, RagIndex, SearchOptions};

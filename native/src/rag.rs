@@ -1,0 +1,197 @@
+//! `cairn index` and `cairn ask`: building the on-disk RAG index from a
+//! directory of documents, and answering questions from it.
+
+use std::path::{Path, PathBuf};
+
+use cairn_core::backend::cpu::CpuBackend;
+use cairn_core::embedder::Embedder;
+use cairn_core::rag::RagIndex;
+use cairn_core::text::chunk::{ChunkOptions, SplitUnit, Splitter, small_to_big};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+
+/// Name under which the bundled embedder is recorded in the index.
+pub const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
+
+/// The default index file: `<cache>/index/rag.cidx`.
+pub fn default_index_path(cache: &Path) -> PathBuf {
+    cache.join("index").join("rag.cidx")
+}
+
+/// Reads an index file, or a new empty one when it does not exist.
+pub fn read_index(path: &Path, embedder: &str, dim: usize) -> Result<RagIndex> {
+    match std::fs::read(path) {
+        Ok(b) => {
+            let ix = RagIndex::from_bytes(&b, &path.display().to_string())?;
+            if ix.embedder != embedder || ix.dim != dim {
+                return Err(Error::Model(format!(
+                    "{} was built with embedder '{}' ({} dims), not '{embedder}' ({dim}); rebuild it or pass --model {}",
+                    path.display(),
+                    ix.embedder,
+                    ix.dim,
+                    ix.embedder
+                )));
+            }
+            Ok(ix)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RagIndex::new(embedder, dim)),
+        Err(e) => Err(Error::io("reading", path)(e)),
+    }
+}
+
+/// Files under `dir` that the loaders read (pdf, html/htm, md/markdown, txt), sorted.
+pub fn document_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if d.is_file() {
+            out.push(d);
+            continue;
+        }
+        for e in std::fs::read_dir(&d).map_err(Error::io("listing", &d))? {
+            let p = e.map_err(Error::io("listing", &d))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(ext) = p.extension().and_then(|e| e.to_str()) {
+                if ["pdf", "html", "htm", "md", "markdown", "txt"]
+                    .contains(&ext.to_ascii_lowercase().as_str())
+                {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What one `cairn index` run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IndexReport {
+    /// Files (re)indexed.
+    pub indexed: usize,
+    /// Files skipped because their content hash was unchanged.
+    pub unchanged: usize,
+    /// Files removed from the collection because they vanished from the directory.
+    pub removed: usize,
+    /// Files that could not be read (reported, not fatal).
+    pub failed: Vec<String>,
+    /// Pages loaded.
+    pub pages: usize,
+    /// Parent chunks and indexed child chunks added.
+    pub parents: usize,
+    /// Child chunks added.
+    pub children: usize,
+}
+
+/// Indexes every document under `dir` into `collection` of the index at
+/// `index_path`: unchanged files (same sha256) are skipped, changed ones
+/// replaced, vanished ones removed; a file that cannot be read is reported
+/// and the rest go on. Children of 128 tokens are embedded and BM25-indexed;
+/// their 512-token parents (overlap 64) are what answers cite. The index is
+/// written atomically after each file, so an interrupted run keeps its work.
+pub fn index_dir(
+    embedder: &Embedder<CpuBackend>,
+    embedder_name: &str,
+    dir: &Path,
+    collection: &str,
+    index_path: &Path,
+) -> Result<IndexReport> {
+    let files = document_files(dir)?;
+    if files.is_empty() {
+        return Err(Error::Model(format!(
+            "{} holds no .pdf, .html, .md or .txt files",
+            dir.display()
+        )));
+    }
+    let mut ix = read_index(index_path, embedder_name, embedder.dim())?;
+    let tok = embedder.tokenizer();
+    let parent = Splitter::new(ChunkOptions::default(), Some(tok))?;
+    let child = Splitter::new(
+        ChunkOptions {
+            size: 128,
+            overlap: 0,
+            unit: SplitUnit::Tokens,
+            ..Default::default()
+        },
+        Some(tok),
+    )?;
+    let mut report = IndexReport::default();
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("index [{bar:30}] {pos}/{len} files {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    // Files that disappeared from this directory leave the collection.
+    let prefix = dir.display().to_string();
+    let gone: Vec<String> = ix
+        .collections
+        .get(collection)
+        .map(|c| {
+            c.files
+                .keys()
+                .filter(|s| s.starts_with(&prefix) && !sources.contains(s))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    for s in gone {
+        ix.remove_file(collection, &s);
+        report.removed += 1;
+    }
+    for (file, source) in files.iter().zip(&sources) {
+        bar.set_message(format!(
+            "{} | pages {} chunks {}",
+            file.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            report.pages,
+            report.children
+        ));
+        let bytes = std::fs::read(file).map_err(Error::io("reading", file))?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        if ix.is_current(collection, source, &hash) {
+            report.unchanged += 1;
+            bar.inc(1);
+            continue;
+        }
+        let doc = match cairn_core::text::load(source, &bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                bar.suspend(|| tracing::warn!("skipping {source}: {e}"));
+                report.failed.push(format!("{source}: {e}"));
+                bar.inc(1);
+                continue;
+            }
+        };
+        let pages = doc.segments.iter().filter(|s| s.page.is_some()).count();
+        let (parents, children) = small_to_big(&doc, &parent, &child)?;
+        let texts: Vec<&str> = children.iter().map(|c| c.text.as_str()).collect();
+        let mut vectors = Vec::with_capacity(texts.len() * embedder.dim());
+        for batch in texts.chunks(32) {
+            vectors.extend(embedder.encode(batch, true)?.data);
+        }
+        report.pages += pages;
+        report.parents += parents.len();
+        report.children += children.len();
+        ix.add_file(
+            collection, source, &hash, pages, parents, children, &vectors,
+        )?;
+        report.indexed += 1;
+        if let Some(parent_dir) = index_path.parent() {
+            std::fs::create_dir_all(parent_dir).map_err(Error::io("creating", parent_dir))?;
+        }
+        write_atomic(index_path, &ix.to_bytes()?)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if report.indexed == 0 && report.removed > 0 {
+        write_atomic(index_path, &ix.to_bytes()?)?;
+    }
+    Ok(report)
+}

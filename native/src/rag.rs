@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::embedder::Embedder;
-use cairn_core::rag::RagIndex;
+use cairn_core::rag::{FileChunks, RagIndex};
 use cairn_core::text::chunk::{ChunkOptions, SplitUnit, Splitter, small_to_big};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -55,12 +55,11 @@ pub fn document_files(dir: &Path) -> Result<Vec<PathBuf>> {
             let p = e.map_err(Error::io("listing", &d))?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Some(ext) = p.extension().and_then(|e| e.to_str()) {
-                if ["pdf", "html", "htm", "md", "markdown", "txt"]
+            } else if let Some(ext) = p.extension().and_then(|e| e.to_str())
+                && ["pdf", "html", "htm", "md", "markdown", "txt"]
                     .contains(&ext.to_ascii_lowercase().as_str())
-                {
-                    out.push(p);
-                }
+            {
+                out.push(p);
             }
         }
     }
@@ -180,7 +179,15 @@ pub fn index_dir(
         report.parents += parents.len();
         report.children += children.len();
         ix.add_file(
-            collection, source, &hash, pages, parents, children, &vectors,
+            collection,
+            FileChunks {
+                source: source.clone(),
+                hash,
+                pages,
+                parents,
+                children,
+                vectors,
+            },
         )?;
         report.indexed += 1;
         if let Some(parent_dir) = index_path.parent() {

@@ -38,6 +38,23 @@ pub struct FileEntry {
     pub pages: usize,
 }
 
+/// One file's chunks, ready to index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileChunks {
+    /// Source name (path).
+    pub source: String,
+    /// Content hash (hex sha256).
+    pub hash: String,
+    /// Pages loaded (PDF).
+    pub pages: usize,
+    /// Parent chunks (what hits return).
+    pub parents: Vec<Chunk>,
+    /// Child chunks (what is indexed); `parent` indexes `parents`.
+    pub children: Vec<Chunk>,
+    /// The children's unit vectors, row-major.
+    pub vectors: Vec<f32>,
+}
+
 /// A named collection.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RagCollection {
@@ -179,18 +196,17 @@ impl RagIndex {
         true
     }
 
-    /// Adds (or replaces) a file: its parent chunks, child chunks (whose
-    /// `parent` indexes `parents`) and the children's unit vectors.
-    pub fn add_file(
-        &mut self,
-        collection: &str,
-        source: &str,
-        hash: &str,
-        pages: usize,
-        parents: Vec<Chunk>,
-        children: Vec<Chunk>,
-        vectors: &[f32],
-    ) -> Result<()> {
+    /// Adds (or replaces) a file in `collection`.
+    pub fn add_file(&mut self, collection: &str, file: FileChunks) -> Result<()> {
+        let FileChunks {
+            source,
+            hash,
+            pages,
+            parents,
+            children,
+            vectors,
+        } = file;
+        let (source, hash) = (source.as_str(), hash.as_str());
         if vectors.len() != children.len() * self.dim {
             return Err(Error::Shape {
                 op: "rag index add",
@@ -222,7 +238,7 @@ impl RagIndex {
             child_ids.push(c.children.len());
             c.children.push(Some(ch));
         }
-        c.vectors.extend_from_slice(vectors);
+        c.vectors.extend_from_slice(&vectors);
         c.bm25 = None;
         c.files.insert(
             source.to_string(),

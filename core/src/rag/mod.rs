@@ -5,4 +5,4 @@ pub mod answer;
 pub mod index;
 
 pub use answer::{Answer, AskOptions, build_prompt, parse_citations};
-pub use index::{Hit, Method, RagIndex, SearchOptions};
+pub use index::{FileChunks, Hit, Method, RagIndex, SearchOptions};

@@ -1,0 +1,203 @@
+//! The RAG pipeline end to end on a small committed PDF
+//! (tests/fixtures/mini.pdf, made by tests/scripts/make_mini_pdf.py) plus a
+//! Markdown file and a broken PDF: loading, chunking, incremental indexing,
+//! hybrid retrieval, the "don't know" rule, the token budget, citations.
+
+mod common;
+
+use std::path::Path;
+
+use cairn::embed::load_embedder;
+use cairn::generate::load_generator;
+use cairn::rag::{index_dir, read_index};
+use cairn_core::backend::block_on_ready;
+use cairn_core::backend::cpu::CpuBackend;
+use cairn_core::embedder::{Embedder, EmbedderOptions};
+use cairn_core::rag::answer::{AskOptions, NO_ANSWER, answer, build_prompt};
+use cairn_core::rag::{Method, RagIndex, SearchOptions};
+
+fn embedder() -> Embedder<CpuBackend> {
+    load_embedder(
+        CpuBackend::new(),
+        &common::model("all-minilm-l6-v2"),
+        &EmbedderOptions::default(),
+    )
+    .unwrap()
+}
+
+fn corpus(dir: &Path) {
+    std::fs::copy(common::fixture("mini.pdf"), dir.join("mini.pdf")).unwrap();
+    std::fs::write(
+        dir.join("notes.md"),
+        "# Cooking\n## Bread\nKnead the dough for ten minutes and let it rise for an hour.\n",
+    )
+    .unwrap();
+    let pdf = std::fs::read(common::fixture("mini.pdf")).unwrap();
+    std::fs::write(dir.join("broken.pdf"), &pdf[..pdf.len() / 3]).unwrap();
+}
+
+#[test]
+fn pdf_loader_keeps_pages() {
+    let bytes = std::fs::read(common::fixture("mini.pdf")).unwrap();
+    let d = cairn_core::text::load("mini.pdf", &bytes).unwrap();
+    let pages: Vec<u32> = d.segments.iter().map(|s| s.page.unwrap()).collect();
+    assert_eq!(pages, vec![1, 2, 3]);
+    assert!(
+        d.segments[0].text.contains("R CMD INSTALL pkg_1.0.tar.gz"),
+        "{:?}",
+        d.segments[0].text
+    );
+    assert!(d.segments[2].text.contains("/etc/network/interfaces"));
+    let e = cairn_core::text::load("cut.pdf", &bytes[..bytes.len() / 3]).unwrap_err();
+    assert!(e.to_string().contains("cut.pdf: cannot read PDF"), "{e}");
+}
+
+#[test]
+fn index_retrieve_update_and_answer() {
+    let emb = embedder();
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    corpus(&docs);
+    let ix_path = dir.path().join("rag.cidx");
+    let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "manuals", &ix_path).unwrap();
+    assert_eq!((r.indexed, r.unchanged, r.removed), (2, 0, 0));
+    assert_eq!(r.failed.len(), 1);
+    assert!(
+        r.failed[0].contains("broken.pdf: cannot read PDF"),
+        "{:?}",
+        r.failed
+    );
+    assert_eq!(r.pages, 3);
+
+    let mut ix = read_index(&ix_path, "all-minilm-l6-v2", 384).unwrap();
+    let ask = |ix: &mut RagIndex, q: &str, method: Method| {
+        let qv = emb.encode(&[q], true).unwrap().data;
+        ix.search(
+            q,
+            &qv,
+            &SearchOptions {
+                method,
+                k: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    for method in [Method::Hybrid, Method::Bm25, Method::Dense] {
+        let hits = ask(
+            &mut ix,
+            "How do I install a package from a local file?",
+            method,
+        );
+        assert_eq!(hits[0].chunk.page, Some(1), "{method:?}: {hits:?}");
+        let hits = ask(
+            &mut ix,
+            "Where are network interfaces configured on Debian?",
+            method,
+        );
+        assert_eq!(hits[0].chunk.page, Some(3), "{method:?}");
+    }
+    let hits = ask(&mut ix, "how long should bread dough rise", Method::Hybrid);
+    assert!(hits[0].chunk.source.ends_with("notes.md"));
+    assert_eq!(hits[0].chunk.headings, vec!["Cooking", "Bread"]);
+    // Collections filter, and an unknown one is named.
+    let qv = emb.encode(&["plots"], true).unwrap().data;
+    let e = ix
+        .search(
+            "plots",
+            &qv,
+            &SearchOptions {
+                collections: vec!["nope".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no collection 'nope' in the index (collections: manuals)"),
+        "{e}"
+    );
+    // MMR keeps k results.
+    let hits = ix
+        .search(
+            "plots",
+            &qv,
+            &SearchOptions {
+                mmr_lambda: Some(0.5),
+                k: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+
+    // Incremental: nothing changed; then one file edited; then one removed.
+    let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "manuals", &ix_path).unwrap();
+    assert_eq!((r.indexed, r.unchanged), (0, 2));
+    std::fs::write(
+        docs.join("notes.md"),
+        "# Cooking\nBoil pasta for nine minutes.\n",
+    )
+    .unwrap();
+    let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "manuals", &ix_path).unwrap();
+    assert_eq!((r.indexed, r.unchanged), (1, 1));
+    std::fs::remove_file(docs.join("notes.md")).unwrap();
+    let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "manuals", &ix_path).unwrap();
+    assert_eq!(r.removed, 1);
+    let mut ix = read_index(&ix_path, "all-minilm-l6-v2", 384).unwrap();
+    let hits = ask(&mut ix, "how long should bread dough rise", Method::Hybrid);
+    assert!(hits.iter().all(|h| h.chunk.source.ends_with("mini.pdf")));
+    // No temporary files left beside the index.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != "rag.cidx" && e.file_name() != "docs")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A corrupt index is a clear error, and the embedder must match.
+    let bytes = std::fs::read(&ix_path).unwrap();
+    std::fs::write(dir.path().join("bad.cidx"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = read_index(&dir.path().join("bad.cidx"), "all-minilm-l6-v2", 384).unwrap_err();
+    assert!(e.to_string().contains("corrupt or truncated"), "{e}");
+    let e = read_index(&ix_path, "other-model", 384).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("was built with embedder 'all-minilm-l6-v2'"),
+        "{e}"
+    );
+
+    // Answering: unrelated questions get the "don't know" answer without generation.
+    let g = load_generator(CpuBackend::new(), &common::model("smollm2-135m-instruct")).unwrap();
+    let q = "What is the boiling point of mercury on Venus?";
+    let hits = ask(&mut ix, q, Method::Hybrid);
+    let a = block_on_ready(answer(&g, q, &hits, &AskOptions::default(), |_| true)).unwrap();
+    assert_eq!(a.text, NO_ANSWER);
+    assert!(!a.grounded);
+    // A supported question: sources numbered in the prompt, within budget.
+    let q = "How do I install a package from a local file?";
+    let hits = ask(&mut ix, q, Method::Hybrid);
+    let (prompt, used, n) = build_prompt(&g, q, &hits, 8192).unwrap();
+    assert!(prompt.contains("[1] (mini.pdf, page 1)"), "{prompt}");
+    assert_eq!(used.len(), hits.len());
+    // A tight budget drops or cuts sources but never exceeds the limit.
+    let (_, used_small, n_small) = build_prompt(&g, q, &hits, n - 20).unwrap();
+    assert!(n_small <= n - 20 && used_small.len() <= used.len());
+    let opts = AskOptions {
+        generation: cairn_core::generate::GenerationConfig {
+            max_new_tokens: 48,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut streamed = String::new();
+    let a = block_on_ready(answer(&g, q, &hits, &opts, |p| {
+        streamed.push_str(p);
+        true
+    }))
+    .unwrap();
+    assert!(a.grounded, "{}", a.text);
+    assert!(!a.text.is_empty());
+    assert_eq!(streamed.trim(), a.text);
+    assert!(a.cited.iter().all(|&c| c >= 1 && c <= a.sources.len()));
+}

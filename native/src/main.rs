@@ -174,6 +174,23 @@ enum Cmd {
         #[arg(long)]
         stride: Option<usize>,
     },
+    /// Retrieval quality (recall@5, recall@20, MRR) and latency per method on a question set.
+    EvalRetrieval {
+        /// Question set (JSON: {"questions": [{collection, file, question, pages}]}).
+        #[arg(long, default_value = "bench/rag_eval_set.json")]
+        set: PathBuf,
+        /// Index file (default: <cache>/index/rag.cidx).
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Embedder the index was built with.
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        embedder: String,
+    },
+    /// Print the text a document loader extracts (JSON: segments with page / heading path).
+    Extract {
+        /// A PDF, HTML, Markdown or text file.
+        file: PathBuf,
+    },
     /// Index a directory of documents (PDF, HTML, Markdown, text) into a named collection.
     Index {
         /// Directory (or single file) to index.
@@ -388,6 +405,45 @@ fn run(cli: Cli) -> Result<()> {
                 prompt
             };
             stream_to_stdout(&generator, &prompt, &config)?;
+            Ok(())
+        }
+        Cmd::EvalRetrieval {
+            set,
+            index,
+            embedder,
+        } => {
+            #[derive(serde::Deserialize)]
+            struct Set {
+                questions: Vec<cairn::rag::EvalQuestion>,
+            }
+            let body = std::fs::read(&set).map_err(Error::io("reading", &set))?;
+            let qs: Set = serde_json::from_slice(&body)
+                .map_err(|e| Error::Model(format!("{}: not a question set: {e}", set.display())))?;
+            let path = index.unwrap_or_else(|| cairn::rag::default_index_path(&cache));
+            let emb = load_embedder(
+                CpuBackend::new(),
+                &resolve_model(&embedder, &cache)?,
+                &EmbedderOptions::default(),
+            )?;
+            let mut ix = cairn::rag::read_index(&path, &embedder, emb.dim())?;
+            let rows = cairn::rag::eval_retrieval(&mut ix, &emb, &qs.questions)?;
+            println!("{} questions, index {}", qs.questions.len(), path.display());
+            println!(
+                "{:12} {:>9} {:>10} {:>6} {:>8} {:>8}",
+                "method", "recall@5", "recall@20", "MRR", "p50 ms", "p95 ms"
+            );
+            for r in rows {
+                println!(
+                    "{:12} {:>9.3} {:>10.3} {:>6.3} {:>8.1} {:>8.1}",
+                    r.method, r.recall_at_5, r.recall_at_20, r.mrr, r.p50_ms, r.p95_ms
+                );
+            }
+            Ok(())
+        }
+        Cmd::Extract { file } => {
+            let bytes = std::fs::read(&file).map_err(Error::io("reading", &file))?;
+            let doc = cairn_core::text::load(&file.display().to_string(), &bytes)?;
+            println!("{}", serde_json::to_string(&doc).unwrap_or_default());
             Ok(())
         }
         Cmd::Index {

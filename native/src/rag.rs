@@ -202,3 +202,92 @@ pub fn index_dir(
     }
     Ok(report)
 }
+
+/// One question of a retrieval evaluation set (`bench/rag_eval_set.json`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct EvalQuestion {
+    /// Collection to search.
+    pub collection: String,
+    /// File name of the answering document.
+    pub file: String,
+    /// The question.
+    pub question: String,
+    /// 1-based pages that answer it.
+    pub pages: Vec<u32>,
+}
+
+/// Retrieval quality and speed of one method.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalRow {
+    /// Method name.
+    pub method: String,
+    /// Share of questions with a relevant passage in the top 5.
+    pub recall_at_5: f64,
+    /// Share with a relevant passage in the top 20.
+    pub recall_at_20: f64,
+    /// Mean reciprocal rank of the first relevant passage (top 20; 0 if none).
+    pub mrr: f64,
+    /// Median retrieval latency (ms), query embedding included.
+    pub p50_ms: f64,
+    /// 95th-percentile latency (ms).
+    pub p95_ms: f64,
+}
+
+/// Runs every question through BM25, dense, hybrid and hybrid + MMR (λ 0.7),
+/// searching the question's own collection, and scores the ranked pages.
+pub fn eval_retrieval(
+    ix: &mut RagIndex,
+    embedder: &Embedder<CpuBackend>,
+    questions: &[EvalQuestion],
+) -> Result<Vec<EvalRow>> {
+    use cairn_core::rag::{Method, SearchOptions};
+    let methods: [(&str, Method, Option<f32>); 4] = [
+        ("bm25", Method::Bm25, None),
+        ("dense", Method::Dense, None),
+        ("hybrid", Method::Hybrid, None),
+        ("hybrid+mmr", Method::Hybrid, Some(0.7)),
+    ];
+    let mut rows = Vec::new();
+    for (name, method, mmr) in methods {
+        let (mut r5, mut r20, mut rr) = (0usize, 0usize, 0f64);
+        let mut times = Vec::with_capacity(questions.len());
+        for q in questions {
+            let t = std::time::Instant::now();
+            let qv = embedder.encode(&[q.question.as_str()], true)?.data;
+            let hits = ix.search(
+                &q.question,
+                &qv,
+                &SearchOptions {
+                    method,
+                    candidates: 20,
+                    k: 20,
+                    mmr_lambda: mmr,
+                    collections: vec![q.collection.clone()],
+                    ..Default::default()
+                },
+            )?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            let first = hits.iter().position(|h| {
+                h.chunk.source.ends_with(&q.file)
+                    && h.chunk.page.is_some_and(|p| q.pages.contains(&p))
+            });
+            if let Some(i) = first {
+                r5 += usize::from(i < 5);
+                r20 += 1;
+                rr += 1.0 / (i + 1) as f64;
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+        let n = questions.len().max(1) as f64;
+        rows.push(EvalRow {
+            method: name.into(),
+            recall_at_5: r5 as f64 / n,
+            recall_at_20: r20 as f64 / n,
+            mrr: rr / n,
+            p50_ms: pct(0.5),
+            p95_ms: pct(0.95),
+        });
+    }
+    Ok(rows)
+}

@@ -279,3 +279,19 @@ impl Embedder<CpuBackend> {
         crate::backend::block_on_ready(self.encode_async(texts, normalize_rows))
     }
 }
+
+/// A bi-encoder used as a reranker: passages are re-scored by the cosine of
+/// their embedding with the query's. Weaker than a cross-encoder (it never
+/// reads query and passage together) but useful to re-order lexical (BM25)
+/// candidates, and the stand-in until a cross-encoder is fine-tuned.
+impl<B: Backend> crate::retrieve::Reranker for Embedder<B> {
+    fn score(&self, query: &str, passages: &[&str]) -> Result<Vec<f32>> {
+        let mut texts = vec![query];
+        texts.extend_from_slice(passages);
+        let e = self.encode(&texts, true)?;
+        let q = &e.data[..e.dim];
+        Ok((1..e.rows)
+            .map(|i| crate::util::dot(q, &e.data[i * e.dim..(i + 1) * e.dim]))
+            .collect())
+    }
+}

@@ -53,6 +53,23 @@ fn pdf_loader_keeps_pages() {
 }
 
 #[test]
+fn the_reranker_interface_orders_passages() {
+    use cairn_core::retrieve::Reranker;
+    let emb = embedder();
+    let passages = [
+        "Bread dough rises for an hour.",
+        "Run R CMD INSTALL on the package tarball to install it.",
+        "Network interfaces are configured in /etc/network/interfaces.",
+    ];
+    let order = emb
+        .rerank("How do I install an R package?", &passages, 2)
+        .unwrap();
+    assert_eq!(order.len(), 2);
+    assert_eq!(order[0].0, 1);
+    assert!(order[0].1 > order[1].1);
+}
+
+#[test]
 fn index_retrieve_update_and_answer() {
     let emb = embedder();
     let dir = tempfile::tempdir().unwrap();

@@ -284,7 +284,7 @@ impl Embedder<CpuBackend> {
 /// their embedding with the query's. Weaker than a cross-encoder (it never
 /// reads query and passage together) but useful to re-order lexical (BM25)
 /// candidates, and the stand-in until a cross-encoder is fine-tuned.
-impl<B: Backend> crate::retrieve::Reranker for Embedder<B> {
+impl crate::retrieve::Reranker for Embedder<CpuBackend> {
     fn score(&self, query: &str, passages: &[&str]) -> Result<Vec<f32>> {
         let mut texts = vec![query];
         texts.extend_from_slice(passages);

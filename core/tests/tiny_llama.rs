@@ -67,6 +67,34 @@ fn one_pass_prefill_equals_token_by_token_decoding() {
 }
 
 #[test]
+fn long_prompts_are_prefilled_in_chunks_with_the_same_logits() {
+    let t = TinyLlama {
+        context: 1400,
+        ..Default::default()
+    };
+    let bytes = tiny_llama_gguf(&t).unwrap();
+    let g = Gguf::parse(&bytes, "tiny.gguf").unwrap();
+    let m = Llama::load(CpuBackend::new(), &g).unwrap();
+    let ids: Vec<u32> = (0..1100u32).map(|i| (i * 37 + 11) % 260).collect();
+    let vocab = m.config().vocab_size;
+    let mut c1 = m.new_cache(1100).unwrap();
+    let all = read(&m.forward(&ids, &mut c1, Logits::All).unwrap());
+    assert_eq!(all.len(), 1100 * vocab);
+    let mut c2 = m.new_cache(1100).unwrap();
+    let last = read(&m.forward(&ids, &mut c2, Logits::Last).unwrap());
+    assert!(max_diff(&last, &all[1099 * vocab..]) < 1e-4);
+    // Against one-token steps at positions on both sides of the 512 boundary.
+    let mut c3 = m.new_cache(1100).unwrap();
+    for (i, &id) in ids.iter().enumerate() {
+        let step = read(&m.forward(&[id], &mut c3, Logits::Last).unwrap());
+        if [0, 511, 512, 700, 1099].contains(&i) {
+            let d = max_diff(&step, &all[i * vocab..(i + 1) * vocab]);
+            assert!(d < 1e-3, "position {i} differs by {d}");
+        }
+    }
+}
+
+#[test]
 fn greedy_sampling_and_beams_behave_as_documented() {
     let g = generator(&TinyLlama::default());
     let none_eos = GenerationConfig {

@@ -223,6 +223,9 @@ enum Cmd {
         /// Most answer tokens.
         #[arg(long, default_value_t = 256)]
         max_new_tokens: usize,
+        /// Repetition penalty of the answer (small models loop without one; 1 = off).
+        #[arg(long, default_value_t = 1.15)]
+        repetition_penalty: f32,
     },
     /// Write a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32),
     /// from a GGUF file or a Hugging Face Llama directory (config.json + model.safetensors + tokenizer.json).
@@ -486,6 +489,7 @@ fn run(cli: Cli) -> Result<()> {
             min_cosine,
             model,
             max_new_tokens,
+            repetition_penalty,
         } => {
             use std::io::Write;
             let path = retrieval
@@ -541,6 +545,7 @@ fn run(cli: Cli) -> Result<()> {
             let ask = AskOptions {
                 generation: GenerationConfig {
                     max_new_tokens,
+                    repetition_penalty,
                     ..Default::default()
                 },
                 min_cosine,

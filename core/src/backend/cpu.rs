@@ -184,6 +184,16 @@ impl Backend for CpuBackend {
         Ok(table.index_select(&flat, 0)?.reshape(shape)?)
     }
 
+    fn cat(&self, parts: &[Tensor], dim: usize) -> Result<Tensor> {
+        if parts.is_empty() {
+            return Err(Error::Shape {
+                op: "cat",
+                detail: "nothing to join".into(),
+            });
+        }
+        Ok(Tensor::cat(parts, dim)?)
+    }
+
     fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
         Ok(Tensor::zeros(shape, DType::F32, &Device::Cpu)?)
     }

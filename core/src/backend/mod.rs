@@ -90,6 +90,8 @@ pub trait Backend: Clone + std::fmt::Debug {
     /// Rows of `table[vocab, dim]` gathered by `ids` (any shape): result `[..ids, dim]`.
     fn embedding(&self, ids: &Self::Tensor, table: &Self::Tensor) -> Result<Self::Tensor>;
 
+    /// Joins tensors along `dim` (all other dimensions must agree).
+    fn cat(&self, parts: &[Self::Tensor], dim: usize) -> Result<Self::Tensor>;
     /// A zero-filled f32 tensor (KV caches are allocated once with this).
     fn zeros(&self, shape: &[usize]) -> Result<Self::Tensor>;
     /// Overwrites `dst[.., start..start + len, ..]` along `dim` with `src` in

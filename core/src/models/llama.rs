@@ -127,6 +127,9 @@ impl LlamaConfig {
     }
 }
 
+/// Prompt tokens processed per pass during prefill.
+const PREFILL_CHUNK: usize = 512;
+
 /// Which positions' logits a forward pass returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logits {
@@ -412,6 +415,41 @@ impl<B: Backend> Llama<B> {
     /// model in one pass, appends their keys/values to the cache and returns
     /// logits `[1 or ids.len(), vocab]`.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache<B>, which: Logits) -> Result<B::Tensor> {
+        // Long prompts run in chunks: attention scores of one chunk against
+        // the cache stay small ([heads, chunk, len] instead of [heads, t, t]).
+        if ids.len() > PREFILL_CHUNK {
+            let mut all = Vec::new();
+            let mut last = None;
+            for part in ids.chunks(PREFILL_CHUNK) {
+                let is_last = part.as_ptr_range().end == ids.as_ptr_range().end;
+                let want = if which == Logits::All {
+                    Logits::All
+                } else {
+                    Logits::Last
+                };
+                let logits = self.forward_chunk(part, cache, want)?;
+                if which == Logits::All {
+                    all.push(logits);
+                } else if is_last {
+                    last = Some(logits);
+                }
+            }
+            return match which {
+                Logits::All => self.backend.cat(&all, 0),
+                Logits::Last => {
+                    last.ok_or_else(|| Error::Input("forward needs at least one token".into()))
+                }
+            };
+        }
+        self.forward_chunk(ids, cache, which)
+    }
+
+    fn forward_chunk(
+        &self,
+        ids: &[u32],
+        cache: &mut KvCache<B>,
+        which: Logits,
+    ) -> Result<B::Tensor> {
         let b = &self.backend;
         let c = &self.config;
         let t = ids.len();

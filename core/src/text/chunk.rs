@@ -188,25 +188,30 @@ impl<'t> Splitter<'t> {
         let mut out = Vec::new();
         for (si, seg) in doc.segments.iter().enumerate() {
             for r in self.split_ranges(&seg.text)? {
-                let text = seg.text[r.clone()].trim();
-                if text.is_empty() {
+                let Some((text, start)) = trimmed(&seg.text, r) else {
                     continue;
-                }
-                // Report the offset of the trimmed text.
-                let lead = seg.text[r.clone()].len() - seg.text[r.clone()].trim_start().len();
+                };
                 out.push(Chunk {
                     text: text.to_string(),
                     source: doc.source.clone(),
                     page: seg.page,
                     headings: seg.headings.clone(),
                     segment: si,
-                    start: r.start + lead,
+                    start,
                     parent: None,
                 });
             }
         }
         Ok(out)
     }
+}
+
+/// `text[r]` without surrounding whitespace and the byte offset where that
+/// trimmed text starts in `text`; `None` when nothing is left.
+fn trimmed(text: &str, r: std::ops::Range<usize>) -> Option<(&str, usize)> {
+    let slice = &text[r.clone()];
+    let body = slice.trim();
+    (!body.is_empty()).then(|| (body, r.start + slice.len() - slice.trim_start().len()))
 }
 
 /// Small-to-big: `parents` chunks (e.g. 512 tokens) are returned for
@@ -221,14 +226,12 @@ pub fn small_to_big(
     let mut children = Vec::new();
     for (pi, p) in parents.iter().enumerate() {
         for r in child.split_ranges(&p.text)? {
-            let text = p.text[r.clone()].trim();
-            if text.is_empty() {
+            let Some((text, start)) = trimmed(&p.text, r) else {
                 continue;
-            }
-            let lead = p.text[r.clone()].len() - p.text[r.clone()].trim_start().len();
+            };
             children.push(Chunk {
                 text: text.to_string(),
-                start: p.start + r.start + lead,
+                start: p.start + start,
                 parent: Some(pi),
                 ..p.clone()
             });

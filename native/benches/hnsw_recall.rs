@@ -1,11 +1,13 @@
-//! HNSW (instant-distance) against exact flat search: recall@10, build time and
+//! HNSW (cairn's own, `cairn_core::retrieve::hnsw`) against exact flat search: recall@10, build time and
 //! queries per second, on random unit vectors.
 //!
 //!     cargo bench -p cairn --bench hnsw_recall -- [N] [DIM] [QUERIES]
 //!     cargo bench -p cairn --bench hnsw_recall -- FLAT_INDEX.cvec [QUERIES]
 //!
-//! Defaults: 100,000 × 384 random vectors, 200 queries; `CAIRN_HNSW_EF=100,200`
-//! picks the ef values (construction = search). Random vectors are the
+//! Defaults: 100,000 × 384 random vectors, 200 queries; comma lists in
+//! `CAIRN_HNSW_M` (16), `CAIRN_HNSW_EFC` (ef_construction, 200) and
+//! `CAIRN_HNSW_EF` (ef_search, 10,50,100,200,400) pick the grid: one build per
+//! (M, ef_construction), every ef_search against it. Random vectors are the
 //! hard case for HNSW (no cluster structure). With a flat index file (real
 //! embeddings, see bench/hnsw_recall_real.sh) the last QUERIES vectors are held
 //! out as queries and the rest are indexed.
@@ -76,35 +78,45 @@ fn main() {
         .collect();
     let flat_qps = nq as f64 / t.elapsed().as_secs_f64();
 
-    let efs: Vec<usize> = std::env::var("CAIRN_HNSW_EF")
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| vec![100, 200]);
-    for ef in efs {
-        let params = HnswParams {
-            ef_construction: ef,
-            ef_search: ef,
-            seed: 42,
-        };
-        let mut hnsw = HnswIndex::new(dim, params);
-        let t = Instant::now();
-        hnsw.add(&rows, payloads()).expect("hnsw add");
-        let build = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let approx: Vec<_> = queries
-            .chunks(dim)
-            .map(|q| hnsw.search(q, 10).expect("hnsw search"))
-            .collect();
-        let qps = nq as f64 / t.elapsed().as_secs_f64();
-        let recall = exact
-            .iter()
-            .zip(&approx)
-            .map(|(e, a)| recall_at_k(e, a))
-            .sum::<f32>()
-            / nq as f32;
-        println!(
-            "n={n} dim={dim} ef={ef}: recall@10 {recall:.4}, build {build:.1} s, HNSW {qps:.0} q/s vs exact {flat_qps:.0} q/s ({:.1}x)",
-            qps / flat_qps
-        );
+    let list = |var: &str, default: &[usize]| -> Vec<usize> {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_else(|| default.to_vec())
+    };
+    let ms = list("CAIRN_HNSW_M", &[16]);
+    let efcs = list("CAIRN_HNSW_EFC", &[200]);
+    let efs = list("CAIRN_HNSW_EF", &[10, 50, 100, 200, 400]);
+    for &m in &ms {
+        for &efc in &efcs {
+            let params = HnswParams {
+                m,
+                ef_construction: efc,
+                ef_search: 100,
+                seed: 42,
+            };
+            let mut hnsw = HnswIndex::new(dim, params);
+            let t = Instant::now();
+            hnsw.add(&rows, payloads()).expect("hnsw add");
+            let build = t.elapsed().as_secs_f64();
+            for &ef in &efs {
+                let t = Instant::now();
+                let approx: Vec<_> = queries
+                    .chunks(dim)
+                    .map(|q| hnsw.search_ef(q, 10, ef).expect("hnsw search"))
+                    .collect();
+                let qps = nq as f64 / t.elapsed().as_secs_f64();
+                let recall = exact
+                    .iter()
+                    .zip(&approx)
+                    .map(|(e, a)| recall_at_k(e, a))
+                    .sum::<f32>()
+                    / nq as f32;
+                println!(
+                    "n={n} dim={dim} M={m} ef_construction={efc} ef_search={ef}: recall@10 {recall:.4}, build {build:.1} s, HNSW {qps:.0} q/s vs exact {flat_qps:.0} q/s ({:.1}x)",
+                    qps / flat_qps
+                );
+            }
+        }
     }
 }

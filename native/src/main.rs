@@ -365,6 +365,11 @@ fn stream_to_stdout(
     Ok(out)
 }
 
+/// Least cosine between an answer sentence and a source sentence for
+/// `cairn ask` to attribute the sentence to that source (MiniLM: paraphrases
+/// score above ~0.6, merely related sentences 0.3–0.5).
+const ATTRIBUTION_MIN_COSINE: f32 = 0.6;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -576,9 +581,36 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 };
                 if a.cited.is_empty() {
-                    println!("\nSources (retrieved; the answer cites none):");
-                    for (i, h) in a.sources.iter().enumerate() {
-                        println!("  [{}] {}", i + 1, label(h));
+                    // The model wrote no [n]: trace each answer sentence to
+                    // the source sentence it is closest to, and say so.
+                    let found = block_on_ready(cairn_core::rag::answer::attribute(
+                        &emb,
+                        &a.text,
+                        &a.sources,
+                        ATTRIBUTION_MIN_COSINE,
+                    ))?;
+                    let mut sources: Vec<usize> = found.iter().map(|f| f.source).collect();
+                    sources.sort_unstable();
+                    sources.dedup();
+                    if sources.is_empty() {
+                        println!(
+                            "\nSources (retrieved; the answer cites none and no answer sentence matches one):"
+                        );
+                        for (i, h) in a.sources.iter().enumerate() {
+                            println!("  [{}] {}", i + 1, label(h));
+                        }
+                    } else {
+                        println!(
+                            "\nSources (attributed by cairn: the model wrote no [n]; answer sentences matched to source sentences, cosine ≥ {ATTRIBUTION_MIN_COSINE}):"
+                        );
+                        for n in sources {
+                            let best = found
+                                .iter()
+                                .filter(|f| f.source == n)
+                                .map(|f| f.cosine)
+                                .fold(0f32, f32::max);
+                            println!("  [{n}] {} (cosine {best:.2})", label(&a.sources[n - 1]));
+                        }
                     }
                 } else {
                     println!("\nSources cited:");

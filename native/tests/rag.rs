@@ -13,7 +13,7 @@ use cairn::rag::{index_dir, read_index};
 use cairn_core::backend::block_on_ready;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::embedder::{Embedder, EmbedderOptions};
-use cairn_core::rag::answer::{AskOptions, NO_ANSWER, answer, build_prompt};
+use cairn_core::rag::answer::{AskOptions, NO_ANSWER, answer, attribute, build_prompt};
 use cairn_core::rag::{Method, RagIndex, SearchOptions};
 
 fn embedder() -> Embedder<CpuBackend> {
@@ -217,4 +217,20 @@ fn index_retrieve_update_and_answer() {
     assert!(!a.text.is_empty());
     assert_eq!(streamed.trim(), a.text);
     assert!(a.cited.iter().all(|&c| c >= 1 && c <= a.sources.len()));
+
+    // Post-hoc attribution: a sentence that restates a source is traced to
+    // it; an unrelated sentence is traced to none.
+    let answer_text = "Run R CMD INSTALL on the package file to install it. Bananas are yellow.";
+    let found = block_on_ready(attribute(&emb, answer_text, &a.sources, 0.6)).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        &answer_text[found[0].sentence.clone()],
+        "Run R CMD INSTALL on the package file to install it."
+    );
+    let src = &a.sources[found[0].source - 1];
+    assert_eq!(
+        (src.chunk.source.ends_with("mini.pdf"), src.chunk.page),
+        (true, Some(1))
+    );
+    assert!(found[0].cosine >= 0.6 && found[0].cosine <= 1.0 + 1e-5);
 }

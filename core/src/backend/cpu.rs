@@ -8,6 +8,7 @@ use super::Backend;
 use crate::error::{Error, Result};
 use crate::formats::gguf::GgmlType;
 use crate::quant::matmul::PackedMatrix;
+use crate::util::fast_exp;
 
 /// The CPU backend: candle-core tensors on the host, with candle's SIMD
 /// kernels (and `simd128` in wasm32). Tensors keep candle's autodiff graph, so
@@ -136,6 +137,9 @@ impl Backend for CpuBackend {
     }
 
     fn gelu(&self, t: &Tensor) -> Result<Tensor> {
+        if self.fused && t.dtype() == DType::F32 && t.is_contiguous() {
+            return map_f32(t, crate::util::gelu_erf);
+        }
         Ok(t.gelu_erf()?)
     }
 
@@ -329,6 +333,14 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn encoder_attention(&self, qkv: &Tensor, mask: &[u32], heads: usize) -> Result<Tensor> {
+        if self.fused && qkv.dtype() == DType::F32 {
+            fused_encoder_attention(qkv, mask, heads)
+        } else {
+            super::composed_encoder_attention(self, qkv, mask, heads)
+        }
+    }
+
     fn attention(
         &self,
         q: &Tensor,
@@ -344,6 +356,101 @@ impl Backend for CpuBackend {
             super::composed_attention(self, q, k_cache, v_cache, len)
         }
     }
+}
+
+/// Applies `f` to every value of a contiguous f32 tensor (in parallel for
+/// large ones) into a new tensor of the same shape.
+fn map_f32(t: &Tensor, f: impl Fn(f32) -> f32 + Copy + Sync) -> Result<Tensor> {
+    let out = with_f32_slice(t, "input", |x| {
+        let mut out = vec![0f32; x.len()];
+        let run = |(o, i): (&mut [f32], &[f32])| crate::util::map_into(o, i, f);
+        if x.len() >= PARALLEL_MIN_WORK / 8 {
+            out.par_chunks_mut(1 << 14)
+                .zip(x.par_chunks(1 << 14))
+                .for_each(run);
+        } else {
+            run((&mut out, x));
+        }
+        out
+    })?;
+    Ok(Tensor::from_vec(out, t.dims(), &Device::Cpu)?)
+}
+
+/// [`Backend::encoder_attention`] as one pass per (sequence, head), reading
+/// Q/K/V in place from the stacked projection: scores against the
+/// sequence's real tokens only (padding keys are skipped, not masked), a
+/// softmax, and the weighted sum of values written straight into
+/// `[batch, seq, hidden]`.
+fn fused_encoder_attention(qkv: &Tensor, mask: &[u32], heads: usize) -> Result<Tensor> {
+    let (batch, seq, h) = super::encoder_attention_shape(qkv.dims(), mask.len(), heads)?;
+    let d = h / heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    let qkv = qkv.contiguous()?;
+    let mut out = vec![0f32; batch * seq * h];
+    with_f32_slice(&qkv, "qkv", |x| {
+        // One task per (sequence, head); each writes its own [seq, d] block,
+        // interleaved into the output afterwards.
+        let task = |(task, o): (usize, &mut [f32])| {
+            crate::util::with_avx2(|| {
+                let (bi, hi) = (task / heads, task % heads);
+                let keys: Vec<usize> = (0..seq).filter(|&j| mask[bi * seq + j] != 0).collect();
+                let nk = keys.len();
+                let row = |j: usize, part: usize| {
+                    let at = (bi * seq + j) * 3 * h + part * h + hi * d;
+                    &x[at..at + d]
+                };
+                // Keys transposed to [d, nk] and values gathered to [nk, d], so
+                // both inner loops run along contiguous memory without
+                // horizontal sums.
+                let mut kt = vec![0f32; d * nk];
+                let mut vs = vec![0f32; nk * d];
+                for (c, &j) in keys.iter().enumerate() {
+                    for (e, &k) in row(j, 1).iter().enumerate() {
+                        kt[e * nk + c] = k;
+                    }
+                    vs[c * d..(c + 1) * d].copy_from_slice(row(j, 2));
+                }
+                let mut scores = vec![0f32; nk];
+                for i in 0..seq {
+                    scores.fill(0.0);
+                    for (e, &qe) in row(i, 0).iter().enumerate() {
+                        let a = qe * scale;
+                        for (s, &k) in scores.iter_mut().zip(&kt[e * nk..(e + 1) * nk]) {
+                            *s += a * k;
+                        }
+                    }
+                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                    let mut sum = 0f32;
+                    for s in &mut scores {
+                        *s = fast_exp(*s - max);
+                        sum += *s;
+                    }
+                    let oi = &mut o[i * d..(i + 1) * d];
+                    for (s, v) in scores.iter().zip(vs.chunks_exact(d)) {
+                        let w = s / sum;
+                        for (a, v) in oi.iter_mut().zip(v) {
+                            *a += w * v;
+                        }
+                    }
+                }
+            })
+        };
+        let mut per_head = vec![0f32; batch * heads * seq * d];
+        if batch * heads * seq * seq * d >= PARALLEL_MIN_WORK {
+            per_head.par_chunks_mut(seq * d).enumerate().for_each(task);
+        } else {
+            per_head.chunks_mut(seq * d).enumerate().for_each(task);
+        }
+        for bi in 0..batch {
+            for hi in 0..heads {
+                let src = &per_head[(bi * heads + hi) * seq * d..][..seq * d];
+                for i in 0..seq {
+                    out[(bi * seq + i) * h + hi * d..][..d].copy_from_slice(&src[i * d..][..d]);
+                }
+            }
+        }
+    })?;
+    Ok(Tensor::from_vec(out, (batch, seq, h), &Device::Cpu)?)
 }
 
 /// Up to this many queries, attention runs as one fused loop.
@@ -681,6 +788,51 @@ mod tests {
         let q = b.tensor_f32(&[0.0; 6 * 16], &[1, 6, 1, 16]).unwrap();
         let e = fused_attention(&q, &k, &v, 13).unwrap_err();
         assert!(e.to_string().contains("shape mismatch in attention"), "{e}");
+    }
+
+    #[test]
+    fn fused_encoder_attention_equals_composed_on_real_tokens() {
+        let (b, t) = (CpuBackend::new(), CpuBackend::for_training());
+        let (batch, seq, heads, d) = (3, 7, 4, 8);
+        let h = heads * d;
+        let data = crate::util::pseudo_random(batch * seq * 3 * h, 9);
+        // Lengths 7, 4 and 1: padding at the end, as dynamic padding leaves it.
+        let mask: Vec<u32> = [7, 4, 1]
+            .iter()
+            .flat_map(|&n| (0..seq).map(move |j| u32::from(j < n)))
+            .collect();
+        let qkv = b.tensor_f32(&data, &[batch, seq, 3 * h]).unwrap();
+        let fused = read(&b, &b.encoder_attention(&qkv, &mask, heads).unwrap());
+        let qkv_t = t.tensor_f32(&data, &[batch, seq, 3 * h]).unwrap();
+        let composed = read(&t, &t.encoder_attention(&qkv_t, &mask, heads).unwrap());
+        assert_eq!(fused.len(), batch * seq * h);
+        for (row, m) in mask.iter().enumerate() {
+            if *m == 0 {
+                continue; // padded queries: pooling ignores them
+            }
+            for i in row * h..(row + 1) * h {
+                assert!(
+                    (fused[i] - composed[i]).abs() < 1e-5,
+                    "row {row}: {} vs {}",
+                    fused[i],
+                    composed[i]
+                );
+            }
+        }
+        // A single real token attends only to itself: output = its value.
+        let v_at = |r: usize| &data[r * 3 * h + 2 * h..r * 3 * h + 3 * h];
+        for (x, y) in fused[2 * seq * h..(2 * seq + 1) * h]
+            .iter()
+            .zip(v_at(2 * seq))
+        {
+            assert!((x - y).abs() < 1e-6);
+        }
+        let e = b.encoder_attention(&qkv, &mask[1..], heads).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("shape mismatch in encoder_attention"),
+            "{e}"
+        );
     }
 
     #[test]

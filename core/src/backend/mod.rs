@@ -149,6 +149,68 @@ pub trait Backend: Clone + std::fmt::Debug {
     ) -> Result<Self::Tensor> {
         composed_attention(self, q, k_cache, v_cache, len)
     }
+
+    /// Bidirectional (encoder) self-attention with key padding: `qkv` is
+    /// `[batch, seq, 3·hidden]` (queries, keys, values side by side, as a
+    /// stacked Q/K/V projection writes them), `mask` is `[batch, seq]` with
+    /// 1 for tokens and 0 for padding. Returns `[batch, seq, hidden]`. The
+    /// default composes primitive ops (differentiable on the CPU); a backend
+    /// may fuse it.
+    fn encoder_attention(
+        &self,
+        qkv: &Self::Tensor,
+        mask: &[u32],
+        heads: usize,
+    ) -> Result<Self::Tensor> {
+        composed_encoder_attention(self, qkv, mask, heads)
+    }
+}
+
+/// Checks [`Backend::encoder_attention`]'s operands: `(batch, seq, hidden)`.
+pub fn encoder_attention_shape(
+    qkv: &[usize],
+    mask: usize,
+    heads: usize,
+) -> Result<(usize, usize, usize)> {
+    let bad = || Error::Shape {
+        op: "encoder_attention",
+        detail: format!(
+            "qkv {qkv:?} with {mask} mask values and {heads} heads (expected [batch, seq, 3·hidden], hidden a multiple of heads, one mask value per token)"
+        ),
+    };
+    let [b, s, w] = qkv else { return Err(bad()) };
+    let (b, s, w) = (*b, *s, *w);
+    if heads == 0 || !w.is_multiple_of(3 * heads) || mask != b * s {
+        return Err(bad());
+    }
+    Ok((b, s, w / 3))
+}
+
+/// [`Backend::encoder_attention`] from primitive ops.
+pub fn composed_encoder_attention<B: Backend>(
+    b: &B,
+    qkv: &B::Tensor,
+    mask: &[u32],
+    heads: usize,
+) -> Result<B::Tensor> {
+    let (batch, seq, h) = encoder_attention_shape(&b.shape(qkv), mask.len(), heads)?;
+    let d = h / heads;
+    let split = |i: usize| -> Result<B::Tensor> {
+        let part = b.narrow(qkv, 2, i * h, h)?;
+        b.transpose(&b.reshape(&part, &[batch, seq, heads, d])?, 1, 2)
+    };
+    let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+    let bias: Vec<f32> = mask
+        .iter()
+        .map(|&m| if m == 0 { -1e9 } else { 0.0 })
+        .collect();
+    let bias = b.tensor_f32(&bias, &[batch, 1, 1, seq])?;
+    let scores = b.scale(&b.matmul_t(&q, &k)?, 1.0 / (d as f32).sqrt())?;
+    let probs = b.softmax_last(&b.add(&scores, &bias)?)?;
+    b.reshape(
+        &b.transpose(&b.matmul(&probs, &v)?, 1, 2)?,
+        &[batch, seq, h],
+    )
 }
 
 /// [`Backend::attention`] from primitive ops (differentiable on the CPU).

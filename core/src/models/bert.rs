@@ -166,9 +166,8 @@ struct Norm<T> {
 }
 
 struct Layer<T> {
-    query: Linear<T>,
-    key: Linear<T>,
-    value: Linear<T>,
+    /// Query, key and value projections stacked into one `[3·h, h]` weight.
+    qkv: Linear<T>,
     attn_out: Linear<T>,
     attn_norm: Norm<T>,
     ffn_in: Linear<T>,
@@ -205,6 +204,23 @@ struct Loader<'a, 'b, B: Backend> {
 
 impl<B: Backend> Loader<'_, '_, B> {
     fn tensor(&self, name: &str, shape: &[usize]) -> Result<B::Tensor> {
+        self.backend.tensor_f32(&self.host(name, shape)?, shape)
+    }
+
+    /// Query, key and value projections (`prefix` + each name) stacked row-wise.
+    fn qkv(&self, prefix: &str, names: [&str; 3], h: usize) -> Result<Linear<B::Tensor>> {
+        let (mut w, mut b) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
+        for n in names {
+            w.extend(self.host(&format!("{prefix}.{n}.weight"), &[h, h])?);
+            b.extend(self.host(&format!("{prefix}.{n}.bias"), &[h])?);
+        }
+        Ok(Linear {
+            weight: self.backend.tensor_f32(&w, &[3 * h, h])?,
+            bias: self.backend.tensor_f32(&b, &[3 * h])?,
+        })
+    }
+
+    fn host(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let full = format!("{}{name}", self.prefix);
         // Old BERT checkpoints call LayerNorm parameters gamma/beta.
         let full = if !self.st.contains(&full) && full.ends_with("LayerNorm.weight") {
@@ -221,7 +237,7 @@ impl<B: Backend> Loader<'_, '_, B> {
                 detail: format!("tensor '{full}' has shape {got:?}, the config implies {shape:?}"),
             });
         }
-        self.backend.tensor_f32(&data, shape)
+        Ok(data)
     }
 
     fn linear(&self, name: &str, out: usize, inp: usize) -> Result<Linear<B::Tensor>> {
@@ -282,9 +298,7 @@ impl<B: Backend> Encoder<B> {
                 Architecture::Bert => {
                     let p = format!("encoder.layer.{i}");
                     Layer {
-                        query: l.linear(&format!("{p}.attention.self.query"), h, h)?,
-                        key: l.linear(&format!("{p}.attention.self.key"), h, h)?,
-                        value: l.linear(&format!("{p}.attention.self.value"), h, h)?,
+                        qkv: l.qkv(&format!("{p}.attention.self"), ["query", "key", "value"], h)?,
                         attn_out: l.linear(&format!("{p}.attention.output.dense"), h, h)?,
                         attn_norm: l.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
                         ffn_in: l.linear(&format!("{p}.intermediate.dense"), ff, h)?,
@@ -295,9 +309,7 @@ impl<B: Backend> Encoder<B> {
                 Architecture::DistilBert => {
                     let p = format!("transformer.layer.{i}");
                     Layer {
-                        query: l.linear(&format!("{p}.attention.q_lin"), h, h)?,
-                        key: l.linear(&format!("{p}.attention.k_lin"), h, h)?,
-                        value: l.linear(&format!("{p}.attention.v_lin"), h, h)?,
+                        qkv: l.qkv(&format!("{p}.attention"), ["q_lin", "k_lin", "v_lin"], h)?,
                         attn_out: l.linear(&format!("{p}.attention.out_lin"), h, h)?,
                         attn_norm: l.norm(&format!("{p}.sa_layer_norm"), h)?,
                         ffn_in: l.linear(&format!("{p}.ffn.lin1"), ff, h)?,
@@ -355,8 +367,7 @@ impl<B: Backend> Encoder<B> {
                 cfg.max_position_embeddings
             )));
         }
-        let (h, heads) = (cfg.hidden_size, cfg.num_heads);
-        let head_dim = h / heads;
+        let heads = cfg.num_heads;
 
         let ids_t = b.tensor_u32(ids, &[batch, seq])?;
         let mut x = b.embedding(&ids_t, &self.word_embeddings)?;
@@ -373,27 +384,9 @@ impl<B: Backend> Encoder<B> {
             cfg.layer_norm_eps,
         )?;
 
-        // Additive mask [batch, 1, 1, seq]: 0 for tokens, a large negative for padding.
-        let bias: Vec<f32> = attention_mask
-            .iter()
-            .map(|&m| if m == 0 { -1e9 } else { 0.0 })
-            .collect();
-        let mask = b.tensor_f32(&bias, &[batch, 1, 1, seq])?;
-        let scale = 1.0 / (head_dim as f32).sqrt();
-
         for layer in &self.layers {
-            let split = |t: B::Tensor| -> Result<B::Tensor> {
-                b.transpose(&b.reshape(&t, &[batch, seq, heads, head_dim])?, 1, 2)
-            };
-            let q = split(b.linear(&x, &layer.query.weight, Some(&layer.query.bias))?)?;
-            let k = split(b.linear(&x, &layer.key.weight, Some(&layer.key.bias))?)?;
-            let v = split(b.linear(&x, &layer.value.weight, Some(&layer.value.bias))?)?;
-            let scores = b.scale(&b.matmul(&q, &b.transpose(&k, 2, 3)?)?, scale)?;
-            let probs = b.softmax_last(&b.add(&scores, &mask)?)?;
-            let ctx = b.reshape(
-                &b.transpose(&b.matmul(&probs, &v)?, 1, 2)?,
-                &[batch, seq, h],
-            )?;
+            let qkv = b.linear(&x, &layer.qkv.weight, Some(&layer.qkv.bias))?;
+            let ctx = b.encoder_attention(&qkv, attention_mask, heads)?;
             let attn = b.linear(&ctx, &layer.attn_out.weight, Some(&layer.attn_out.bias))?;
             x = b.layer_norm(
                 &b.add(&attn, &x)?,

@@ -192,9 +192,111 @@ pub async fn answer<B: Backend>(
     })
 }
 
+/// One answer sentence traced to the source that supports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// Byte range of the sentence in the answer text.
+    pub sentence: std::ops::Range<usize>,
+    /// The supporting source (1-based, as numbered in the prompt).
+    pub source: usize,
+    /// Cosine similarity between the sentence and the source's closest sentence.
+    pub cosine: f32,
+}
+
+/// Sentences of `text` as byte ranges: cut after `.`, `!` or `?` followed
+/// by whitespace, and at line breaks before a blank line or a list item
+/// (`-`, `*`, a digit); pieces are trimmed, ones without letters or digits
+/// dropped.
+pub fn sentences(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        let next = bytes.get(i + 1);
+        let end_here = matches!(c, b'.' | b'!' | b'?') && next.is_none_or(u8::is_ascii_whitespace)
+            // A line break ends a sentence only before a blank line or a
+            // list item: PDF text breaks lines inside sentences.
+            || c == b'\n' && next.is_some_and(|n| matches!(n, b'\n' | b'-' | b'*' | b'0'..=b'9'));
+        if end_here {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    out.push(start..text.len());
+    out.into_iter()
+        .map(|r| {
+            let piece = &text[r.clone()];
+            let lead = piece.len() - piece.trim_start().len();
+            r.start + lead..r.start + piece.trim_end().len()
+        })
+        .filter(|r| r.end > r.start && text[r.clone()].chars().any(char::is_alphanumeric))
+        .collect()
+}
+
+/// Post-hoc attribution for answers that cite nothing: each answer sentence
+/// is embedded and compared with every sentence of every source; it is
+/// attributed to the source holding its closest sentence when that cosine
+/// reaches `min_cosine`. This is evidence of support by similarity, not the
+/// model's own citation, and callers should say so.
+pub async fn attribute<B: Backend>(
+    embedder: &crate::embedder::Embedder<B>,
+    answer: &str,
+    sources: &[Hit],
+    min_cosine: f32,
+) -> Result<Vec<Attribution>> {
+    let spans = sentences(answer);
+    if spans.is_empty() || sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut texts: Vec<&str> = spans.iter().map(|r| &answer[r.clone()]).collect();
+    let mut owner = Vec::new();
+    for (n, h) in sources.iter().enumerate() {
+        for r in sentences(&h.chunk.text) {
+            texts.push(&h.chunk.text[r]);
+            owner.push(n + 1);
+        }
+    }
+    let e = embedder.encode_async(&texts, true).await?;
+    let mut out = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        let best = owner
+            .iter()
+            .enumerate()
+            .map(|(j, &src)| (crate::util::dot(e.row(i), e.row(spans.len() + j)), src))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((cosine, source)) = best
+            && cosine >= min_cosine
+        {
+            out.push(Attribution {
+                sentence: span.clone(),
+                source,
+                cosine,
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentences_are_cut_at_terminators_and_trimmed() {
+        let t = "Use install.packages(). Then load it!\n- a list item\n- another\nv1.2 stays whole? yes";
+        let got: Vec<&str> = sentences(t).into_iter().map(|r| &t[r]).collect();
+        assert_eq!(
+            got,
+            vec![
+                "Use install.packages().",
+                "Then load it!",
+                "- a list item",
+                "- another\nv1.2 stays whole?",
+                "yes"
+            ]
+        );
+        assert!(sentences("  ... ").is_empty());
+    }
 
     #[test]
     fn citations_are_parsed_and_bounded() {

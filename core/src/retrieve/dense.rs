@@ -1,7 +1,7 @@
-//! Dense vector indexes: exact flat search and HNSW (via `instant-distance`),
+//! Dense vector indexes: exact flat search and HNSW ([`super::hnsw`]),
 //! both cosine similarity, behind [`VectorIndex`].
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! One collection per file, little-endian:
 //!
@@ -13,7 +13,10 @@
 //! | 16..16+H     | JSON header: `kind` (`flat`/`hnsw`), `dim`, `count`, `metric` (`cosine`), `collection`, `model` (optional), `hnsw` params, `created_by` |
 //! | then         | u64 length + JSON array of `count` payload strings (the indexed texts or ids) |
 //! | flat         | `count × dim` f32: the unit-normalised vectors, row-major  |
-//! | hnsw         | u64 length + bincode of the `instant-distance` graph (points and row ids) |
+//! | hnsw         | `count × dim` f32 unit vectors, then u64 length + bincode of the graph: per node its neighbour lists per level (u32 row ids), and the entry point with its level |
+//!
+//! Version 1 differed only in the HNSW section (an `instant-distance` graph);
+//! its flat files still load, its HNSW files must be rebuilt.
 //!
 //! A reader rejects a newer version with a message that says so; the native
 //! writer writes to a temporary file and renames it, so a crash never leaves a
@@ -28,7 +31,7 @@ use crate::util::dot;
 /// Magic bytes of an index file.
 pub const MAGIC: &[u8; 8] = b"CAIRNVEC";
 /// The newest format version this build reads and the one it writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One search result: the row id (insertion order) and its cosine similarity.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,55 +164,16 @@ impl VectorIndex for FlatIndex {
     }
 }
 
-/// A unit vector as an `instant-distance` point; distance is `1 − cosine`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Point(Vec<f32>);
+pub use super::hnsw::HnswParams;
+use super::hnsw::{GraphData, Hnsw};
 
-impl instant_distance::Point for Point {
-    fn distance(&self, other: &Self) -> f32 {
-        1.0 - dot(&self.0, &other.0)
-    }
-}
-
-/// HNSW parameters (see the HNSW paper; `M` is fixed at 32 by instant-distance).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HnswParams {
-    /// Candidate list size while building (higher: better graph, slower build).
-    pub ef_construction: usize,
-    /// Candidate list size while searching (higher: better recall, slower search).
-    pub ef_search: usize,
-    /// Seed of the level assignment, for reproducible graphs.
-    pub seed: u64,
-}
-
-impl Default for HnswParams {
-    fn default() -> Self {
-        Self {
-            ef_construction: 100,
-            ef_search: 100,
-            seed: 42,
-        }
-    }
-}
-
-/// Approximate search over an HNSW graph. The graph is rebuilt on every
-/// [`VectorIndex::add`], so add in large batches.
+/// Approximate search over an HNSW graph ([`super::hnsw`]); adding rows
+/// links them into the existing graph (no rebuild).
+#[derive(Debug)]
 pub struct HnswIndex {
     dim: usize,
-    params: HnswParams,
-    map: Option<instant_distance::HnswMap<Point, u32>>,
-    rows: Vec<Point>,
+    graph: Hnsw,
     payloads: Vec<String>,
-}
-
-impl std::fmt::Debug for HnswIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HnswIndex")
-            .field("dim", &self.dim)
-            .field("len", &self.rows.len())
-            .field("params", &self.params)
-            .finish()
-    }
 }
 
 impl HnswIndex {
@@ -217,21 +181,26 @@ impl HnswIndex {
     pub fn new(dim: usize, params: HnswParams) -> Self {
         Self {
             dim,
-            params,
-            map: None,
-            rows: Vec::new(),
+            graph: Hnsw::new(dim, params),
             payloads: Vec::new(),
         }
     }
 
-    fn rebuild(&mut self) {
-        let ids: Vec<u32> = (0..self.rows.len() as u32).collect();
-        let map = instant_distance::Builder::default()
-            .ef_construction(self.params.ef_construction)
-            .ef_search(self.params.ef_search)
-            .seed(self.params.seed)
-            .build(self.rows.clone(), ids);
-        self.map = Some(map);
+    /// The graph's parameters.
+    pub fn params(&self) -> HnswParams {
+        self.graph.params()
+    }
+
+    /// The `k` most similar rows, searching with `ef` candidates (at least `k`)
+    /// instead of the index's `ef_search`.
+    pub fn search_ef(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
+        let q = unit(query, self.dim)?;
+        Ok(self
+            .graph
+            .search(&q, k, ef)
+            .into_iter()
+            .map(|(id, score)| Hit { id, score })
+            .collect())
     }
 }
 
@@ -241,36 +210,23 @@ impl VectorIndex for HnswIndex {
     }
 
     fn len(&self) -> usize {
-        self.rows.len()
+        self.graph.len()
     }
 
     fn add(&mut self, rows: &[f32], payloads: Vec<String>) -> Result<std::ops::Range<u32>> {
         let n = check_rows(self.dim, rows, payloads.len())?;
         let start = self.len() as u32;
-        for row in rows.chunks(self.dim) {
-            let mut v = row.to_vec();
-            normalize(&mut v);
-            self.rows.push(Point(v));
+        let mut unit_rows = rows.to_vec();
+        for row in unit_rows.chunks_mut(self.dim) {
+            normalize(row);
         }
+        self.graph.add(&unit_rows);
         self.payloads.extend(payloads);
-        self.rebuild();
         Ok(start..start + n as u32)
     }
 
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        let q = Point(unit(query, self.dim)?);
-        let Some(map) = &self.map else {
-            return Ok(Vec::new());
-        };
-        let mut search = instant_distance::Search::default();
-        Ok(map
-            .search(&q, &mut search)
-            .take(k)
-            .map(|item| Hit {
-                id: *item.value,
-                score: 1.0 - item.distance,
-            })
-            .collect())
+        self.search_ef(query, k, self.graph.params().ef_search)
     }
 
     fn payload(&self, id: u32) -> Option<&str> {
@@ -376,7 +332,7 @@ impl Collection {
             collection: self.name.clone(),
             model: self.model.clone(),
             hnsw: match &self.index {
-                AnyIndex::Hnsw(h) => Some(h.params),
+                AnyIndex::Hnsw(h) => Some(h.params()),
                 AnyIndex::Flat(_) => None,
             },
             created_by: format!("cairn {}", crate::VERSION),
@@ -401,11 +357,12 @@ impl Collection {
                 .iter()
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
             AnyIndex::Hnsw(h) => {
-                let graph = match &h.map {
-                    Some(map) => bincode::serialize(map)
-                        .map_err(|e| Error::Backend(format!("serialising the HNSW graph: {e}")))?,
-                    None => Vec::new(),
-                };
+                h.graph
+                    .data()
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+                let graph = bincode::serialize(&h.graph.graph())
+                    .map_err(|e| Error::Backend(format!("serialising the HNSW graph: {e}")))?;
                 out.extend_from_slice(&(graph.len() as u64).to_le_bytes());
                 out.extend_from_slice(&graph);
             }
@@ -467,18 +424,21 @@ impl Collection {
                 payloads.len()
             )));
         }
+        let vectors = |r: &mut Reader<'_>| -> Result<Vec<f32>> {
+            let raw = r.take(header.count * header.dim * 4).ok_or_else(|| {
+                err(format!(
+                    "file ends inside the {} × {} vectors (truncated?)",
+                    header.count, header.dim
+                ))
+            })?;
+            Ok(raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        };
         let index = match header.kind {
             IndexKind::Flat => {
-                let raw = r.take(header.count * header.dim * 4).ok_or_else(|| {
-                    err(format!(
-                        "file ends inside the {} × {} vectors (truncated?)",
-                        header.count, header.dim
-                    ))
-                })?;
-                let data = raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
+                let data = vectors(&mut r)?;
                 AnyIndex::Flat(FlatIndex {
                     dim: header.dim,
                     data,
@@ -486,47 +446,27 @@ impl Collection {
                 })
             }
             IndexKind::Hnsw => {
+                if version < 2 {
+                    return Err(err(
+                        "this HNSW index was written in format version 1 (an instant-distance graph), which this cairn no longer reads; rebuild it".into(),
+                    ));
+                }
+                let data = vectors(&mut r)?;
                 let glen = r
                     .u64()
                     .ok_or_else(|| err("file ends in the graph length".into()))?
                     as usize;
-                let graph = r
-                    .take(glen)
-                    .ok_or_else(|| err("file ends inside the HNSW graph (truncated?)".into()))?;
-                let map: Option<instant_distance::HnswMap<Point, u32>> = if glen == 0 {
-                    None
-                } else {
-                    Some(
-                        bincode::deserialize(graph)
-                            .map_err(|e| err(format!("corrupt HNSW graph: {e}")))?,
-                    )
-                };
-                let mut rows = vec![Point(Vec::new()); header.count];
-                if let Some(map) = &map {
-                    for (pid, point) in map.iter() {
-                        let id = map
-                            .values
-                            .get(pid.into_inner() as usize)
-                            .copied()
-                            .unwrap_or(u32::MAX) as usize;
-                        let slot = rows.get_mut(id).ok_or_else(|| {
-                            err(format!("graph refers to row {id} of {}", header.count))
-                        })?;
-                        *slot = point.clone();
-                    }
-                }
-                if rows.iter().any(|p| p.0.len() != header.dim) {
-                    return Err(err(format!(
-                        "graph does not hold {} vectors of dimension {}",
-                        header.count, header.dim
-                    )));
-                }
+                let graph: GraphData =
+                    bincode::deserialize(r.take(glen).ok_or_else(|| {
+                        err("file ends inside the HNSW graph (truncated?)".into())
+                    })?)
+                    .map_err(|e| err(format!("corrupt HNSW graph: {e}")))?;
                 let params = header.hnsw.unwrap_or_default();
+                let graph = Hnsw::from_parts(header.dim, params, data, graph)
+                    .map_err(|e| err(format!("corrupt HNSW graph: {e}")))?;
                 AnyIndex::Hnsw(HnswIndex {
                     dim: header.dim,
-                    params,
-                    map,
-                    rows,
+                    graph,
                     payloads,
                 })
             }
@@ -672,12 +612,12 @@ mod tests {
         .to_bytes()
         .unwrap();
         let mut newer = bytes.clone();
-        newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+        newer[8..12].copy_from_slice(&3u32.to_le_bytes());
         let e = Collection::from_bytes(&newer, "new.cvec")
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("index new.cvec: written in index format version 2, newer than the 1"),
+            e.starts_with("index new.cvec: written in index format version 3, newer than the 2"),
             "{e}"
         );
         let e = Collection::from_bytes(&bytes[..bytes.len() - 3], "cut.cvec")

@@ -5,6 +5,7 @@
 pub mod bm25;
 pub mod dense;
 pub mod fusion;
+pub mod hnsw;
 
 /// Re-scores retrieved passages against a query (a cross-encoder, or any
 /// model that reads query and passage together). Higher is more relevant.

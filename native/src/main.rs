@@ -1,6 +1,6 @@
 //! `cairn`: run language models locally. See `cairn --help`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,7 +14,7 @@ use cairn::generate::{load_generator, parse_type, quantize_gguf};
 use cairn::manifest::{MODELS, PACKAGES};
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::backend::{block_on_ready, cpu, gpu};
-use cairn_core::embedder::{EmbedderOptions, cosine_similarity, similarity_matrix};
+use cairn_core::embedder::{Embedder, EmbedderOptions, cosine_similarity, similarity_matrix};
 use cairn_core::generate::{ChatMessage, GenerationConfig, Generator};
 use cairn_core::models::pooling::Pooling;
 use cairn_core::rag::answer::AskOptions;
@@ -365,6 +365,15 @@ fn stream_to_stdout(
     Ok(out)
 }
 
+/// The CPU embedder `name` (a known model or a path) with default options.
+fn cpu_embedder(name: &str, cache: &Path) -> Result<Embedder<CpuBackend>> {
+    load_embedder(
+        CpuBackend::new(),
+        &resolve_model(name, cache)?,
+        &EmbedderOptions::default(),
+    )
+}
+
 /// Least cosine between an answer sentence and a source sentence for
 /// `cairn ask` to attribute the sentence to that source (MiniLM: paraphrases
 /// score above ~0.6, merely related sentences 0.3–0.5).
@@ -428,11 +437,7 @@ fn run(cli: Cli) -> Result<()> {
             let qs: Set = serde_json::from_slice(&body)
                 .map_err(|e| Error::Model(format!("{}: not a question set: {e}", set.display())))?;
             let path = index.unwrap_or_else(|| cairn::rag::default_index_path(&cache));
-            let emb = load_embedder(
-                CpuBackend::new(),
-                &resolve_model(&embedder, &cache)?,
-                &EmbedderOptions::default(),
-            )?;
+            let emb = cpu_embedder(&embedder, &cache)?;
             let mut ix = cairn::rag::read_index(&path, &embedder, emb.dim())?;
             let rows = cairn::rag::eval_retrieval(&mut ix, &emb, &qs.questions)?;
             println!("{} questions, index {}", qs.questions.len(), path.display());
@@ -461,11 +466,7 @@ fn run(cli: Cli) -> Result<()> {
             embedder,
         } => {
             let path = index.unwrap_or_else(|| cairn::rag::default_index_path(&cache));
-            let emb = load_embedder(
-                CpuBackend::new(),
-                &resolve_model(&embedder, &cache)?,
-                &EmbedderOptions::default(),
-            )?;
+            let emb = cpu_embedder(&embedder, &cache)?;
             let started = std::time::Instant::now();
             let r = cairn::rag::index_dir(&emb, &embedder, &dir, &collection, &path)?;
             let s = started.elapsed().as_secs_f64();
@@ -507,11 +508,7 @@ fn run(cli: Cli) -> Result<()> {
                     path.display()
                 )));
             }
-            let emb = load_embedder(
-                CpuBackend::new(),
-                &resolve_model(&retrieval.embedder, &cache)?,
-                &EmbedderOptions::default(),
-            )?;
+            let emb = cpu_embedder(&retrieval.embedder, &cache)?;
             let mut ix = cairn::rag::read_index(&path, &retrieval.embedder, emb.dim())?;
             let method = match retrieval.method.as_str() {
                 "hybrid" => Method::Hybrid,
@@ -915,11 +912,7 @@ fn run(cli: Cli) -> Result<()> {
             let model = model
                 .or_else(|| collections[0].model.clone())
                 .ok_or_else(|| Error::Model("the index records no model; pass --model".into()))?;
-            let embedder = load_embedder(
-                CpuBackend::new(),
-                &resolve_model(&model, &cache)?,
-                &EmbedderOptions::default(),
-            )?;
+            let embedder = cpu_embedder(&model, &cache)?;
             let q = embedder.encode(&[&query], true)?;
             let mut hits = Vec::new();
             for c in &collections {
@@ -947,11 +940,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Similarity { model, a, b } => {
-            let embedder = load_embedder(
-                CpuBackend::new(),
-                &resolve_model(&model, &cache)?,
-                &EmbedderOptions::default(),
-            )?;
+            let embedder = cpu_embedder(&model, &cache)?;
             let emb = embedder.encode(&[&a, &b], true)?;
             println!("{:.4}", cosine_similarity(emb.row(0), emb.row(1)));
             Ok(())

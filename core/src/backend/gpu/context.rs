@@ -137,30 +137,59 @@ impl GpuContext {
         &self.adapter
     }
 
+    /// Compiles every kernel (once), turning a WGSL validation error into an
+    /// error that names the shader file instead of a panic.
+    pub async fn compile_all(&self) -> Result<()> {
+        for &kernel in Kernel::ALL {
+            let cached = self
+                .pipelines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&kernel);
+            if cached {
+                continue;
+            }
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let pipeline = self.build(kernel);
+            if let Some(e) = scope.pop().await {
+                return Err(Error::Backend(format!(
+                    "shaders/{} does not compile on {}: {e}",
+                    kernel.file_name(),
+                    self.adapter
+                )));
+            }
+            self.pipelines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(kernel, Arc::new(pipeline));
+        }
+        Ok(())
+    }
+
+    fn build(&self, kernel: Kernel) -> wgpu::ComputePipeline {
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.file_name()),
+                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+            });
+        self.device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.file_name()),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+    }
+
     /// The compiled pipeline for `kernel`, compiling it on first use.
     pub(crate) fn pipeline(&self, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .entry(kernel)
-            .or_insert_with(|| {
-                let module = self
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel.file_name()),
-                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-                    });
-                Arc::new(
-                    self.device
-                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(kernel.file_name()),
-                            layout: None,
-                            module: &module,
-                            entry_point: Some("main"),
-                            compilation_options: Default::default(),
-                            cache: None,
-                        }),
-                )
-            })
+            .or_insert_with(|| Arc::new(self.build(kernel)))
             .clone()
     }
 }

@@ -3,18 +3,60 @@
 /// A compute kernel: a WGSL source file with one `main` entry point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `shaders/matmul_f32.wgsl`: tiled f32 matrix multiply (optionally `A · Bᵀ`).
+    /// `shaders/matmul_f32.wgsl`: tiled, batched f32 matrix multiply (optionally `A · Bᵀ`, + bias).
     MatmulF32,
+    /// `shaders/matvec_f32.wgsl`: `A · Bᵀ` for few rows (decoding), one workgroup per output.
+    MatvecF32,
+    /// `shaders/binary.wgsl`: add / multiply with broadcasting.
+    Binary,
+    /// `shaders/unary.wgsl`: scale, GELU (erf), SiLU.
+    Unary,
+    /// `shaders/layer_norm.wgsl`: layer normalisation over the last dimension.
+    LayerNorm,
+    /// `shaders/rms_norm.wgsl`: RMS normalisation over the last dimension.
+    RmsNorm,
+    /// `shaders/softmax.wgsl`: softmax over the last dimension.
+    Softmax,
+    /// `shaders/gather_rows.wgsl`: embedding lookup.
+    GatherRows,
+    /// `shaders/copy_strided.wgsl`: transpose, narrow, cat, in-place slice writes.
+    CopyStrided,
+    /// `shaders/max_reduce.wgsl`: maximum over one dimension.
+    MaxReduce,
+    /// `shaders/rope_pairs.wgsl`: rotary embedding on adjacent pairs.
+    RopePairs,
 }
 
 impl Kernel {
     /// Every kernel, for compiling them all up front (e.g. in a conformance test).
-    pub const ALL: &'static [Kernel] = &[Kernel::MatmulF32];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::MatmulF32,
+        Kernel::MatvecF32,
+        Kernel::Binary,
+        Kernel::Unary,
+        Kernel::LayerNorm,
+        Kernel::RmsNorm,
+        Kernel::Softmax,
+        Kernel::GatherRows,
+        Kernel::CopyStrided,
+        Kernel::MaxReduce,
+        Kernel::RopePairs,
+    ];
 
     /// The file name under `shaders/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Kernel::MatmulF32 => "matmul_f32.wgsl",
+            Kernel::MatvecF32 => "matvec_f32.wgsl",
+            Kernel::Binary => "binary.wgsl",
+            Kernel::Unary => "unary.wgsl",
+            Kernel::LayerNorm => "layer_norm.wgsl",
+            Kernel::RmsNorm => "rms_norm.wgsl",
+            Kernel::Softmax => "softmax.wgsl",
+            Kernel::GatherRows => "gather_rows.wgsl",
+            Kernel::CopyStrided => "copy_strided.wgsl",
+            Kernel::MaxReduce => "max_reduce.wgsl",
+            Kernel::RopePairs => "rope_pairs.wgsl",
         }
     }
 
@@ -22,6 +64,16 @@ impl Kernel {
     pub fn source(self) -> &'static str {
         match self {
             Kernel::MatmulF32 => include_str!("../../../../shaders/matmul_f32.wgsl"),
+            Kernel::MatvecF32 => include_str!("../../../../shaders/matvec_f32.wgsl"),
+            Kernel::Binary => include_str!("../../../../shaders/binary.wgsl"),
+            Kernel::Unary => include_str!("../../../../shaders/unary.wgsl"),
+            Kernel::LayerNorm => include_str!("../../../../shaders/layer_norm.wgsl"),
+            Kernel::RmsNorm => include_str!("../../../../shaders/rms_norm.wgsl"),
+            Kernel::Softmax => include_str!("../../../../shaders/softmax.wgsl"),
+            Kernel::GatherRows => include_str!("../../../../shaders/gather_rows.wgsl"),
+            Kernel::CopyStrided => include_str!("../../../../shaders/copy_strided.wgsl"),
+            Kernel::MaxReduce => include_str!("../../../../shaders/max_reduce.wgsl"),
+            Kernel::RopePairs => include_str!("../../../../shaders/rope_pairs.wgsl"),
         }
     }
 }

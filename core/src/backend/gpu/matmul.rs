@@ -9,15 +9,19 @@ use crate::backend::cpu::matmul_operands;
 use crate::error::{Error, Result};
 
 /// Side of the square tile in `shaders/matmul_f32.wgsl`.
-const TILE: u32 = 16;
+pub(crate) const TILE: u32 = 16;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    transpose_b: u32,
+pub(crate) struct Params {
+    pub(crate) m: u32,
+    pub(crate) n: u32,
+    pub(crate) k: u32,
+    pub(crate) transpose_b: u32,
+    pub(crate) a_stride: u32,
+    pub(crate) b_stride: u32,
+    pub(crate) has_bias: u32,
+    pub(crate) pad: u32,
 }
 
 /// `C[m×n] = A[m×k] · B[k×n]` (or `A · Bᵀ` with `B` stored `n×k` when
@@ -48,6 +52,10 @@ pub async fn matmul_f32(
         n: dim(n, "n")?,
         k: dim(k, "k")?,
         transpose_b: transpose_b as u32,
+        a_stride: 0,
+        b_stride: 0,
+        has_bias: 0,
+        pad: 0,
     };
     let device = &ctx.device;
     // wgpu rejects zero-sized bindings; a k = 0 product is all zeros but still runs the kernel.
@@ -97,6 +105,10 @@ pub async fn matmul_f32(
             wgpu::BindGroupEntry {
                 binding: 3,
                 resource: p_buf.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 4,
+                resource: b_buf.as_entire_binding(),
             },
         ],
     });

@@ -5,11 +5,13 @@
 //! `async` because the browser cannot block on the GPU; native callers wrap them
 //! in `pollster::block_on`.
 
+mod backend;
 mod context;
 mod kernels;
 mod matmul;
 mod readback;
 
+pub use backend::{GpuBackend, GpuQMatrix, GpuTensor};
 pub use context::{AdapterSummary, GpuContext};
 pub use kernels::Kernel;
 pub use matmul::matmul_f32;

@@ -1,0 +1,1058 @@
+//! [`GpuBackend`]: the op trait on wgpu.
+//!
+//! Ops do not run when called: each records one compute dispatch into a
+//! pending command encoder, and the whole recording is submitted once, when a
+//! tensor is read back (so a forward pass is one submission, not one per op).
+//! Op outputs come from a buffer pool keyed by size class and go back to it
+//! when the last tensor using them is dropped, so a steady decode loop stops
+//! allocating storage after its first token. Uploads (weights, ids, masks)
+//! get fresh buffers initialised at creation, which cannot race recorded work.
+//! Tensors are contiguous, row-major, rank ≤ 4 for the strided kernels.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::kernels::Kernel;
+use super::matmul::{Params as MatmulParams, TILE};
+use super::readback::read_f32;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::formats::gguf::GgmlType;
+
+/// Element type of a GPU tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DType {
+    F32,
+    U32,
+}
+
+/// Free buffers by size class.
+#[derive(Default)]
+struct Pool {
+    free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+}
+
+/// A buffer that returns to its pool when dropped (pooled outputs) or is
+/// freed (uploads).
+struct Storage {
+    buf: Option<wgpu::Buffer>,
+    class: u64,
+    pool: Option<Arc<Pool>>,
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let (Some(pool), Some(buf)) = (&self.pool, self.buf.take()) {
+            pool.free
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(self.class)
+                .or_default()
+                .push(buf);
+        }
+    }
+}
+
+impl Storage {
+    fn buffer(&self) -> &wgpu::Buffer {
+        // Only `drop` takes the buffer out.
+        self.buf
+            .as_ref()
+            .expect("storage buffer present until drop")
+    }
+}
+
+/// A tensor on the GPU: a (shared) buffer, its shape and element type.
+#[derive(Clone)]
+pub struct GpuTensor {
+    storage: Arc<Storage>,
+    shape: Vec<usize>,
+    dtype: DType,
+    /// For id tensors uploaded from the host: the largest id (checked by
+    /// `embedding` without reading the GPU).
+    max_id: Option<u32>,
+}
+
+impl std::fmt::Debug for GpuTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuTensor({:?}, {:?})", self.dtype, self.shape)
+    }
+}
+
+impl GpuTensor {
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    fn buf(&self) -> &wgpu::Buffer {
+        self.storage.buffer()
+    }
+}
+
+/// A weight matrix for [`Backend::qlinear`]. For now the GGUF blocks are
+/// expanded to f32 when uploaded (4–8× the memory of the quantized file);
+/// quantized kernels that keep the blocks on the GPU are the next step.
+#[derive(Debug, Clone)]
+pub struct GpuQMatrix {
+    weight: GpuTensor,
+    rows: usize,
+    cols: usize,
+}
+
+struct Inner {
+    ctx: GpuContext,
+    pool: Arc<Pool>,
+    pending: Mutex<Option<wgpu::CommandEncoder>>,
+    max_binding: u64,
+}
+
+/// The GPU backend (wgpu: Vulkan, Metal, DX12, WebGPU).
+#[derive(Clone)]
+pub struct GpuBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBackend({})", self.inner.ctx.adapter())
+    }
+}
+
+/// Up to this many rows, `A · Bᵀ` runs as matrix-vector products
+/// (`shaders/matvec_f32.wgsl`); from here on the tiled kernel wins.
+const MATVEC_MAX_ROWS: usize = 4;
+
+/// Groups for `n` one-element-per-invocation items (256 per group), spread
+/// over two dimensions to stay under 65,535 groups per dimension.
+fn groups_1d(n: usize, per_group: usize) -> (u32, u32, u32) {
+    let g = n.div_ceil(per_group).max(1);
+    let x = g.min(65_535);
+    (x as u32, g.div_ceil(x) as u32, 1)
+}
+
+fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Pads a shape/stride list to rank 4 (leading 1s / 0 strides).
+fn pad4(op: &'static str, v: &[usize], fill: usize) -> Result<[u32; 4]> {
+    if v.len() > 4 {
+        return Err(Error::Shape {
+            op,
+            detail: format!("rank {} is above the GPU kernels' 4", v.len()),
+        });
+    }
+    let mut out = [fill as u32; 4];
+    for (i, &x) in v.iter().enumerate() {
+        out[4 - v.len() + i] = u32::try_from(x).map_err(|_| Error::Shape {
+            op,
+            detail: format!("{x} exceeds u32"),
+        })?;
+    }
+    Ok(out)
+}
+
+fn u32_of(op: &'static str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Shape {
+        op,
+        detail: format!("{v} exceeds u32"),
+    })
+}
+
+fn bytes_of<T: bytemuck::Pod>(v: &T) -> Vec<u8> {
+    bytemuck::bytes_of(v).to_vec()
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Shape4Params {
+    shape: [u32; 4],
+    s1: [u32; 4],
+    s2: [u32; 4],
+    n: u32,
+    a: u32,
+    b: u32,
+    c: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Quad {
+    a: u32,
+    b: u32,
+    c: u32,
+    d: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct QuadF {
+    a: u32,
+    b: u32,
+    f: f32,
+    d: u32,
+}
+
+impl GpuBackend {
+    /// Opens the best GPU adapter (see [`GpuContext::new`]) and compiles every
+    /// kernel; a missing adapter or a shader that does not compile is an error.
+    pub async fn new() -> Result<Self> {
+        let ctx = GpuContext::new().await?;
+        Self::from_context(ctx).await
+    }
+
+    /// The backend on an existing context.
+    pub async fn from_context(ctx: GpuContext) -> Result<Self> {
+        ctx.compile_all().await?;
+        let max_binding = ctx.device.limits().max_storage_buffer_binding_size;
+        Ok(GpuBackend {
+            inner: Arc::new(Inner {
+                ctx,
+                pool: Arc::default(),
+                pending: Mutex::new(None),
+                max_binding,
+            }),
+        })
+    }
+
+    /// The adapter in use.
+    pub fn adapter(&self) -> &super::AdapterSummary {
+        self.inner.ctx.adapter()
+    }
+
+    fn device(&self) -> &wgpu::Device {
+        &self.inner.ctx.device
+    }
+
+    fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
+        if bytes > self.inner.max_binding {
+            return Err(Error::Backend(format!(
+                "{what} needs a {bytes}-byte storage buffer, above this adapter's limit of {} bytes ({}); use the CPU backend for this model",
+                self.inner.max_binding,
+                self.adapter()
+            )));
+        }
+        Ok(())
+    }
+
+    /// An output buffer of at least `n` elements from the pool.
+    fn output(&self, op: &'static str, shape: &[usize], dtype: DType) -> Result<GpuTensor> {
+        let n: usize = shape.iter().product();
+        let bytes = (n.max(1) * 4) as u64;
+        self.check_size(op, bytes)?;
+        let class = if bytes <= 1 << 20 {
+            bytes.next_power_of_two()
+        } else {
+            bytes.div_ceil(1 << 20) << 20
+        };
+        let reused = self
+            .inner
+            .pool
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&class)
+            .and_then(Vec::pop);
+        let buf = reused.unwrap_or_else(|| {
+            self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some(op),
+                size: class,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        Ok(GpuTensor {
+            storage: Arc::new(Storage {
+                buf: Some(buf),
+                class,
+                pool: Some(self.inner.pool.clone()),
+            }),
+            shape: shape.to_vec(),
+            dtype,
+            max_id: None,
+        })
+    }
+
+    fn upload(&self, bytes: &[u8], shape: &[usize], dtype: DType) -> Result<GpuTensor> {
+        self.check_size("upload", bytes.len() as u64)?;
+        let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
+        let buf = self
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("cairn upload"),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            });
+        Ok(GpuTensor {
+            storage: Arc::new(Storage {
+                buf: Some(buf),
+                class: 0,
+                pool: None,
+            }),
+            shape: shape.to_vec(),
+            dtype,
+            max_id: None,
+        })
+    }
+
+    /// Records one dispatch of `kernel` with `buffers` bound at 0, 1, … and
+    /// the uniform `params` bound at `params_at`.
+    fn dispatch(
+        &self,
+        kernel: Kernel,
+        buffers: &[&wgpu::Buffer],
+        params: &[u8],
+        params_at: u32,
+        groups: (u32, u32, u32),
+    ) {
+        let device = self.device();
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("cairn params"),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let pipeline = self.inner.ctx.pipeline(kernel);
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = Vec::with_capacity(buffers.len() + 1);
+        let mut slot = 0u32;
+        let mut it = buffers.iter();
+        while entries.len() < buffers.len() + 1 {
+            let resource = if slot == params_at {
+                uniform.as_entire_binding()
+            } else {
+                match it.next() {
+                    Some(b) => b.as_entire_binding(),
+                    None => break,
+                }
+            };
+            entries.push(wgpu::BindGroupEntry {
+                binding: slot,
+                resource,
+            });
+            slot += 1;
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.file_name()),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let encoder = pending.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("cairn forward"),
+            })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(kernel.file_name()),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+
+    /// Submits everything recorded so far.
+    pub fn flush(&self) {
+        let encoder = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(e) = encoder {
+            self.inner.ctx.queue.submit(Some(e.finish()));
+        }
+    }
+
+    /// Copies `shape` elements from `src` to `dst`, each given as
+    /// (tensor, element strides, element offset).
+    fn copy_strided(
+        &self,
+        shape: &[usize],
+        (src, src_strides, src_offset): (&GpuTensor, &[usize], usize),
+        (dst, dst_strides, dst_offset): (&GpuTensor, &[usize], usize),
+    ) -> Result<()> {
+        let n: usize = shape.iter().product();
+        if n == 0 {
+            return Ok(());
+        }
+        let p = Shape4Params {
+            shape: pad4("copy", shape, 1)?,
+            s1: pad4("copy", src_strides, 0)?,
+            s2: pad4("copy", dst_strides, 0)?,
+            n: u32_of("copy", n)?,
+            a: u32_of("copy", src_offset)?,
+            b: u32_of("copy", dst_offset)?,
+            c: 0,
+        };
+        self.dispatch(
+            Kernel::CopyStrided,
+            &[src.buf(), dst.buf()],
+            &bytes_of(&p),
+            2,
+            groups_1d(n, 256),
+        );
+        Ok(())
+    }
+
+    fn f32_only(op: &'static str, ts: &[&GpuTensor]) -> Result<()> {
+        if let Some(t) = ts.iter().find(|t| t.dtype != DType::F32) {
+            return Err(Error::Shape {
+                op,
+                detail: format!("expects f32 tensors, got {t:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn unary(&self, t: &GpuTensor, op: u32, s: f32) -> Result<GpuTensor> {
+        Self::f32_only("unary", &[t])?;
+        let out = self.output("unary", &t.shape, DType::F32)?;
+        let n = t.len();
+        if n > 0 {
+            let p = QuadF {
+                a: u32_of("unary", n)?,
+                b: op,
+                f: s,
+                d: 0,
+            };
+            self.dispatch(
+                Kernel::Unary,
+                &[t.buf(), out.buf()],
+                &bytes_of(&p),
+                2,
+                groups_1d(n, 256),
+            );
+        }
+        Ok(out)
+    }
+
+    fn binary(
+        &self,
+        op_name: &'static str,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        op: u32,
+    ) -> Result<GpuTensor> {
+        Self::f32_only(op_name, &[a, b])?;
+        let rank = a.shape.len().max(b.shape.len());
+        let pad = |s: &[usize]| -> Vec<usize> {
+            let mut v = vec![1; rank - s.len()];
+            v.extend_from_slice(s);
+            v
+        };
+        let (sa, sb) = (pad(&a.shape), pad(&b.shape));
+        let mut out_shape = Vec::with_capacity(rank);
+        for (&x, &y) in sa.iter().zip(&sb) {
+            if x != y && x != 1 && y != 1 {
+                return Err(Error::Shape {
+                    op: op_name,
+                    detail: format!("cannot broadcast {:?} with {:?}", a.shape, b.shape),
+                });
+            }
+            out_shape.push(x.max(y));
+        }
+        let strides = |s: &[usize]| -> Vec<usize> {
+            contiguous_strides(s)
+                .into_iter()
+                .zip(s.iter().zip(&out_shape))
+                .map(|(st, (&d, &o))| if d == 1 && o != 1 { 0 } else { st })
+                .collect()
+        };
+        let out = self.output(op_name, &out_shape, DType::F32)?;
+        let n = out.len();
+        if n > 0 {
+            let p = Shape4Params {
+                shape: pad4(op_name, &out_shape, 1)?,
+                s1: pad4(op_name, &strides(&sa), 0)?,
+                s2: pad4(op_name, &strides(&sb), 0)?,
+                n: u32_of(op_name, n)?,
+                a: op,
+                b: 0,
+                c: 0,
+            };
+            self.dispatch(
+                Kernel::Binary,
+                &[a.buf(), b.buf(), out.buf()],
+                &bytes_of(&p),
+                3,
+                groups_1d(n, 256),
+            );
+        }
+        Ok(out)
+    }
+
+    /// `[.., m, k] · [.., k, n]` (or `· [.., n, k]ᵀ`), batch dimensions equal
+    /// or one side unbatched, plus an optional bias over `n`.
+    fn matmul_impl(
+        &self,
+        op: &'static str,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        transpose_b: bool,
+        bias: Option<&GpuTensor>,
+    ) -> Result<GpuTensor> {
+        Self::f32_only(op, &[a, b])?;
+        let (ad, bd) = (&a.shape, &b.shape);
+        let bad = || Error::Shape {
+            op,
+            detail: format!(
+                "cannot multiply {ad:?} by {}{bd:?}",
+                if transpose_b { "the transpose of " } else { "" }
+            ),
+        };
+        if ad.len() < 2 || bd.len() < 2 {
+            return Err(bad());
+        }
+        let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
+        let (kb, n) = if transpose_b {
+            (bd[bd.len() - 1], bd[bd.len() - 2])
+        } else {
+            (bd[bd.len() - 2], bd[bd.len() - 1])
+        };
+        if k != kb {
+            return Err(bad());
+        }
+        let (lead_a, lead_b) = (&ad[..ad.len() - 2], &bd[..bd.len() - 2]);
+        let (ba, bb): (usize, usize) = (lead_a.iter().product(), lead_b.iter().product());
+        let (batch, lead) = if bb == 1 || (ba == bb && lead_a == lead_b) {
+            (ba, lead_a.to_vec())
+        } else if ba == 1 {
+            (bb, lead_b.to_vec())
+        } else {
+            return Err(bad());
+        };
+        if let Some(bias) = bias
+            && bias.shape != [n]
+        {
+            return Err(Error::Shape {
+                op,
+                detail: format!("bias {:?} does not fit {n} outputs", bias.shape),
+            });
+        }
+        let mut out_shape = lead;
+        out_shape.extend([m, n]);
+        let out = self.output(op, &out_shape, DType::F32)?;
+        if out.len() == 0 {
+            return Ok(out);
+        }
+        if batch > 65_535 {
+            return Err(Error::Shape {
+                op,
+                detail: format!("batch {batch} exceeds 65,535 dispatch groups"),
+            });
+        }
+        let p = MatmulParams {
+            m: u32_of(op, m)?,
+            n: u32_of(op, n)?,
+            k: u32_of(op, k)?,
+            transpose_b: transpose_b as u32,
+            a_stride: if ba == 1 { 0 } else { u32_of(op, m * k)? },
+            b_stride: if bb == 1 { 0 } else { u32_of(op, k * n)? },
+            has_bias: bias.is_some() as u32,
+            pad: 0,
+        };
+        let bias_buf = bias.map(GpuTensor::buf).unwrap_or(b.buf());
+        if transpose_b && m <= MATVEC_MAX_ROWS && m * batch <= 65_535 {
+            // Few rows against a weight: one workgroup per output, no idle tile rows.
+            let (x, y, _) = groups_1d(n, 1);
+            self.dispatch(
+                Kernel::MatvecF32,
+                &[a.buf(), b.buf(), out.buf(), bias_buf],
+                &bytes_of(&p),
+                3,
+                (x, y, (m * batch) as u32),
+            );
+            return Ok(out);
+        }
+        self.dispatch(
+            Kernel::MatmulF32,
+            &[a.buf(), b.buf(), out.buf(), bias_buf],
+            &bytes_of(&p),
+            3,
+            (
+                (n as u32).div_ceil(TILE),
+                (m as u32).div_ceil(TILE),
+                batch as u32,
+            ),
+        );
+        Ok(out)
+    }
+
+    fn rows_groups(rows: usize) -> (u32, u32, u32) {
+        groups_1d(rows, 1)
+    }
+}
+
+fn check_count(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if len != want {
+        return Err(Error::Shape {
+            op,
+            detail: format!("{len} values do not fill shape {shape:?} ({want} elements)"),
+        });
+    }
+    Ok(())
+}
+
+impl Backend for GpuBackend {
+    type Tensor = GpuTensor;
+    type QMatrix = GpuQMatrix;
+
+    fn name(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn tensor_f32(&self, data: &[f32], shape: &[usize]) -> Result<GpuTensor> {
+        check_count("tensor_f32", data.len(), shape)?;
+        self.upload(bytemuck::cast_slice(data), shape, DType::F32)
+    }
+
+    fn tensor_u32(&self, data: &[u32], shape: &[usize]) -> Result<GpuTensor> {
+        check_count("tensor_u32", data.len(), shape)?;
+        let mut t = self.upload(bytemuck::cast_slice(data), shape, DType::U32)?;
+        t.max_id = data.iter().copied().max();
+        Ok(t)
+    }
+
+    async fn read_f32(&self, t: &GpuTensor) -> Result<Vec<f32>> {
+        self.flush();
+        let n = t.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let raw = read_f32(
+            self.device(),
+            &self.inner.ctx.queue,
+            t.buf(),
+            "tensor",
+            (n * 4) as u64,
+        )
+        .await?;
+        Ok(match t.dtype {
+            DType::F32 => raw,
+            DType::U32 => raw.iter().map(|v| v.to_bits() as f32).collect(),
+        })
+    }
+
+    fn shape(&self, t: &GpuTensor) -> Vec<usize> {
+        t.shape.clone()
+    }
+
+    fn reshape(&self, t: &GpuTensor, shape: &[usize]) -> Result<GpuTensor> {
+        check_count("reshape", t.len(), shape)?;
+        let mut r = t.clone();
+        r.shape = shape.to_vec();
+        Ok(r)
+    }
+
+    fn transpose(&self, t: &GpuTensor, d0: usize, d1: usize) -> Result<GpuTensor> {
+        let rank = t.shape.len();
+        if d0 >= rank || d1 >= rank {
+            return Err(Error::Shape {
+                op: "transpose",
+                detail: format!("dims {d0}, {d1} of a rank-{rank} tensor"),
+            });
+        }
+        Self::f32_only("transpose", &[t])?;
+        let mut shape = t.shape.clone();
+        shape.swap(d0, d1);
+        let mut src = contiguous_strides(&t.shape);
+        src.swap(d0, d1);
+        let out = self.output("transpose", &shape, DType::F32)?;
+        self.copy_strided(&shape, (t, &src, 0), (&out, &contiguous_strides(&shape), 0))?;
+        Ok(out)
+    }
+
+    fn narrow(&self, t: &GpuTensor, dim: usize, start: usize, len: usize) -> Result<GpuTensor> {
+        if dim >= t.shape.len() || start + len > t.shape[dim] {
+            return Err(Error::Shape {
+                op: "narrow",
+                detail: format!("{start}..{} of dim {dim} in {:?}", start + len, t.shape),
+            });
+        }
+        Self::f32_only("narrow", &[t])?;
+        let mut shape = t.shape.clone();
+        shape[dim] = len;
+        let src = contiguous_strides(&t.shape);
+        let out = self.output("narrow", &shape, DType::F32)?;
+        self.copy_strided(
+            &shape,
+            (t, &src, start * src[dim]),
+            (&out, &contiguous_strides(&shape), 0),
+        )?;
+        Ok(out)
+    }
+
+    fn matmul(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+        self.matmul_impl("matmul", a, b, false, None)
+    }
+
+    fn linear(&self, x: &GpuTensor, w: &GpuTensor, bias: Option<&GpuTensor>) -> Result<GpuTensor> {
+        let inner = *x.shape.last().unwrap_or(&0);
+        if w.shape.len() != 2 || w.shape[1] != inner {
+            return Err(Error::Shape {
+                op: "linear",
+                detail: format!(
+                    "input {:?} does not fit weight {:?} (expected [out, {inner}])",
+                    x.shape, w.shape
+                ),
+            });
+        }
+        let rows = x.len() / inner.max(1);
+        let x2 = self.reshape(x, &[rows, inner])?;
+        let y = self.matmul_impl("linear", &x2, w, true, bias)?;
+        let mut shape = x.shape.clone();
+        if let Some(last) = shape.last_mut() {
+            *last = w.shape[0];
+        }
+        self.reshape(&y, &shape)
+    }
+
+    fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+        self.binary("add", a, b, 0)
+    }
+
+    fn mul(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+        self.binary("mul", a, b, 1)
+    }
+
+    fn scale(&self, t: &GpuTensor, s: f32) -> Result<GpuTensor> {
+        self.unary(t, 0, s)
+    }
+
+    fn gelu(&self, t: &GpuTensor) -> Result<GpuTensor> {
+        self.unary(t, 1, 0.0)
+    }
+
+    fn layer_norm(
+        &self,
+        x: &GpuTensor,
+        weight: &GpuTensor,
+        bias: &GpuTensor,
+        eps: f32,
+    ) -> Result<GpuTensor> {
+        Self::f32_only("layer_norm", &[x, weight, bias])?;
+        let cols = *x.shape.last().unwrap_or(&0);
+        if weight.shape != [cols] || bias.shape != [cols] {
+            return Err(Error::Shape {
+                op: "layer_norm",
+                detail: format!(
+                    "weight {:?} / bias {:?} do not fit input {:?}",
+                    weight.shape, bias.shape, x.shape
+                ),
+            });
+        }
+        let out = self.output("layer_norm", &x.shape, DType::F32)?;
+        let rows = x.len() / cols.max(1);
+        if rows > 0 {
+            let p = QuadF {
+                a: u32_of("layer_norm", rows)?,
+                b: u32_of("layer_norm", cols)?,
+                f: eps,
+                d: 0,
+            };
+            self.dispatch(
+                Kernel::LayerNorm,
+                &[x.buf(), weight.buf(), bias.buf(), out.buf()],
+                &bytes_of(&p),
+                4,
+                Self::rows_groups(rows),
+            );
+        }
+        Ok(out)
+    }
+
+    fn max_dim(&self, t: &GpuTensor, dim: usize) -> Result<GpuTensor> {
+        Self::f32_only("max_dim", &[t])?;
+        if dim >= t.shape.len() {
+            return Err(Error::Shape {
+                op: "max_dim",
+                detail: format!("dim {dim} of {:?}", t.shape),
+            });
+        }
+        let outer: usize = t.shape[..dim].iter().product();
+        let inner: usize = t.shape[dim + 1..].iter().product();
+        let mut shape = t.shape.clone();
+        shape.remove(dim);
+        let out = self.output("max_dim", &shape, DType::F32)?;
+        if outer * inner > 0 {
+            let p = Quad {
+                a: u32_of("max_dim", outer)?,
+                b: u32_of("max_dim", t.shape[dim])?,
+                c: u32_of("max_dim", inner)?,
+                d: 0,
+            };
+            self.dispatch(
+                Kernel::MaxReduce,
+                &[t.buf(), out.buf()],
+                &bytes_of(&p),
+                2,
+                groups_1d(outer * inner, 256),
+            );
+        }
+        Ok(out)
+    }
+
+    fn softmax_last(&self, t: &GpuTensor) -> Result<GpuTensor> {
+        Self::f32_only("softmax_last", &[t])?;
+        let cols = *t.shape.last().unwrap_or(&0);
+        let rows = t.len() / cols.max(1);
+        let out = self.output("softmax_last", &t.shape, DType::F32)?;
+        if rows > 0 && cols > 0 {
+            let p = Quad {
+                a: u32_of("softmax_last", rows)?,
+                b: u32_of("softmax_last", cols)?,
+                c: 0,
+                d: 0,
+            };
+            self.dispatch(
+                Kernel::Softmax,
+                &[t.buf(), out.buf()],
+                &bytes_of(&p),
+                2,
+                Self::rows_groups(rows),
+            );
+        }
+        Ok(out)
+    }
+
+    fn embedding(&self, ids: &GpuTensor, table: &GpuTensor) -> Result<GpuTensor> {
+        if table.shape.len() != 2 || table.dtype != DType::F32 {
+            return Err(Error::Shape {
+                op: "embedding",
+                detail: format!("table must be f32 [vocab, dim], got {table:?}"),
+            });
+        }
+        if ids.dtype != DType::U32 {
+            return Err(Error::Shape {
+                op: "embedding",
+                detail: format!("ids must be u32, got {ids:?}"),
+            });
+        }
+        let (vocab, cols) = (table.shape[0], table.shape[1]);
+        match ids.max_id {
+            Some(m) if m as usize >= vocab => {
+                return Err(Error::Shape {
+                    op: "embedding",
+                    detail: format!("id {m} is out of range for a table of {vocab} rows"),
+                });
+            }
+            _ => {}
+        }
+        let rows = ids.len();
+        let mut shape = ids.shape.clone();
+        shape.push(cols);
+        let out = self.output("embedding", &shape, DType::F32)?;
+        if rows * cols > 0 {
+            let p = Quad {
+                a: u32_of("embedding", rows)?,
+                b: u32_of("embedding", cols)?,
+                c: u32_of("embedding", vocab)?,
+                d: 0,
+            };
+            self.dispatch(
+                Kernel::GatherRows,
+                &[ids.buf(), table.buf(), out.buf()],
+                &bytes_of(&p),
+                3,
+                groups_1d(rows * cols, 256),
+            );
+        }
+        Ok(out)
+    }
+
+    fn cat(&self, parts: &[GpuTensor], dim: usize) -> Result<GpuTensor> {
+        let Some(first) = parts.first() else {
+            return Err(Error::Shape {
+                op: "cat",
+                detail: "nothing to join".into(),
+            });
+        };
+        let refs: Vec<&GpuTensor> = parts.iter().collect();
+        Self::f32_only("cat", &refs)?;
+        let rank = first.shape.len();
+        let fits = dim < rank
+            && parts.iter().all(|p| {
+                p.shape.len() == rank
+                    && p.shape
+                        .iter()
+                        .zip(&first.shape)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == dim || a == b)
+            });
+        if !fits {
+            return Err(Error::Shape {
+                op: "cat",
+                detail: format!(
+                    "cannot join {:?} along dim {dim}",
+                    parts.iter().map(|p| p.shape.clone()).collect::<Vec<_>>()
+                ),
+            });
+        }
+        let mut shape = first.shape.clone();
+        shape[dim] = parts.iter().map(|p| p.shape[dim]).sum();
+        let out = self.output("cat", &shape, DType::F32)?;
+        let dst = contiguous_strides(&shape);
+        let mut at = 0;
+        for p in parts {
+            self.copy_strided(
+                &p.shape,
+                (p, &contiguous_strides(&p.shape), 0),
+                (&out, &dst, at * dst[dim]),
+            )?;
+            at += p.shape[dim];
+        }
+        Ok(out)
+    }
+
+    fn zeros(&self, shape: &[usize]) -> Result<GpuTensor> {
+        let out = self.output("zeros", shape, DType::F32)?;
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let encoder = pending.get_or_insert_with(|| {
+            self.device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("cairn forward"),
+                })
+        });
+        encoder.clear_buffer(out.buf(), 0, None);
+        drop(pending);
+        Ok(out)
+    }
+
+    fn write_slice(
+        &self,
+        dst: &GpuTensor,
+        src: &GpuTensor,
+        dim: usize,
+        start: usize,
+    ) -> Result<()> {
+        let (dd, sd) = (&dst.shape, &src.shape);
+        let fits = dd.len() == sd.len()
+            && dim < dd.len()
+            && dd
+                .iter()
+                .zip(sd)
+                .enumerate()
+                .all(|(i, (a, b))| if i == dim { start + b <= *a } else { a == b });
+        if !fits {
+            return Err(Error::Shape {
+                op: "write_slice",
+                detail: format!("cannot write {sd:?} into {dd:?} at {start} along dim {dim}"),
+            });
+        }
+        Self::f32_only("write_slice", &[dst, src])?;
+        let ds = contiguous_strides(dd);
+        self.copy_strided(
+            sd,
+            (src, &contiguous_strides(sd), 0),
+            (dst, &ds, start * ds[dim]),
+        )
+    }
+
+    fn matmul_t(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+        self.matmul_impl("matmul_t", a, b, true, None)
+    }
+
+    fn qmatrix(
+        &self,
+        ty: GgmlType,
+        data: &[u8],
+        rows: usize,
+        cols: usize,
+        name: &str,
+    ) -> Result<GpuQMatrix> {
+        let values = crate::quant::dequantize(ty, data, rows * cols, name)?;
+        Ok(GpuQMatrix {
+            weight: self.tensor_f32(&values, &[rows, cols])?,
+            rows,
+            cols,
+        })
+    }
+
+    fn qmatrix_shape(&self, w: &GpuQMatrix) -> (usize, usize) {
+        (w.rows, w.cols)
+    }
+
+    fn qlinear(&self, x: &GpuTensor, w: &GpuQMatrix) -> Result<GpuTensor> {
+        self.linear(x, &w.weight, None)
+    }
+
+    fn rms_norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32) -> Result<GpuTensor> {
+        Self::f32_only("rms_norm", &[x, weight])?;
+        let cols = *x.shape.last().unwrap_or(&0);
+        if weight.shape != [cols] {
+            return Err(Error::Shape {
+                op: "rms_norm",
+                detail: format!("weight {:?} does not fit input {:?}", weight.shape, x.shape),
+            });
+        }
+        let out = self.output("rms_norm", &x.shape, DType::F32)?;
+        let rows = x.len() / cols.max(1);
+        if rows > 0 {
+            let p = QuadF {
+                a: u32_of("rms_norm", rows)?,
+                b: u32_of("rms_norm", cols)?,
+                f: eps,
+                d: 0,
+            };
+            self.dispatch(
+                Kernel::RmsNorm,
+                &[x.buf(), weight.buf(), out.buf()],
+                &bytes_of(&p),
+                3,
+                Self::rows_groups(rows),
+            );
+        }
+        Ok(out)
+    }
+
+    fn silu(&self, t: &GpuTensor) -> Result<GpuTensor> {
+        self.unary(t, 2, 0.0)
+    }
+
+    fn rope_pairs(&self, x: &GpuTensor, cos: &GpuTensor, sin: &GpuTensor) -> Result<GpuTensor> {
+        Self::f32_only("rope_pairs", &[x, cos, sin])?;
+        let (xd, cd) = (&x.shape, &cos.shape);
+        if xd.len() != 4
+            || cd.len() != 2
+            || cd[0] != xd[2]
+            || cd[1] * 2 != xd[3]
+            || sin.shape != *cd
+        {
+            return Err(Error::Shape {
+                op: "rope_pairs",
+                detail: format!(
+                    "x must be [batch, heads, seq, head_dim] and cos/sin [seq, head_dim/2]; got {xd:?} and {cd:?}"
+                ),
+            });
+        }
+        let out = self.output("rope_pairs", xd, DType::F32)?;
+        let (rows, seq, half) = (xd[0] * xd[1], xd[2], cd[1]);
+        if rows * seq * half > 0 {
+            let p = Quad {
+                a: u32_of("rope_pairs", rows)?,
+                b: u32_of("rope_pairs", seq)?,
+                c: u32_of("rope_pairs", half)?,
+                d: 0,
+            };
+            self.dispatch(
+                Kernel::RopePairs,
+                &[x.buf(), cos.buf(), sin.buf(), out.buf()],
+                &bytes_of(&p),
+                4,
+                groups_1d(rows * seq * half, 256),
+            );
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,393 @@
+//! Conformance of every [`Backend`] op on the GPU backend against the CPU
+//! backend, in the spirit of llama.cpp's test-backend-ops: each op across
+//! shapes including odd sizes and non-multiples of the kernels' tiles, with a
+//! per-op tolerance. Runs on whatever adapter wgpu finds (Mesa lavapipe in
+//! CI); with `CAIRN_REQUIRE_GPU=1` a missing adapter fails instead of skipping.
+
+use cairn_core::backend::Backend;
+use cairn_core::backend::cpu::CpuBackend;
+use cairn_core::backend::gpu::GpuBackend;
+use cairn_core::formats::gguf::GgmlType;
+
+fn gpu() -> Option<GpuBackend> {
+    match pollster::block_on(GpuBackend::new()) {
+        Ok(g) => {
+            eprintln!("GPU adapter: {}", g.adapter());
+            Some(g)
+        }
+        Err(e) if std::env::var("CAIRN_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("CAIRN_REQUIRE_GPU=1 but no GPU backend: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    cairn_core::util::pseudo_random(n, seed)
+        .into_iter()
+        .map(|v| v * 4.0)
+        .collect()
+}
+
+/// Runs `op` on both backends from the same host inputs and compares.
+struct Check<'a> {
+    g: &'a GpuBackend,
+    c: CpuBackend,
+}
+
+impl Check<'_> {
+    fn run(
+        &self,
+        name: &str,
+        inputs: &[(Vec<f32>, Vec<usize>)],
+        tol: f32,
+        op_c: impl Fn(
+            &CpuBackend,
+            &[<CpuBackend as Backend>::Tensor],
+        ) -> <CpuBackend as Backend>::Tensor,
+        op_g: impl Fn(
+            &GpuBackend,
+            &[<GpuBackend as Backend>::Tensor],
+        ) -> <GpuBackend as Backend>::Tensor,
+    ) {
+        let tc: Vec<_> = inputs
+            .iter()
+            .map(|(d, s)| self.c.tensor_f32(d, s).unwrap())
+            .collect();
+        let tg: Vec<_> = inputs
+            .iter()
+            .map(|(d, s)| self.g.tensor_f32(d, s).unwrap())
+            .collect();
+        let (rc, rg) = (op_c(&self.c, &tc), op_g(self.g, &tg));
+        assert_eq!(self.c.shape(&rc), self.g.shape(&rg), "{name}: shapes");
+        let want = pollster::block_on(self.c.read_f32(&rc)).unwrap();
+        let got = pollster::block_on(self.g.read_f32(&rg)).unwrap();
+        assert_eq!(want.len(), got.len(), "{name}");
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(w, g)| (w - g).abs() / (1.0 + w.abs()))
+            .fold(0f32, f32::max);
+        assert!(worst <= tol, "{name}: worst relative error {worst} > {tol}");
+    }
+}
+
+/// Every op of the trait (but the quantized ones, checked below) on shapes
+/// that are not multiples of 16 or 64.
+#[test]
+fn every_op_matches_the_cpu_backend() {
+    let Some(g) = gpu() else { return };
+    let k = Check {
+        g: &g,
+        c: CpuBackend::new(),
+    };
+    let t = |shape: &[usize], seed| (values(shape.iter().product(), seed), shape.to_vec());
+    for (m, kk, n) in [(1, 1, 1), (3, 17, 5), (33, 64, 31), (70, 100, 129)] {
+        k.run(
+            &format!("matmul {m}x{kk}x{n}"),
+            &[t(&[2, m, kk], 1), t(&[2, kk, n], 2)],
+            1e-4,
+            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
+            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
+        );
+        k.run(
+            &format!("matmul broadcast B {m}x{kk}x{n}"),
+            &[t(&[3, m, kk], 3), t(&[kk, n], 4)],
+            1e-4,
+            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
+            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
+        );
+        k.run(
+            &format!("matmul_t {m}x{kk}x{n}"),
+            &[t(&[2, 3, m, kk], 5), t(&[2, 3, n, kk], 6)],
+            1e-4,
+            |b, x| b.matmul_t(&x[0], &x[1]).unwrap(),
+            |b, x| b.matmul_t(&x[0], &x[1]).unwrap(),
+        );
+        k.run(
+            &format!("linear+bias {m}x{kk}x{n}"),
+            &[t(&[2, m, kk], 7), t(&[n, kk], 8), t(&[n], 9)],
+            1e-4,
+            |b, x| b.linear(&x[0], &x[1], Some(&x[2])).unwrap(),
+            |b, x| b.linear(&x[0], &x[1], Some(&x[2])).unwrap(),
+        );
+    }
+    for shape in [vec![1], vec![7, 13], vec![2, 5, 33], vec![2, 3, 4, 65]] {
+        let s = &shape;
+        k.run(
+            &format!("add {s:?}"),
+            &[t(s, 10), t(s, 11)],
+            1e-6,
+            |b, x| b.add(&x[0], &x[1]).unwrap(),
+            |b, x| b.add(&x[0], &x[1]).unwrap(),
+        );
+        k.run(
+            &format!("mul {s:?}"),
+            &[t(s, 12), t(s, 13)],
+            1e-6,
+            |b, x| b.mul(&x[0], &x[1]).unwrap(),
+            |b, x| b.mul(&x[0], &x[1]).unwrap(),
+        );
+        let last = [*s.last().unwrap()];
+        k.run(
+            &format!("add broadcast {s:?}"),
+            &[t(s, 14), t(&last, 15)],
+            1e-6,
+            |b, x| b.add(&x[0], &x[1]).unwrap(),
+            |b, x| b.add(&x[0], &x[1]).unwrap(),
+        );
+        k.run(
+            &format!("scale {s:?}"),
+            &[t(s, 16)],
+            1e-6,
+            |b, x| b.scale(&x[0], -0.37).unwrap(),
+            |b, x| b.scale(&x[0], -0.37).unwrap(),
+        );
+        k.run(
+            &format!("gelu {s:?}"),
+            &[t(s, 17)],
+            1e-5,
+            |b, x| b.gelu(&x[0]).unwrap(),
+            |b, x| b.gelu(&x[0]).unwrap(),
+        );
+        k.run(
+            &format!("silu {s:?}"),
+            &[t(s, 18)],
+            1e-5,
+            |b, x| b.silu(&x[0]).unwrap(),
+            |b, x| b.silu(&x[0]).unwrap(),
+        );
+        k.run(
+            &format!("softmax {s:?}"),
+            &[t(s, 19)],
+            1e-5,
+            |b, x| b.softmax_last(&x[0]).unwrap(),
+            |b, x| b.softmax_last(&x[0]).unwrap(),
+        );
+        k.run(
+            &format!("layer_norm {s:?}"),
+            &[t(s, 20), t(&last, 21), t(&last, 22)],
+            1e-4,
+            |b, x| b.layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap(),
+            |b, x| b.layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap(),
+        );
+        k.run(
+            &format!("rms_norm {s:?}"),
+            &[t(s, 23), t(&last, 24)],
+            1e-4,
+            |b, x| b.rms_norm(&x[0], &x[1], 1e-6).unwrap(),
+            |b, x| b.rms_norm(&x[0], &x[1], 1e-6).unwrap(),
+        );
+        for d in 0..s.len() {
+            k.run(
+                &format!("max_dim {s:?} dim {d}"),
+                &[t(s, 25)],
+                0.0,
+                |b, x| b.max_dim(&x[0], d).unwrap(),
+                |b, x| b.max_dim(&x[0], d).unwrap(),
+            );
+            let len = s[d] - s[d] / 2;
+            k.run(
+                &format!("narrow {s:?} dim {d}"),
+                &[t(s, 26)],
+                0.0,
+                |b, x| b.narrow(&x[0], d, s[d] / 2, len).unwrap(),
+                |b, x| b.narrow(&x[0], d, s[d] / 2, len).unwrap(),
+            );
+            k.run(
+                &format!("cat {s:?} dim {d}"),
+                &[t(s, 27), t(s, 28)],
+                0.0,
+                |b, x| b.cat(&x[..2], d).unwrap(),
+                |b, x| b.cat(&x[..2], d).unwrap(),
+            );
+            for d1 in d + 1..s.len() {
+                k.run(
+                    &format!("transpose {s:?} {d}<->{d1}"),
+                    &[t(s, 29)],
+                    0.0,
+                    |b, x| b.transpose(&x[0], d, d1).unwrap(),
+                    |b, x| b.transpose(&x[0], d, d1).unwrap(),
+                );
+            }
+        }
+    }
+    // Broadcasting both ways (attention's mask: [b, h, s, s] + [b, 1, 1, s]).
+    k.run(
+        "add mask broadcast",
+        &[t(&[2, 3, 5, 5], 30), t(&[2, 1, 1, 5], 31)],
+        1e-6,
+        |b, x| b.add(&x[0], &x[1]).unwrap(),
+        |b, x| b.add(&x[0], &x[1]).unwrap(),
+    );
+    k.run(
+        "mul pooling broadcast",
+        &[t(&[3, 1, 17], 32), t(&[3, 1, 1], 33)],
+        1e-6,
+        |b, x| b.mul(&x[0], &x[1]).unwrap(),
+        |b, x| b.mul(&x[0], &x[1]).unwrap(),
+    );
+    // RoPE on pairs, and the attention ops built from the others.
+    k.run(
+        "rope_pairs",
+        &[t(&[1, 3, 7, 10], 34), t(&[7, 5], 35), t(&[7, 5], 36)],
+        1e-5,
+        |b, x| b.rope_pairs(&x[0], &x[1], &x[2]).unwrap(),
+        |b, x| b.rope_pairs(&x[0], &x[1], &x[2]).unwrap(),
+    );
+    k.run(
+        "attention (GQA, 3 queries over 9 cached)",
+        &[
+            t(&[1, 6, 3, 16], 37),
+            t(&[1, 2, 12, 16], 38),
+            t(&[1, 2, 12, 16], 39),
+        ],
+        1e-4,
+        |b, x| b.attention(&x[0], &x[1], &x[2], 9).unwrap(),
+        |b, x| b.attention(&x[0], &x[1], &x[2], 9).unwrap(),
+    );
+    let mask: Vec<u32> = [5u32, 3]
+        .iter()
+        .flat_map(|&n| (0..5).map(move |j| u32::from(j < n)))
+        .collect();
+    let real: Vec<usize> = (0..10).filter(|&r| mask[r] == 1).collect();
+    let attn_c = {
+        let c = CpuBackend::new();
+        let qkv = c
+            .tensor_f32(&values(2 * 5 * 3 * 32, 40), &[2, 5, 96])
+            .unwrap();
+        pollster::block_on(c.read_f32(&c.encoder_attention(&qkv, &mask, 4).unwrap())).unwrap()
+    };
+    let qkv = g
+        .tensor_f32(&values(2 * 5 * 3 * 32, 40), &[2, 5, 96])
+        .unwrap();
+    let attn_g =
+        pollster::block_on(g.read_f32(&g.encoder_attention(&qkv, &mask, 4).unwrap())).unwrap();
+    for r in real {
+        for i in r * 32..(r + 1) * 32 {
+            assert!(
+                (attn_c[i] - attn_g[i]).abs() < 1e-4,
+                "encoder_attention row {r}"
+            );
+        }
+    }
+    // Embedding gather, zeros and the in-place slice write.
+    let table = values(11 * 6, 41);
+    let ids = [3u32, 0, 10, 3];
+    let c = CpuBackend::new();
+    let want = pollster::block_on(
+        c.read_f32(
+            &c.embedding(
+                &c.tensor_u32(&ids, &[2, 2]).unwrap(),
+                &c.tensor_f32(&table, &[11, 6]).unwrap(),
+            )
+            .unwrap(),
+        ),
+    )
+    .unwrap();
+    let got = pollster::block_on(
+        g.read_f32(
+            &g.embedding(
+                &g.tensor_u32(&ids, &[2, 2]).unwrap(),
+                &g.tensor_f32(&table, &[11, 6]).unwrap(),
+            )
+            .unwrap(),
+        ),
+    )
+    .unwrap();
+    assert_eq!(want, got);
+    let e = g
+        .embedding(
+            &g.tensor_u32(&[11], &[1]).unwrap(),
+            &g.tensor_f32(&table, &[11, 6]).unwrap(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("id 11 is out of range"), "{e}");
+    let cache = g.zeros(&[1, 2, 6, 4]).unwrap();
+    g.write_slice(
+        &cache,
+        &g.tensor_f32(&values(16, 42), &[1, 2, 2, 4]).unwrap(),
+        2,
+        3,
+    )
+    .unwrap();
+    let cc = c.zeros(&[1, 2, 6, 4]).unwrap();
+    c.write_slice(
+        &cc,
+        &c.tensor_f32(&values(16, 42), &[1, 2, 2, 4]).unwrap(),
+        2,
+        3,
+    )
+    .unwrap();
+    assert_eq!(
+        pollster::block_on(g.read_f32(&cache)).unwrap(),
+        pollster::block_on(c.read_f32(&cc)).unwrap()
+    );
+}
+
+#[test]
+fn quantized_linear_matches_the_cpu_backend() {
+    let Some(g) = gpu() else { return };
+    let c = CpuBackend::new();
+    let (rows, cols) = (37, 64);
+    let w = values(rows * cols, 50);
+    let x = values(3 * cols, 51);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        let bytes = cairn_core::quant::quantize(ty, &w, "w").unwrap();
+        let qc = c.qmatrix(ty, &bytes, rows, cols, "w").unwrap();
+        let qg = g.qmatrix(ty, &bytes, rows, cols, "w").unwrap();
+        let want = pollster::block_on(
+            c.read_f32(
+                &c.qlinear(&c.tensor_f32(&x, &[3, cols]).unwrap(), &qc)
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+        let got = pollster::block_on(
+            g.read_f32(
+                &g.qlinear(&g.tensor_f32(&x, &[3, cols]).unwrap(), &qg)
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+        for (a, b) in want.iter().zip(&got) {
+            // The CPU's Q8_0/Q4 kernels keep activations in f32 too, so only summation order differs.
+            assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{ty:?}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn bad_shapes_are_named_errors() {
+    let Some(g) = gpu() else { return };
+    let a = g.tensor_f32(&[1.0; 6], &[2, 3]).unwrap();
+    let b = g.tensor_f32(&[1.0; 4], &[2, 2]).unwrap();
+    assert!(
+        g.matmul(&a, &b)
+            .unwrap_err()
+            .to_string()
+            .contains("shape mismatch in matmul")
+    );
+    assert!(
+        g.add(&a, &b)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot broadcast [2, 3] with [2, 2]")
+    );
+    assert!(
+        g.tensor_f32(&[1.0; 5], &[2, 3])
+            .unwrap_err()
+            .to_string()
+            .contains("5 values do not fill shape [2, 3]")
+    );
+    let five = g.tensor_f32(&[1.0; 32], &[1, 2, 2, 2, 4]).unwrap();
+    assert!(
+        g.transpose(&five, 0, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("rank 5 is above")
+    );
+}

@@ -1,0 +1,69 @@
+// matvec_f32.wgsl — C[batch][m×n] = A[batch][m×k] · Bᵀ (+ bias[n]) for few
+// rows (decoding: m is 1), B a linear layer's weight stored n×k.
+//
+// The tiled matmul_f32.wgsl would run a 16×16 workgroup per 16 outputs and
+// idle 15 of 16 rows when m = 1; here one workgroup of 64 invocations
+// computes one output: each invocation sums a strided share of the k
+// products (coalesced reads of a row of B), then a tree reduction in
+// workgroup memory adds the 64 partial sums.
+// Layout: row-major; A batch stride params.a_stride (0: shared), B batch
+//   stride params.b_stride (0: one weight for every batch); C contiguous.
+// Bindings (group 0): 0 A (storage, read), 1 B (storage, read),
+//   2 C (storage, read_write), 3 params (uniform), 4 bias (storage, read).
+// Dispatch: (min(n, 65535), ceil(n / 65535), m · batch) — one group per output.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    transpose_b: u32,
+    a_stride: u32,
+    b_stride: u32,
+    has_bias: u32,
+    _pad: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+) {
+    let col = wid.x + wid.y * groups.x;
+    let row = wid.z % params.m;
+    let batch = wid.z / params.m;
+    let lid = lid3.x;
+    var s = 0.0;
+    if (col < params.n) {
+        let a0 = batch * params.a_stride + row * params.k;
+        let b0 = batch * params.b_stride + col * params.k;
+        for (var i = lid; i < params.k; i = i + WG) {
+            s = s + a[a0 + i] * b[b0 + i];
+        }
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w = w / 2u) {
+        if (lid < w) {
+            partial[lid] = partial[lid] + partial[lid + w];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && col < params.n) {
+        var v = partial[0];
+        if (params.has_bias == 1u) {
+            v = v + bias[col];
+        }
+        c[(batch * params.m + row) * params.n + col] = v;
+    }
+}

@@ -1,0 +1,54 @@
+// rms_norm.wgsl — RMS normalisation over the last dimension:
+//   out = x / √(mean(x²) + eps) · weight
+//
+// Layout: x and out contiguous [rows, cols]; weight [cols].
+// Workgroup: 64 invocations per row, tree reduction in workgroup memory.
+// Bindings (group 0): 0 x (storage, read), 1 weight (storage, read),
+//   2 out (storage, read_write), 3 params (uniform).
+// Dispatch: (min(rows, 65535), ceil(rows / 65535), 1) — one group per row.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+) {
+    let row = wid.x + wid.y * groups.x;
+    if (row >= params.rows) {
+        return;
+    }
+    let lid = lid3.x;
+    let base = row * params.cols;
+    var s = 0.0;
+    for (var j = lid; j < params.cols; j = j + WG) {
+        s = s + x[base + j] * x[base + j];
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w = w / 2u) {
+        if (lid < w) {
+            partial[lid] = partial[lid] + partial[lid + w];
+        }
+        workgroupBarrier();
+    }
+    let inv = 1.0 / sqrt(partial[0] / f32(params.cols) + params.eps);
+    for (var j = lid; j < params.cols; j = j + WG) {
+        out[base + j] = x[base + j] * inv * weight[j];
+    }
+}

@@ -1,0 +1,68 @@
+// softmax.wgsl — softmax over the last dimension, max-subtracted for range.
+//
+// Layout: x and out contiguous [rows, cols].
+// Workgroup: 64 invocations per row: a max reduction, a sum of exp(x − max),
+//   then each invocation writes its strided share. −inf inputs (masked
+//   positions) give 0.
+// Bindings (group 0): 0 x (storage, read), 1 out (storage, read_write),
+//   2 params (uniform).
+// Dispatch: (min(rows, 65535), ceil(rows / 65535), 1) — one group per row.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+) {
+    let row = wid.x + wid.y * groups.x;
+    if (row >= params.rows) {
+        return;
+    }
+    let lid = lid3.x;
+    let base = row * params.cols;
+    var m = -3.0e38;
+    for (var j = lid; j < params.cols; j = j + WG) {
+        m = max(m, x[base + j]);
+    }
+    partial[lid] = m;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w = w / 2u) {
+        if (lid < w) {
+            partial[lid] = max(partial[lid], partial[lid + w]);
+        }
+        workgroupBarrier();
+    }
+    let row_max = partial[0];
+    workgroupBarrier();
+    var s = 0.0;
+    for (var j = lid; j < params.cols; j = j + WG) {
+        s = s + exp(x[base + j] - row_max);
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w = w / 2u) {
+        if (lid < w) {
+            partial[lid] = partial[lid] + partial[lid + w];
+        }
+        workgroupBarrier();
+    }
+    let inv = 1.0 / partial[0];
+    for (var j = lid; j < params.cols; j = j + WG) {
+        out[base + j] = exp(x[base + j] - row_max) * inv;
+    }
+}

@@ -2,15 +2,16 @@
 // rows (decoding: m is 1), B a linear layer's weight stored n×k.
 //
 // The tiled matmul_f32.wgsl would run a 16×16 workgroup per 16 outputs and
-// idle 15 of 16 rows when m = 1; here one workgroup of 64 invocations
-// computes one output: each invocation sums a strided share of the k
-// products (coalesced reads of a row of B), then a tree reduction in
-// workgroup memory adds the 64 partial sums.
+// idle 15 of 16 rows when m = 1; here a workgroup of 64 invocations computes
+// 16 outputs, 4 invocations each: an invocation sums every 4th product of
+// its output's row of B, then the 4 partial sums are added in workgroup
+// memory. (Few, fuller workgroups also suit software adapters such as
+// lavapipe, where each workgroup has a fixed cost.)
 // Layout: row-major; A batch stride params.a_stride (0: shared), B batch
 //   stride params.b_stride (0: one weight for every batch); C contiguous.
 // Bindings (group 0): 0 A (storage, read), 1 B (storage, read),
 //   2 C (storage, read_write), 3 params (uniform), 4 bias (storage, read).
-// Dispatch: (min(n, 65535), ceil(n / 65535), m · batch) — one group per output.
+// Dispatch: (min(g, 65535), ceil(g / 65535), m · batch), g = ceil(n / 16).
 
 struct Params {
     m: u32,
@@ -24,6 +25,8 @@ struct Params {
 }
 
 const WG: u32 = 64u;
+const LANES: u32 = 4u;
+const OUTS: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
@@ -39,28 +42,23 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_id) lid3: vec3<u32>,
 ) {
-    let col = wid.x + wid.y * groups.x;
+    let lid = lid3.x;
+    let col = (wid.x + wid.y * groups.x) * OUTS + lid / LANES;
+    let lane = lid % LANES;
     let row = wid.z % params.m;
     let batch = wid.z / params.m;
-    let lid = lid3.x;
     var s = 0.0;
     if (col < params.n) {
         let a0 = batch * params.a_stride + row * params.k;
         let b0 = batch * params.b_stride + col * params.k;
-        for (var i = lid; i < params.k; i = i + WG) {
+        for (var i = lane; i < params.k; i = i + LANES) {
             s = s + a[a0 + i] * b[b0 + i];
         }
     }
     partial[lid] = s;
     workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w = w / 2u) {
-        if (lid < w) {
-            partial[lid] = partial[lid] + partial[lid + w];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u && col < params.n) {
-        var v = partial[0];
+    if (lane == 0u && col < params.n) {
+        var v = partial[lid] + partial[lid + 1u] + partial[lid + 2u] + partial[lid + 3u];
         if (params.has_bias == 1u) {
             v = v + bias[col];
         }

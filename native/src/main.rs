@@ -275,6 +275,10 @@ struct GenArgs {
     /// Model name or GGUF path.
     #[arg(long, default_value = "smollm2-135m-instruct")]
     model: String,
+    /// Compute backend: cpu, gpu (wgpu; an error when no adapter works) or
+    /// auto (a hardware GPU when there is one, else the CPU, saying why).
+    #[arg(long, default_value = "cpu")]
+    backend: String,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 256)]
     max_new_tokens: usize,
@@ -337,15 +341,108 @@ impl GenArgs {
 }
 
 /// Streams one generation to stdout and logs its speed.
-fn stream_to_stdout(
-    generator: &Generator<CpuBackend>,
+/// A backend chosen by `--backend`.
+enum Picked {
+    Cpu(CpuBackend),
+    Gpu(gpu::GpuBackend),
+}
+
+/// `cpu`, `gpu` (an error naming what failed when no adapter works) or
+/// `auto`: the GPU when wgpu finds a hardware adapter, otherwise the CPU,
+/// with the reason logged (a software adapter such as lavapipe is slower
+/// than the CPU backend, so `auto` does not pick it).
+fn pick_backend(name: &str) -> Result<Picked> {
+    match name {
+        "cpu" => Ok(Picked::Cpu(CpuBackend::new())),
+        "gpu" => {
+            let g = pollster::block_on(gpu::GpuBackend::new())?;
+            tracing::info!(adapter = %g.adapter(), "GPU backend");
+            Ok(Picked::Gpu(g))
+        }
+        "auto" => match pollster::block_on(gpu::GpuBackend::new()) {
+            Ok(g) if g.adapter().device_type != "Cpu" => {
+                tracing::info!(adapter = %g.adapter(), "GPU backend");
+                Ok(Picked::Gpu(g))
+            }
+            Ok(g) => {
+                tracing::warn!(adapter = %g.adapter(), "only a software GPU adapter; using the CPU backend");
+                Ok(Picked::Cpu(CpuBackend::new()))
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "no usable GPU; using the CPU backend");
+                Ok(Picked::Cpu(CpuBackend::new()))
+            }
+        },
+        other => Err(Error::Model(format!(
+            "unknown --backend '{other}' (cpu, gpu, auto)"
+        ))),
+    }
+}
+
+/// `cairn generate` on any backend: `messages` set means chat-formatted.
+fn generate_once<B: cairn_core::backend::Backend>(
+    backend: B,
+    path: &Path,
+    prompt: &str,
+    messages: Option<&[ChatMessage]>,
+    config: &GenerationConfig,
+) -> Result<()> {
+    let generator = load_generator(backend, path)?;
+    let prompt = match messages {
+        Some(m) => generator.apply_chat_template(m, true)?,
+        None => prompt.to_string(),
+    };
+    stream_to_stdout(&generator, &prompt, config)?;
+    Ok(())
+}
+
+/// `cairn chat` on any backend: one user turn per stdin line.
+fn chat_loop<B: cairn_core::backend::Backend>(
+    backend: B,
+    path: &Path,
+    system: &[String],
+    config: &GenerationConfig,
+) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let generator = load_generator(backend, path)?;
+    let mut msgs: Vec<ChatMessage> = system
+        .iter()
+        .map(|s| ChatMessage::new("system", s))
+        .collect();
+    let interactive = std::io::stdin().is_terminal();
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            print!("> ");
+            let _ = std::io::stdout().flush();
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.map_err(Error::io("reading", "stdin"))?;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if interactive && (line == "/exit" || line == "/quit") {
+            break;
+        }
+        msgs.push(ChatMessage::new("user", line));
+        let prompt = generator.apply_chat_template(&msgs, true)?;
+        let out = stream_to_stdout(&generator, &prompt, config)?;
+        msgs.push(ChatMessage::new("assistant", &out.text));
+    }
+    Ok(())
+}
+
+fn stream_to_stdout<B: cairn_core::backend::Backend>(
+    generator: &Generator<B>,
     prompt: &str,
     config: &GenerationConfig,
 ) -> Result<cairn_core::generate::Generation> {
     use std::io::Write;
     let started = std::time::Instant::now();
     let mut first: Option<std::time::Duration> = None;
-    let out = block_on_ready(generator.generate_stream(prompt, config, |piece| {
+    let out = pollster::block_on(generator.generate_stream(prompt, config, |piece| {
         first.get_or_insert_with(|| started.elapsed());
         let mut o = std::io::stdout().lock();
         let _ = o.write_all(piece.as_bytes());
@@ -409,20 +506,19 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let config = decoding.config();
             config.validate()?;
-            let generator =
-                load_generator(CpuBackend::new(), &resolve_model(&decoding.model, &cache)?)?;
-            let prompt = if chat {
+            let path = resolve_model(&decoding.model, &cache)?;
+            let messages = chat.then(|| {
                 let mut msgs: Vec<ChatMessage> = system
                     .iter()
                     .map(|s| ChatMessage::new("system", s))
                     .collect();
                 msgs.push(ChatMessage::new("user", &prompt));
-                generator.apply_chat_template(&msgs, true)?
-            } else {
-                prompt
-            };
-            stream_to_stdout(&generator, &prompt, &config)?;
-            Ok(())
+                msgs
+            });
+            match pick_backend(&decoding.backend)? {
+                Picked::Cpu(b) => generate_once(b, &path, &prompt, messages.as_deref(), &config),
+                Picked::Gpu(b) => generate_once(b, &path, &prompt, messages.as_deref(), &config),
+            }
         }
         Cmd::EvalRetrieval {
             set,
@@ -619,38 +715,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Chat { system, decoding } => {
-            use std::io::{BufRead, IsTerminal, Write};
             let config = decoding.config();
             config.validate()?;
-            let generator =
-                load_generator(CpuBackend::new(), &resolve_model(&decoding.model, &cache)?)?;
-            let mut msgs: Vec<ChatMessage> = system
-                .iter()
-                .map(|s| ChatMessage::new("system", s))
-                .collect();
-            let interactive = std::io::stdin().is_terminal();
-            let stdin = std::io::stdin();
-            let mut lines = stdin.lock().lines();
-            loop {
-                if interactive {
-                    print!("> ");
-                    let _ = std::io::stdout().flush();
-                }
-                let Some(line) = lines.next() else { break };
-                let line = line.map_err(Error::io("reading", "stdin"))?;
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                if interactive && (line == "/exit" || line == "/quit") {
-                    break;
-                }
-                msgs.push(ChatMessage::new("user", line));
-                let prompt = generator.apply_chat_template(&msgs, true)?;
-                let out = stream_to_stdout(&generator, &prompt, &config)?;
-                msgs.push(ChatMessage::new("assistant", &out.text));
+            let path = resolve_model(&decoding.model, &cache)?;
+            match pick_backend(&decoding.backend)? {
+                Picked::Cpu(b) => chat_loop(b, &path, system.as_slice(), &config),
+                Picked::Gpu(b) => chat_loop(b, &path, system.as_slice(), &config),
             }
-            Ok(())
         }
         Cmd::Perplexity {
             text,

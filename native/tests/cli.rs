@@ -233,3 +233,41 @@ fn quantize_and_perplexity_commands() {
     let (ok, _, err) = cairn(&["generate", "--model", cut.to_str().unwrap(), "hi"]);
     assert!(!ok && err.contains("file is truncated"), "{err}");
 }
+
+#[test]
+fn generate_on_the_gpu_backend_streams_the_cpu_text() {
+    let args = |backend: &'static str| {
+        // A short raw prompt: lavapipe runs the kernels at ~0.1 GFLOP/s.
+        vec![
+            "generate",
+            "The capital of France is",
+            "--max-new-tokens",
+            "4",
+            "--backend",
+            backend,
+        ]
+    };
+    let (ok, cpu, err) = cairn(&args("cpu"));
+    assert!(ok, "{err}");
+    assert!(!cpu.trim().is_empty(), "{cpu}");
+    let (ok, gpu, err) = cairn(&args("gpu"));
+    if !ok && std::env::var("CAIRN_REQUIRE_GPU").as_deref() != Ok("1") {
+        eprintln!("SKIPPED (no GPU backend): {err}");
+        return;
+    }
+    assert!(ok, "{err}");
+    assert_eq!(gpu, cpu);
+    // auto never picks a software adapter: lavapipe here means the CPU, said in the log.
+    let (ok, auto, err) = cairn(&args("auto"));
+    assert!(ok, "{err}");
+    assert_eq!(auto, cpu);
+    assert!(
+        err.contains("using the CPU backend") || err.contains("GPU backend"),
+        "{err}"
+    );
+    let (ok, _, err) = cairn(&args("tpu"));
+    assert!(
+        !ok && err.contains("unknown --backend 'tpu' (cpu, gpu, auto)"),
+        "{err}"
+    );
+}

@@ -564,7 +564,7 @@ impl GpuBackend {
         let bias_buf = bias.map(GpuTensor::buf).unwrap_or(b.buf());
         if transpose_b && m <= MATVEC_MAX_ROWS && m * batch <= 65_535 {
             // Few rows against a weight: one workgroup per output, no idle tile rows.
-            let (x, y, _) = groups_1d(n, 1);
+            let (x, y, _) = groups_1d(n, 16);
             self.dispatch(
                 Kernel::MatvecF32,
                 &[a.buf(), b.buf(), out.buf(), bias_buf],

@@ -97,6 +97,9 @@ enum Cmd {
         /// Index kind when creating one.
         #[arg(long, default_value = "hnsw", value_parser = ["flat", "hnsw"])]
         kind: String,
+        /// Compute backend: cpu, gpu or auto (see `cairn generate --help`).
+        #[arg(long, default_value = "cpu")]
+        backend: String,
         /// Collection name when creating an index (default: the file stem).
         #[arg(long)]
         collection: Option<String>,
@@ -377,6 +380,18 @@ fn pick_backend(name: &str) -> Result<Picked> {
             "unknown --backend '{other}' (cpu, gpu, auto)"
         ))),
     }
+}
+
+/// `cairn embed` on any backend.
+fn embed_texts<B: cairn_core::backend::Backend>(
+    backend: B,
+    dir: &Path,
+    options: &EmbedderOptions,
+    texts: &[&str],
+    normalize: bool,
+) -> Result<cairn_core::embedder::Embeddings> {
+    let embedder = load_embedder(backend, dir, options)?;
+    Ok(pollster::block_on(embedder.encode_async(texts, normalize))?)
 }
 
 /// `cairn generate` on any backend: `messages` set means chat-formatted.
@@ -850,6 +865,7 @@ fn run(cli: Cli) -> Result<()> {
             index,
             kind,
             collection,
+            backend,
             texts,
         } => {
             let mut texts = texts;
@@ -871,11 +887,13 @@ fn run(cli: Cli) -> Result<()> {
                 truncate: !no_truncate,
                 ..Default::default()
             };
-            let embedder =
-                load_embedder(CpuBackend::new(), &resolve_model(&model, &cache)?, &options)?;
+            let dir = resolve_model(&model, &cache)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let started = std::time::Instant::now();
-            let mut emb = embedder.encode(&refs, !no_normalize)?;
+            let mut emb = match pick_backend(&backend)? {
+                Picked::Cpu(b) => embed_texts(b, &dir, &options, &refs, !no_normalize)?,
+                Picked::Gpu(b) => embed_texts(b, &dir, &options, &refs, !no_normalize)?,
+            };
             if let Some(d) = dims {
                 emb = emb.truncate_dims(d, !no_normalize)?;
             }

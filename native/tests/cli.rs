@@ -271,3 +271,37 @@ fn generate_on_the_gpu_backend_streams_the_cpu_text() {
         "{err}"
     );
 }
+
+#[test]
+fn embed_on_the_gpu_backend_matches_the_cpu() {
+    let texts = [
+        "Machine learning is transforming industries.",
+        "I love hiking",
+    ];
+    let run = |backend| {
+        let (ok, out, err) = cairn(&["embed", texts[0], texts[1], "--backend", backend]);
+        (ok, out, err)
+    };
+    let (ok, cpu, err) = run("cpu");
+    assert!(ok, "{err}");
+    let (ok, gpu, err) = run("gpu");
+    if !ok && std::env::var("CAIRN_REQUIRE_GPU").as_deref() != Ok("1") {
+        eprintln!("SKIPPED (no GPU backend): {err}");
+        return;
+    }
+    assert!(ok, "{err}");
+    let parse = |s: &str| -> (Vec<Vec<f32>>, f64) {
+        let v: serde_json::Value = serde_json::from_str(s).unwrap();
+        let rows = serde_json::from_value(v["embeddings"].clone()).unwrap();
+        (rows, v["cosine"][0][1].as_f64().unwrap())
+    };
+    let ((rc, cc), (rg, cg)) = (parse(&cpu), parse(&gpu));
+    assert!(
+        (cc - 0.027263704).abs() < 1e-4 && (cg - cc).abs() < 1e-4,
+        "{cc} {cg}"
+    );
+    for (a, b) in rc.iter().zip(&rg) {
+        assert_eq!(a.len(), 384);
+        assert!(cairn_core::embedder::cosine_similarity(a, b) >= 0.9999);
+    }
+}

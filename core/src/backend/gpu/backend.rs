@@ -91,14 +91,27 @@ impl GpuTensor {
     }
 }
 
-/// A weight matrix for [`Backend::qlinear`]. For now the GGUF blocks are
-/// expanded to f32 when uploaded (4–8× the memory of the quantized file);
-/// quantized kernels that keep the blocks on the GPU are the next step.
+/// A weight matrix for [`Backend::qlinear`]. Q8_0, Q4_0 and Q4_1 stay in
+/// their block format on the GPU (repacked into aligned scale / min / quant
+/// arrays, `shaders/qmatvec.wgsl` dequantizes in registers); other block
+/// types are expanded to f32 on upload.
 #[derive(Debug, Clone)]
 pub struct GpuQMatrix {
-    weight: GpuTensor,
+    kind: QKind,
     rows: usize,
     cols: usize,
+}
+
+#[derive(Debug, Clone)]
+enum QKind {
+    /// `ty` is the qmatvec.wgsl type code.
+    Blocks {
+        ty: u32,
+        scales: GpuTensor,
+        mins: GpuTensor,
+        quants: GpuTensor,
+    },
+    Dense(GpuTensor),
 }
 
 struct Inner {
@@ -971,9 +984,62 @@ impl Backend for GpuBackend {
         cols: usize,
         name: &str,
     ) -> Result<GpuQMatrix> {
-        let values = crate::quant::dequantize(ty, data, rows * cols, name)?;
+        let (code, block_bytes) = match ty {
+            GgmlType::Q8_0 => (0u32, 34usize),
+            GgmlType::Q4_0 => (1, 18),
+            GgmlType::Q4_1 => (2, 20),
+            _ => {
+                let values = crate::quant::dequantize(ty, data, rows * cols, name)?;
+                return Ok(GpuQMatrix {
+                    kind: QKind::Dense(self.tensor_f32(&values, &[rows, cols])?),
+                    rows,
+                    cols,
+                });
+            }
+        };
+        let nb = cols / 32;
+        if !cols.is_multiple_of(32) || data.len() != rows * nb * block_bytes {
+            return Err(Error::Shape {
+                op: "qmatrix",
+                detail: format!(
+                    "tensor '{name}' ({ty:?}, [{rows}, {cols}]) has {} bytes; expected {} in blocks of 32 columns",
+                    data.len(),
+                    rows * cols.div_ceil(32) * block_bytes
+                ),
+            });
+        }
+        let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let blocks = rows * nb;
+        let mut scales = Vec::with_capacity(blocks);
+        let mut mins = Vec::with_capacity(if code == 2 { blocks } else { 1 });
+        let mut quants: Vec<u32> = Vec::with_capacity(blocks * if code == 0 { 8 } else { 4 });
+        for blk in data.chunks_exact(block_bytes) {
+            scales.push(f16(blk));
+            let q = match code {
+                2 => {
+                    mins.push(f16(&blk[2..]));
+                    &blk[4..]
+                }
+                _ => &blk[2..],
+            };
+            quants.extend(
+                q.chunks_exact(4)
+                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            );
+        }
+        if mins.is_empty() {
+            mins.push(0.0);
+        }
+        let mut quants_t =
+            self.upload(bytemuck::cast_slice(&quants), &[quants.len()], DType::U32)?;
+        quants_t.max_id = None;
         Ok(GpuQMatrix {
-            weight: self.tensor_f32(&values, &[rows, cols])?,
+            kind: QKind::Blocks {
+                ty: code,
+                scales: self.tensor_f32(&scales, &[scales.len()])?,
+                mins: self.tensor_f32(&mins, &[mins.len()])?,
+                quants: quants_t,
+            },
             rows,
             cols,
         })
@@ -984,7 +1050,55 @@ impl Backend for GpuBackend {
     }
 
     fn qlinear(&self, x: &GpuTensor, w: &GpuQMatrix) -> Result<GpuTensor> {
-        self.linear(x, &w.weight, None)
+        let (scales, mins, quants, ty) = match &w.kind {
+            QKind::Dense(t) => return self.linear(x, t, None),
+            QKind::Blocks {
+                ty,
+                scales,
+                mins,
+                quants,
+            } => (scales, mins, quants, *ty),
+        };
+        Self::f32_only("qlinear", &[x])?;
+        if x.shape.last() != Some(&w.cols) {
+            return Err(Error::Shape {
+                op: "qlinear",
+                detail: format!(
+                    "input {:?} does not fit quantized weight [{}, {}]",
+                    x.shape, w.rows, w.cols
+                ),
+            });
+        }
+        let rows = x.len() / w.cols.max(1);
+        let mut shape = x.shape.clone();
+        if let Some(last) = shape.last_mut() {
+            *last = w.rows;
+        }
+        let out = self.output("qlinear", &shape, DType::F32)?;
+        if rows == 0 || w.rows == 0 {
+            return Ok(out);
+        }
+        if rows > 65_535 {
+            return Err(Error::Shape {
+                op: "qlinear",
+                detail: format!("{rows} input rows exceed 65,535 dispatch groups"),
+            });
+        }
+        let p = Quad {
+            a: u32_of("qlinear", w.rows)?,
+            b: u32_of("qlinear", w.cols)?,
+            c: ty,
+            d: 0,
+        };
+        let (gx, gy, _) = groups_1d(w.rows, 16);
+        self.dispatch(
+            Kernel::QMatvec,
+            &[x.buf(), scales.buf(), mins.buf(), quants.buf(), out.buf()],
+            &bytes_of(&p),
+            5,
+            (gx, gy, rows as u32),
+        );
+        Ok(out)
     }
 
     fn rms_norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32) -> Result<GpuTensor> {

@@ -7,6 +7,8 @@ pub enum Kernel {
     MatmulF32,
     /// `shaders/matvec_f32.wgsl`: `A · Bᵀ` for few rows (decoding), one workgroup per output.
     MatvecF32,
+    /// `shaders/qmatvec.wgsl`: `x · Wᵀ` with W in Q8_0 / Q4_0 / Q4_1 blocks.
+    QMatvec,
     /// `shaders/binary.wgsl`: add / multiply with broadcasting.
     Binary,
     /// `shaders/unary.wgsl`: scale, GELU (erf), SiLU.
@@ -32,6 +34,7 @@ impl Kernel {
     pub const ALL: &'static [Kernel] = &[
         Kernel::MatmulF32,
         Kernel::MatvecF32,
+        Kernel::QMatvec,
         Kernel::Binary,
         Kernel::Unary,
         Kernel::LayerNorm,
@@ -48,6 +51,7 @@ impl Kernel {
         match self {
             Kernel::MatmulF32 => "matmul_f32.wgsl",
             Kernel::MatvecF32 => "matvec_f32.wgsl",
+            Kernel::QMatvec => "qmatvec.wgsl",
             Kernel::Binary => "binary.wgsl",
             Kernel::Unary => "unary.wgsl",
             Kernel::LayerNorm => "layer_norm.wgsl",
@@ -65,6 +69,7 @@ impl Kernel {
         match self {
             Kernel::MatmulF32 => include_str!("../../../../shaders/matmul_f32.wgsl"),
             Kernel::MatvecF32 => include_str!("../../../../shaders/matvec_f32.wgsl"),
+            Kernel::QMatvec => include_str!("../../../../shaders/qmatvec.wgsl"),
             Kernel::Binary => include_str!("../../../../shaders/binary.wgsl"),
             Kernel::Unary => include_str!("../../../../shaders/unary.wgsl"),
             Kernel::LayerNorm => include_str!("../../../../shaders/layer_norm.wgsl"),

@@ -31,19 +31,11 @@ fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let i = gid.x + gid.y * groups.x * 256u;
+    let i = flat_index(gid, groups);
     if (i >= params.n) {
         return;
     }
-    let s = params.shape;
-    var rem = i;
-    let c3 = rem % s.w;
-    rem = rem / s.w;
-    let c2 = rem % s.z;
-    rem = rem / s.z;
-    let c1 = rem % s.y;
-    let c0 = rem / s.y;
-    let c = vec4<u32>(c0, c1, c2, c3);
+    let c = coords4(i, params.shape);
     let x = a[dot(c, params.a_strides)];
     let y = b[dot(c, params.b_strides)];
     if (params.op == 0u) {

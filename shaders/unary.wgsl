@@ -32,7 +32,7 @@ fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let i = gid.x + gid.y * groups.x * 256u;
+    let i = flat_index(gid, groups);
     if (i >= params.n) {
         return;
     }

@@ -185,3 +185,23 @@ pub fn tiny_llama_gguf(t: &TinyLlama) -> crate::Result<Vec<u8>> {
     gguf::write(&mut out, &meta, &ts, 32)?;
     Ok(out)
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+/// The GPU backend for a test, or `None` (test skipped, reason printed) when
+/// no adapter works. With `CAIRN_REQUIRE_GPU=1` a missing adapter panics
+/// instead, so CI cannot pass without running the GPU tests.
+pub fn gpu_backend_or_skip() -> Option<crate::backend::gpu::GpuBackend> {
+    match pollster::block_on(crate::backend::gpu::GpuBackend::new()) {
+        Ok(g) => {
+            eprintln!("GPU adapter: {}", g.adapter());
+            Some(g)
+        }
+        Err(e) if std::env::var("CAIRN_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("CAIRN_REQUIRE_GPU=1 but no GPU backend: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}

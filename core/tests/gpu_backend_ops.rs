@@ -10,19 +10,7 @@ use cairn_core::backend::gpu::GpuBackend;
 use cairn_core::formats::gguf::GgmlType;
 
 fn gpu() -> Option<GpuBackend> {
-    match pollster::block_on(GpuBackend::new()) {
-        Ok(g) => {
-            eprintln!("GPU adapter: {}", g.adapter());
-            Some(g)
-        }
-        Err(e) if std::env::var("CAIRN_REQUIRE_GPU").as_deref() == Ok("1") => {
-            panic!("CAIRN_REQUIRE_GPU=1 but no GPU backend: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-    }
+    cairn_core::testing::gpu_backend_or_skip()
 }
 
 fn values(n: usize, seed: u64) -> Vec<f32> {

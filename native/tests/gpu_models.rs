@@ -13,19 +13,7 @@ use cairn_core::embedder::{EmbedderOptions, cosine_similarity};
 use cairn_core::generate::{ChatMessage, GenerationConfig};
 
 fn gpu() -> Option<GpuBackend> {
-    match pollster::block_on(GpuBackend::new()) {
-        Ok(g) => {
-            eprintln!("GPU adapter: {}", g.adapter());
-            Some(g)
-        }
-        Err(e) if std::env::var("CAIRN_REQUIRE_GPU").as_deref() == Ok("1") => {
-            panic!("CAIRN_REQUIRE_GPU=1 but no GPU backend: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-    }
+    cairn_core::testing::gpu_backend_or_skip()
 }
 
 #[test]

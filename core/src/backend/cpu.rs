@@ -203,20 +203,7 @@ impl Backend for CpuBackend {
     }
 
     fn write_slice(&self, dst: &Tensor, src: &Tensor, dim: usize, start: usize) -> Result<()> {
-        let (dd, sd) = (dst.dims(), src.dims());
-        let fits = dd.len() == sd.len()
-            && dim < dd.len()
-            && dd
-                .iter()
-                .zip(sd)
-                .enumerate()
-                .all(|(i, (a, b))| if i == dim { start + b <= *a } else { a == b });
-        if !fits {
-            return Err(Error::Shape {
-                op: "write_slice",
-                detail: format!("cannot write {sd:?} into {dd:?} at {start} along dim {dim}"),
-            });
-        }
+        super::check_write_slice(dst.dims(), src.dims(), dim, start)?;
         Ok(dst.slice_set(&src.contiguous()?, dim, start)?)
     }
 

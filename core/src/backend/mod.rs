@@ -166,6 +166,25 @@ pub trait Backend: Clone + std::fmt::Debug {
     }
 }
 
+/// Checks that `src` (shape `sd`) fits into `dst` (shape `dd`) at `start`
+/// along `dim`, as [`Backend::write_slice`] requires.
+pub fn check_write_slice(dd: &[usize], sd: &[usize], dim: usize, start: usize) -> Result<()> {
+    let fits = dd.len() == sd.len()
+        && dim < dd.len()
+        && dd
+            .iter()
+            .zip(sd)
+            .enumerate()
+            .all(|(i, (a, b))| if i == dim { start + b <= *a } else { a == b });
+    if !fits {
+        return Err(Error::Shape {
+            op: "write_slice",
+            detail: format!("cannot write {sd:?} into {dd:?} at {start} along dim {dim}"),
+        });
+    }
+    Ok(())
+}
+
 /// Checks [`Backend::encoder_attention`]'s operands: `(batch, seq, hidden)`.
 pub fn encoder_attention_shape(
     qkv: &[usize],

@@ -950,19 +950,7 @@ impl Backend for GpuBackend {
         start: usize,
     ) -> Result<()> {
         let (dd, sd) = (&dst.shape, &src.shape);
-        let fits = dd.len() == sd.len()
-            && dim < dd.len()
-            && dd
-                .iter()
-                .zip(sd)
-                .enumerate()
-                .all(|(i, (a, b))| if i == dim { start + b <= *a } else { a == b });
-        if !fits {
-            return Err(Error::Shape {
-                op: "write_slice",
-                detail: format!("cannot write {sd:?} into {dd:?} at {start} along dim {dim}"),
-            });
-        }
+        crate::backend::check_write_slice(dd, sd, dim, start)?;
         Self::f32_only("write_slice", &[dst, src])?;
         let ds = contiguous_strides(dd);
         self.copy_strided(

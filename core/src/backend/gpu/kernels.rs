@@ -1,5 +1,15 @@
 //! The WGSL kernels, embedded at compile time from `shaders/`.
 
+/// `shaders/common.wgsl` followed by `shaders/<name>.wgsl`, at compile time.
+macro_rules! wgsl {
+    ($name:literal) => {
+        concat!(
+            include_str!("../../../../shaders/common.wgsl"),
+            include_str!(concat!("../../../../shaders/", $name, ".wgsl"))
+        )
+    };
+}
+
 /// A compute kernel: a WGSL source file with one `main` entry point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -64,21 +74,21 @@ impl Kernel {
         }
     }
 
-    /// The WGSL source.
+    /// The WGSL source: `shaders/common.wgsl` (shared helpers) followed by the kernel's file.
     pub fn source(self) -> &'static str {
         match self {
-            Kernel::MatmulF32 => include_str!("../../../../shaders/matmul_f32.wgsl"),
-            Kernel::MatvecF32 => include_str!("../../../../shaders/matvec_f32.wgsl"),
-            Kernel::QMatvec => include_str!("../../../../shaders/qmatvec.wgsl"),
-            Kernel::Binary => include_str!("../../../../shaders/binary.wgsl"),
-            Kernel::Unary => include_str!("../../../../shaders/unary.wgsl"),
-            Kernel::LayerNorm => include_str!("../../../../shaders/layer_norm.wgsl"),
-            Kernel::RmsNorm => include_str!("../../../../shaders/rms_norm.wgsl"),
-            Kernel::Softmax => include_str!("../../../../shaders/softmax.wgsl"),
-            Kernel::GatherRows => include_str!("../../../../shaders/gather_rows.wgsl"),
-            Kernel::CopyStrided => include_str!("../../../../shaders/copy_strided.wgsl"),
-            Kernel::MaxReduce => include_str!("../../../../shaders/max_reduce.wgsl"),
-            Kernel::RopePairs => include_str!("../../../../shaders/rope_pairs.wgsl"),
+            Kernel::MatmulF32 => wgsl!("matmul_f32"),
+            Kernel::MatvecF32 => wgsl!("matvec_f32"),
+            Kernel::QMatvec => wgsl!("qmatvec"),
+            Kernel::Binary => wgsl!("binary"),
+            Kernel::Unary => wgsl!("unary"),
+            Kernel::LayerNorm => wgsl!("layer_norm"),
+            Kernel::RmsNorm => wgsl!("rms_norm"),
+            Kernel::Softmax => wgsl!("softmax"),
+            Kernel::GatherRows => wgsl!("gather_rows"),
+            Kernel::CopyStrided => wgsl!("copy_strided"),
+            Kernel::MaxReduce => wgsl!("max_reduce"),
+            Kernel::RopePairs => wgsl!("rope_pairs"),
         }
     }
 }

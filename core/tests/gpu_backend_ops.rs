@@ -379,3 +379,24 @@ fn bad_shapes_are_named_errors() {
             .contains("rank 5 is above")
     );
 }
+
+#[test]
+fn shader_errors_and_storage_limits_are_named_errors() {
+    let Some(g) = gpu() else { return };
+    drop(g);
+    let ctx = pollster::block_on(cairn_core::backend::gpu::GpuContext::new()).unwrap();
+    let e = pollster::block_on(ctx.validated("broken.wgsl", "fn main( {")).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("shaders/broken.wgsl does not compile on"), "{e}");
+    // A 1 KiB binding limit: a 256-value tensor fits, a 1,000-value one is refused.
+    let small = pollster::block_on(GpuBackend::with_binding_limit(ctx, 1024)).unwrap();
+    assert!(small.tensor_f32(&[0.5; 256], &[256]).is_ok());
+    let e = small
+        .tensor_f32(&[0.5; 1000], &[1000])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("needs a 4000-byte storage buffer, above this adapter's limit of 1024 bytes"),
+        "{e}"
+    );
+}

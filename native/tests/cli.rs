@@ -305,3 +305,34 @@ fn embed_on_the_gpu_backend_matches_the_cpu() {
         assert!(cairn_core::embedder::cosine_similarity(a, b) >= 0.9999);
     }
 }
+
+#[test]
+fn no_gpu_adapter_is_a_clear_error_and_auto_falls_back_to_the_cpu() {
+    // WGPU_BACKEND=gl: a backend this build does not include, so wgpu finds no adapter.
+    let run = |backend: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["embed", "hi", "--backend", backend])
+            .env("CAIRN_LOG", "warn")
+            .env("WGPU_BACKEND", "gl")
+            .output()
+            .expect("run cairn");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = run("gpu");
+    assert!(!ok);
+    assert!(
+        err.contains("no GPU adapter available (found: no adapters on any backend)"),
+        "{err}"
+    );
+    let (ok, out, err) = run("auto");
+    assert!(ok, "{err}");
+    assert!(out.contains("\"dim\":384"), "{out}");
+    assert!(
+        err.contains("no usable GPU; using the CPU backend"),
+        "{err}"
+    );
+}

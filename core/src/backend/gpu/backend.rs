@@ -222,8 +222,20 @@ impl GpuBackend {
 
     /// The backend on an existing context.
     pub async fn from_context(ctx: GpuContext) -> Result<Self> {
+        Self::with_binding_limit(ctx, u64::MAX).await
+    }
+
+    /// The backend on an existing context, refusing any storage buffer
+    /// larger than `bytes` even where the adapter allows more: with
+    /// 128 MiB (WebGPU's default, what phones give) a model that would not
+    /// load on a phone fails here too, with the same message.
+    pub async fn with_binding_limit(ctx: GpuContext, bytes: u64) -> Result<Self> {
         ctx.compile_all().await?;
-        let max_binding = ctx.device.limits().max_storage_buffer_binding_size;
+        let max_binding = ctx
+            .device
+            .limits()
+            .max_storage_buffer_binding_size
+            .min(bytes);
         Ok(GpuBackend {
             inner: Arc::new(Inner {
                 ctx,

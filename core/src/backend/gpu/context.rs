@@ -149,15 +149,7 @@ impl GpuContext {
             if cached {
                 continue;
             }
-            let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let pipeline = self.build(kernel);
-            if let Some(e) = scope.pop().await {
-                return Err(Error::Backend(format!(
-                    "shaders/{} does not compile on {}: {e}",
-                    kernel.file_name(),
-                    self.adapter
-                )));
-            }
+            let pipeline = self.validated(kernel.file_name(), kernel.source()).await?;
             self.pipelines
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -166,16 +158,31 @@ impl GpuContext {
         Ok(())
     }
 
-    fn build(&self, kernel: Kernel) -> wgpu::ComputePipeline {
+    /// Compiles WGSL `source` (entry point `main`) under a validation error
+    /// scope: a shader that does not compile is an error naming `file` and
+    /// the adapter instead of a panic.
+    pub async fn validated(&self, file: &str, source: &str) -> Result<wgpu::ComputePipeline> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self.build(file, source);
+        match scope.pop().await {
+            Some(e) => Err(Error::Backend(format!(
+                "shaders/{file} does not compile on {}: {e}",
+                self.adapter
+            ))),
+            None => Ok(pipeline),
+        }
+    }
+
+    fn build(&self, file: &str, source: &str) -> wgpu::ComputePipeline {
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kernel.file_name()),
-                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                label: Some(file),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
         self.device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.file_name()),
+                label: Some(file),
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
@@ -189,7 +196,7 @@ impl GpuContext {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .entry(kernel)
-            .or_insert_with(|| Arc::new(self.build(kernel)))
+            .or_insert_with(|| Arc::new(self.build(kernel.file_name(), kernel.source())))
             .clone()
     }
 }

@@ -10,7 +10,7 @@ use cairn::generate::load_generator;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::backend::gpu::GpuBackend;
 use cairn_core::embedder::{EmbedderOptions, cosine_similarity};
-use cairn_core::generate::{ChatMessage, GenerationConfig};
+use cairn_core::generate::GenerationConfig;
 
 fn gpu() -> Option<GpuBackend> {
     cairn_core::testing::gpu_backend_or_skip()
@@ -50,21 +50,14 @@ fn smollm2_greedy_tokens_on_gpu_equal_cpu() {
     let path = common::model("smollm2-135m-instruct");
     let cpu = load_generator(CpuBackend::new(), &path).unwrap();
     let gpu = load_generator(g, &path).unwrap();
-    let prompt = cpu
-        .apply_chat_template(
-            &[ChatMessage::new(
-                "user",
-                "Tell me about the history of Rome.",
-            )],
-            true,
-        )
-        .unwrap();
+    // A short raw prompt keeps the lavapipe run (kernels at ~0.1 GFLOP/s) near a minute.
+    let prompt = "The history of Rome began";
     let config = GenerationConfig {
         max_new_tokens: 32,
         ..Default::default()
     };
-    let want = pollster::block_on(cpu.generate(&prompt, &config)).unwrap();
-    let got = pollster::block_on(gpu.generate(&prompt, &config)).unwrap();
+    let want = pollster::block_on(cpu.generate(prompt, &config)).unwrap();
+    let got = pollster::block_on(gpu.generate(prompt, &config)).unwrap();
     assert_eq!(want.token_ids.len(), 32);
     assert_eq!(
         got.token_ids, want.token_ids,

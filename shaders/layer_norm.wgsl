@@ -16,29 +16,11 @@ struct Params {
     _pad: u32,
 }
 
-const WG: u32 = 64u;
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
-
-var<workgroup> partial: array<f32, 64>;
-
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            partial[lid] = partial[lid] + partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(
@@ -53,17 +35,17 @@ fn main(
     let lid = lid3.x;
     let base = row * params.cols;
     var s = 0.0;
-    for (var j = lid; j < params.cols; j = j + WG) {
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         s = s + x[base + j];
     }
     let mean = reduce_sum(lid, s) / f32(params.cols);
     var v = 0.0;
-    for (var j = lid; j < params.cols; j = j + WG) {
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         let d = x[base + j] - mean;
         v = v + d * d;
     }
     let inv = 1.0 / sqrt(reduce_sum(lid, v) / f32(params.cols) + params.eps);
-    for (var j = lid; j < params.cols; j = j + WG) {
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         out[base + j] = (x[base + j] - mean) * inv * weight[j] + bias[j];
     }
 }

@@ -24,7 +24,6 @@ struct Params {
     _pad: u32,
 }
 
-const WG: u32 = 64u;
 const LANES: u32 = 4u;
 const OUTS: u32 = 16u;
 
@@ -33,8 +32,6 @@ const OUTS: u32 = 16u;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
-
-var<workgroup> partial: array<f32, 64>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(

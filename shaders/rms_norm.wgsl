@@ -14,14 +14,10 @@ struct Params {
     _pad: u32,
 }
 
-const WG: u32 = 64u;
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
-
-var<workgroup> partial: array<f32, 64>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(
@@ -36,19 +32,11 @@ fn main(
     let lid = lid3.x;
     let base = row * params.cols;
     var s = 0.0;
-    for (var j = lid; j < params.cols; j = j + WG) {
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         s = s + x[base + j] * x[base + j];
     }
-    partial[lid] = s;
-    workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w = w / 2u) {
-        if (lid < w) {
-            partial[lid] = partial[lid] + partial[lid + w];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / sqrt(partial[0] / f32(params.cols) + params.eps);
-    for (var j = lid; j < params.cols; j = j + WG) {
+    let inv = 1.0 / sqrt(reduce_sum(lid, s) / f32(params.cols) + params.eps);
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         out[base + j] = x[base + j] * inv * weight[j];
     }
 }

@@ -15,13 +15,9 @@ struct Params {
     _pad1: u32,
 }
 
-const WG: u32 = 64u;
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
-
-var<workgroup> partial: array<f32, 64>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(
@@ -36,33 +32,16 @@ fn main(
     let lid = lid3.x;
     let base = row * params.cols;
     var m = -3.0e38;
-    for (var j = lid; j < params.cols; j = j + WG) {
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         m = max(m, x[base + j]);
     }
-    partial[lid] = m;
-    workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w = w / 2u) {
-        if (lid < w) {
-            partial[lid] = max(partial[lid], partial[lid + w]);
-        }
-        workgroupBarrier();
-    }
-    let row_max = partial[0];
-    workgroupBarrier();
+    let row_max = reduce_max(lid, m);
     var s = 0.0;
-    for (var j = lid; j < params.cols; j = j + WG) {
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         s = s + exp(x[base + j] - row_max);
     }
-    partial[lid] = s;
-    workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w = w / 2u) {
-        if (lid < w) {
-            partial[lid] = partial[lid] + partial[lid + w];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / partial[0];
-    for (var j = lid; j < params.cols; j = j + WG) {
+    let inv = 1.0 / reduce_sum(lid, s);
+    for (var j = lid; j < params.cols; j = j + ROW_WG) {
         out[base + j] = exp(x[base + j] - row_max) * inv;
     }
 }

@@ -370,19 +370,26 @@ impl GpuBackend {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
+        self.record(|encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.file_name()),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        });
+    }
+
+    /// Runs `f` on the pending command encoder, starting one if needed.
+    fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
         let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let encoder = pending.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("cairn forward"),
-            })
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(kernel.file_name()),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        f(pending.get_or_insert_with(|| {
+            self.device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("cairn forward"),
+                })
+        }));
     }
 
     /// Submits everything recorded so far.
@@ -942,15 +949,7 @@ impl Backend for GpuBackend {
 
     fn zeros(&self, shape: &[usize]) -> Result<GpuTensor> {
         let out = self.output("zeros", shape, DType::F32)?;
-        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let encoder = pending.get_or_insert_with(|| {
-            self.device()
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("cairn forward"),
-                })
-        });
-        encoder.clear_buffer(out.buf(), 0, None);
-        drop(pending);
+        self.record(|encoder| encoder.clear_buffer(out.buf(), 0, None));
         Ok(out)
     }
 

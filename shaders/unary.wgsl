@@ -2,7 +2,8 @@
 //
 // Ops (params.op): 0 scale (x · params.s), 1 GELU with erf
 //   (x/2 · (1 + erf(x/√2)), erf from Abramowitz & Stegun 7.1.26, |error| ≤
-//   1.5e-7, the same formula as the CPU backend's), 2 SiLU (x · σ(x)).
+//   1.5e-7, the same formula as the CPU backend's), 2 SiLU (x · σ(x)),
+//   3 tanh (through exp of −2|x|, which cannot overflow), 4 ReLU.
 // Layout: in and out contiguous, params.n elements.
 // Workgroup: 256 invocations, one element each; 2-D dispatch for large
 //   tensors as in binary.wgsl.
@@ -42,7 +43,12 @@ fn main(
     } else if (params.op == 1u) {
         let e = erf_abs(abs(v) * 0.70710678118654752);
         out[i] = 0.5 * v * (1.0 + select(-e, e, v >= 0.0));
-    } else {
+    } else if (params.op == 2u) {
         out[i] = v / (1.0 + exp(-v));
+    } else if (params.op == 3u) {
+        let e = exp(-2.0 * abs(v));
+        out[i] = sign(v) * (1.0 - e) / (1.0 + e);
+    } else {
+        out[i] = max(v, 0.0);
     }
 }

@@ -8,20 +8,25 @@
 //! Modules (one concept each):
 //! - [`backend`]: the compute backends — the CPU reference (candle-core) and the
 //!   GPU backend (wgpu running the WGSL kernels in `shaders/`).
+//! - [`classify`]: text classification (labels and scores per text).
+//! - [`eval`]: evaluation metrics (classification report).
 //! - [`formats`]: ecosystem file formats (GGUF, safetensors headers).
 //! - [`quant`]: ggml quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K, ...), pack and unpack.
 //! - [`rag`]: the persistent hybrid index and grounded answering with citations.
 //! - [`text`]: document loaders (PDF, HTML, Markdown, text) and chunkers.
 //! - [`tokenizer`]: `tokenizer.json` tokenizers (WordPiece, BPE) via the
 //!   `tokenizers` crate.
+//! - `train` (feature `train`, native only): fine-tuning through candle's autodiff.
 //! - [`util`]: small shared helpers (deterministic pseudo-random data).
 //! - [`error`]: the crate's one error type.
 
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod classify;
 pub mod embedder;
 pub mod error;
+pub mod eval;
 pub mod formats;
 pub mod generate;
 pub mod models;
@@ -31,6 +36,8 @@ pub mod retrieve;
 pub mod testing;
 pub mod text;
 pub mod tokenizer;
+#[cfg(all(feature = "train", not(target_arch = "wasm32")))]
+pub mod train;
 pub mod util;
 
 pub use error::{Error, Result};

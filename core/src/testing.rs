@@ -205,3 +205,72 @@ pub fn gpu_backend_or_skip() -> Option<crate::backend::gpu::GpuBackend> {
         }
     }
 }
+
+/// A tiny randomly initialised BERT (`BertModel` names plus a pooler):
+/// `config.json` and `model.safetensors` bytes. Vocabulary `vocab`, width
+/// `hidden` (heads of 4), `layers` blocks, 32 positions.
+pub fn tiny_bert(
+    vocab: usize,
+    hidden: usize,
+    layers: usize,
+    seed: u64,
+) -> crate::Result<(Vec<u8>, Vec<u8>)> {
+    let ff = 2 * hidden;
+    let config = serde_json::json!({
+        "model_type": "bert", "vocab_size": vocab, "hidden_size": hidden,
+        "num_hidden_layers": layers, "num_attention_heads": hidden / 4,
+        "intermediate_size": ff, "max_position_embeddings": 32, "type_vocab_size": 2,
+        "layer_norm_eps": 1e-12, "hidden_act": "gelu", "pad_token_id": 0
+    });
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        (
+            "embeddings.word_embeddings.weight".into(),
+            vec![vocab, hidden],
+        ),
+        (
+            "embeddings.position_embeddings.weight".into(),
+            vec![32, hidden],
+        ),
+        (
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![2, hidden],
+        ),
+        ("embeddings.LayerNorm.weight".into(), vec![hidden]),
+        ("embeddings.LayerNorm.bias".into(), vec![hidden]),
+        ("pooler.dense.weight".into(), vec![hidden, hidden]),
+        ("pooler.dense.bias".into(), vec![hidden]),
+    ];
+    for i in 0..layers {
+        let p = format!("encoder.layer.{i}");
+        for (n, out, inp) in [
+            ("attention.self.query", hidden, hidden),
+            ("attention.self.key", hidden, hidden),
+            ("attention.self.value", hidden, hidden),
+            ("attention.output.dense", hidden, hidden),
+            ("intermediate.dense", ff, hidden),
+            ("output.dense", hidden, ff),
+        ] {
+            shapes.push((format!("{p}.{n}.weight"), vec![out, inp]));
+            shapes.push((format!("{p}.{n}.bias"), vec![out]));
+        }
+        for n in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            shapes.push((format!("{p}.{n}.weight"), vec![hidden]));
+            shapes.push((format!("{p}.{n}.bias"), vec![hidden]));
+        }
+    }
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = shapes
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let n = shape.iter().product();
+            let ln = name.ends_with("LayerNorm.weight");
+            let v = pseudo_random(n, seed.wrapping_add(k as u64))
+                .into_iter()
+                .map(|x| if ln { 1.0 + 0.2 * x } else { 0.4 * x })
+                .collect();
+            (name, shape, v)
+        })
+        .collect();
+    let weights = crate::formats::safetensors::write_f32(&tensors, &Default::default())?;
+    Ok((config.to_string().into_bytes(), weights))
+}

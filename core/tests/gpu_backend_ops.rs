@@ -149,6 +149,20 @@ fn every_op_matches_the_cpu_backend() {
             |b, x| b.silu(&x[0]).unwrap(),
         );
         k.run(
+            &format!("tanh {s:?}"),
+            &[t(s, 20)],
+            1e-5,
+            |b, x| b.tanh(&x[0]).unwrap(),
+            |b, x| b.tanh(&x[0]).unwrap(),
+        );
+        k.run(
+            &format!("relu {s:?}"),
+            &[t(s, 21)],
+            0.0,
+            |b, x| b.relu(&x[0]).unwrap(),
+            |b, x| b.relu(&x[0]).unwrap(),
+        );
+        k.run(
             &format!("softmax {s:?}"),
             &[t(s, 19)],
             1e-5,

@@ -303,6 +303,14 @@ impl Backend for CpuBackend {
         Ok(t.silu()?)
     }
 
+    fn tanh(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.tanh()?)
+    }
+
+    fn relu(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.relu()?)
+    }
+
     fn rope_pairs(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let (xd, cd) = (x.dims(), cos.dims());
         if xd.len() != 4 || cd.len() != 2 || cd[0] != xd[2] || cd[1] * 2 != xd[3] {

@@ -124,6 +124,10 @@ pub trait Backend: Clone + std::fmt::Debug {
     fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
     /// SiLU (`x · σ(x)`), the gate activation of SwiGLU.
     fn silu(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Hyperbolic tangent (BERT's pooler activation).
+    fn tanh(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `max(x, 0)` (DistilBERT's classification-head activation).
+    fn relu(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
     /// Rotary position embedding on adjacent pairs `(x[2i], x[2i+1])` — the
     /// layout of llama.cpp's GGUF Q/K weights. `x` is `[batch, heads, seq, head_dim]`,
     /// `cos`/`sin` are `[seq, head_dim / 2]`.

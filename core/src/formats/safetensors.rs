@@ -98,6 +98,61 @@ impl Header {
     }
 }
 
+/// A tensor on the host: name, shape, row-major f32 values.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// Serialises f32 tensors (`name`, shape, row-major values) and a metadata
+/// map into a safetensors file: what `safetensors.torch.load_file` and
+/// Hugging Face `from_pretrained` read. Tensors are written sorted by name;
+/// the header is padded with spaces to a multiple of 8 bytes, as the
+/// reference implementation does. A value count that does not match its
+/// shape is an error naming the tensor.
+pub fn write_f32(tensors: &[NamedTensor], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&NamedTensor> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert(
+            "__metadata__".into(),
+            serde_json::Value::Object(
+                metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into()))
+                    .collect(),
+            ),
+        );
+    }
+    let mut offset = 0u64;
+    for (name, shape, values) in &sorted {
+        if shape.iter().product::<usize>() != values.len() {
+            return Err(Error::Shape {
+                op: "safetensors write",
+                detail: format!(
+                    "tensor '{name}' has {} values for shape {shape:?}",
+                    values.len()
+                ),
+            });
+        }
+        let end = offset + 4 * values.len() as u64;
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    while !(8 + json.len()).is_multiple_of(8) {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset as usize);
+    out.extend((json.len() as u64).to_le_bytes());
+    out.extend(json);
+    for (_, _, values) in sorted {
+        out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

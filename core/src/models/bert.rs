@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::formats::safetensors::NamedTensor;
 use crate::formats::tensors::SafeTensors;
 
 /// Which architecture a `config.json` describes.
@@ -195,6 +196,48 @@ impl<B: Backend> std::fmt::Debug for Encoder<B> {
     }
 }
 
+/// The Hugging Face names of one layer's weights (without `.weight`/`.bias`).
+struct LayerNames {
+    qkv_prefix: String,
+    qkv: [&'static str; 3],
+    attn_out: String,
+    attn_norm: String,
+    ffn_in: String,
+    ffn_out: String,
+    ffn_norm: String,
+}
+
+impl LayerNames {
+    fn of(arch: Architecture, i: usize) -> Self {
+        match arch {
+            Architecture::Bert => {
+                let p = format!("encoder.layer.{i}");
+                LayerNames {
+                    qkv_prefix: format!("{p}.attention.self"),
+                    qkv: ["query", "key", "value"],
+                    attn_out: format!("{p}.attention.output.dense"),
+                    attn_norm: format!("{p}.attention.output.LayerNorm"),
+                    ffn_in: format!("{p}.intermediate.dense"),
+                    ffn_out: format!("{p}.output.dense"),
+                    ffn_norm: format!("{p}.output.LayerNorm"),
+                }
+            }
+            Architecture::DistilBert => {
+                let p = format!("transformer.layer.{i}");
+                LayerNames {
+                    qkv_prefix: format!("{p}.attention"),
+                    qkv: ["q_lin", "k_lin", "v_lin"],
+                    attn_out: format!("{p}.attention.out_lin"),
+                    attn_norm: format!("{p}.sa_layer_norm"),
+                    ffn_in: format!("{p}.ffn.lin1"),
+                    ffn_out: format!("{p}.ffn.lin2"),
+                    ffn_norm: format!("{p}.output_layer_norm"),
+                }
+            }
+        }
+    }
+}
+
 /// Finds weights by their Hugging Face names, trying the task-head prefixes.
 struct Loader<'a, 'b, B: Backend> {
     st: &'a SafeTensors<'b>,
@@ -294,29 +337,14 @@ impl<B: Backend> Encoder<B> {
         let embed_norm = l.norm("embeddings.LayerNorm", h)?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
-            layers.push(match config.architecture {
-                Architecture::Bert => {
-                    let p = format!("encoder.layer.{i}");
-                    Layer {
-                        qkv: l.qkv(&format!("{p}.attention.self"), ["query", "key", "value"], h)?,
-                        attn_out: l.linear(&format!("{p}.attention.output.dense"), h, h)?,
-                        attn_norm: l.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
-                        ffn_in: l.linear(&format!("{p}.intermediate.dense"), ff, h)?,
-                        ffn_out: l.linear(&format!("{p}.output.dense"), h, ff)?,
-                        ffn_norm: l.norm(&format!("{p}.output.LayerNorm"), h)?,
-                    }
-                }
-                Architecture::DistilBert => {
-                    let p = format!("transformer.layer.{i}");
-                    Layer {
-                        qkv: l.qkv(&format!("{p}.attention"), ["q_lin", "k_lin", "v_lin"], h)?,
-                        attn_out: l.linear(&format!("{p}.attention.out_lin"), h, h)?,
-                        attn_norm: l.norm(&format!("{p}.sa_layer_norm"), h)?,
-                        ffn_in: l.linear(&format!("{p}.ffn.lin1"), ff, h)?,
-                        ffn_out: l.linear(&format!("{p}.ffn.lin2"), h, ff)?,
-                        ffn_norm: l.norm(&format!("{p}.output_layer_norm"), h)?,
-                    }
-                }
+            let n = LayerNames::of(config.architecture, i);
+            layers.push(Layer {
+                qkv: l.qkv(&n.qkv_prefix, n.qkv, h)?,
+                attn_out: l.linear(&n.attn_out, h, h)?,
+                attn_norm: l.norm(&n.attn_norm, h)?,
+                ffn_in: l.linear(&n.ffn_in, ff, h)?,
+                ffn_out: l.linear(&n.ffn_out, h, ff)?,
+                ffn_norm: l.norm(&n.ffn_norm, h)?,
             });
         }
         Ok(Self {
@@ -328,6 +356,109 @@ impl<B: Backend> Encoder<B> {
             embed_norm,
             layers,
         })
+    }
+
+    /// Every weight with its name, for training (a trainer swaps each for a
+    /// variable of its own). Names are the Hugging Face ones without the task
+    /// prefix, except the stacked Q/K/V projection of each layer, which is
+    /// `<attention prefix>.qkv.weight` / `.bias` (`[3·hidden, hidden]`,
+    /// query rows first).
+    pub fn parameters_mut(&mut self) -> Vec<(String, &mut B::Tensor)> {
+        let arch = self.config.architecture;
+        let mut out = vec![
+            (
+                "embeddings.word_embeddings.weight".to_string(),
+                &mut self.word_embeddings,
+            ),
+            (
+                "embeddings.position_embeddings.weight".to_string(),
+                &mut self.position_embeddings,
+            ),
+        ];
+        if let Some(t) = self.token_type_embeddings.as_mut() {
+            out.push(("embeddings.token_type_embeddings.weight".to_string(), t));
+        }
+        out.push((
+            "embeddings.LayerNorm.weight".into(),
+            &mut self.embed_norm.weight,
+        ));
+        out.push((
+            "embeddings.LayerNorm.bias".into(),
+            &mut self.embed_norm.bias,
+        ));
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let n = LayerNames::of(arch, i);
+            let qkv = format!("{}.qkv", n.qkv_prefix);
+            for (name, w, b) in [
+                (qkv, &mut l.qkv.weight, &mut l.qkv.bias),
+                (n.attn_out, &mut l.attn_out.weight, &mut l.attn_out.bias),
+                (n.attn_norm, &mut l.attn_norm.weight, &mut l.attn_norm.bias),
+                (n.ffn_in, &mut l.ffn_in.weight, &mut l.ffn_in.bias),
+                (n.ffn_out, &mut l.ffn_out.weight, &mut l.ffn_out.bias),
+                (n.ffn_norm, &mut l.ffn_norm.weight, &mut l.ffn_norm.bias),
+            ] {
+                out.push((format!("{name}.weight"), w));
+                out.push((format!("{name}.bias"), b));
+            }
+        }
+        out
+    }
+
+    /// The weights under their Hugging Face names with `prefix` (`"bert."`,
+    /// `"distilbert."` or `""`) in front, the stacked Q/K/V split back into
+    /// three projections: what `BertModel` / `DistilBertModel` (or a task
+    /// model, with the prefix) loads. Values are read back to the host.
+    pub async fn export(&self, prefix: &str) -> Result<Vec<NamedTensor>> {
+        let b = &self.backend;
+        let h = self.config.hidden_size;
+        let mut named: Vec<(String, B::Tensor)> = vec![
+            (
+                "embeddings.word_embeddings.weight".into(),
+                self.word_embeddings.clone(),
+            ),
+            (
+                "embeddings.position_embeddings.weight".into(),
+                self.position_embeddings.clone(),
+            ),
+        ];
+        if let Some(t) = &self.token_type_embeddings {
+            named.push(("embeddings.token_type_embeddings.weight".into(), t.clone()));
+        }
+        named.push((
+            "embeddings.LayerNorm.weight".into(),
+            self.embed_norm.weight.clone(),
+        ));
+        named.push((
+            "embeddings.LayerNorm.bias".into(),
+            self.embed_norm.bias.clone(),
+        ));
+        for (i, l) in self.layers.iter().enumerate() {
+            let n = LayerNames::of(self.config.architecture, i);
+            for (j, part) in n.qkv.iter().enumerate() {
+                let name = format!("{}.{part}", n.qkv_prefix);
+                named.push((
+                    format!("{name}.weight"),
+                    b.narrow(&l.qkv.weight, 0, j * h, h)?,
+                ));
+                named.push((format!("{name}.bias"), b.narrow(&l.qkv.bias, 0, j * h, h)?));
+            }
+            for (name, w, bias) in [
+                (&n.attn_out, &l.attn_out.weight, &l.attn_out.bias),
+                (&n.attn_norm, &l.attn_norm.weight, &l.attn_norm.bias),
+                (&n.ffn_in, &l.ffn_in.weight, &l.ffn_in.bias),
+                (&n.ffn_out, &l.ffn_out.weight, &l.ffn_out.bias),
+                (&n.ffn_norm, &l.ffn_norm.weight, &l.ffn_norm.bias),
+            ] {
+                named.push((format!("{name}.weight"), w.clone()));
+                named.push((format!("{name}.bias"), bias.clone()));
+            }
+        }
+        let mut out = Vec::with_capacity(named.len());
+        for (name, t) in named {
+            let shape = b.shape(&t);
+            out.push((format!("{prefix}{name}"), shape, b.read_f32(&t).await?));
+        }
+        Ok(out)
     }
 
     /// The configuration the encoder was built from.

@@ -108,14 +108,10 @@ pub struct GraphData {
     pub entry: Option<(u32, usize)>,
 }
 
-/// splitmix64: the level of node `i` depends only on the seed and `i`.
+/// Uniform in `(0, 1]` from the seed and node index (splitmix64): the level
+/// of node `i` depends only on the seed and `i`.
 fn uniform(seed: u64, i: u64) -> f64 {
-    let mut z = seed
-        .wrapping_add(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(i.wrapping_mul(0xBF58_476D_1CE4_E5B9));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = crate::util::splitmix64(seed.wrapping_add(i.wrapping_mul(0xBF58_476D_1CE4_E5B9)));
     // (0, 1]: never 0, so ln is finite.
     ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
 }

@@ -1133,6 +1133,14 @@ impl Backend for GpuBackend {
         self.unary(t, 2, 0.0)
     }
 
+    fn tanh(&self, t: &GpuTensor) -> Result<GpuTensor> {
+        self.unary(t, 3, 0.0)
+    }
+
+    fn relu(&self, t: &GpuTensor) -> Result<GpuTensor> {
+        self.unary(t, 4, 0.0)
+    }
+
     fn rope_pairs(&self, x: &GpuTensor, cos: &GpuTensor, sin: &GpuTensor) -> Result<GpuTensor> {
         Self::f32_only("rope_pairs", &[x, cos, sin])?;
         let (xd, cd) = (&x.shape, &cos.shape);

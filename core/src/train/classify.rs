@@ -1,0 +1,761 @@
+//! Fine-tuning a [`SequenceClassifier`]: what transformers' `Trainer` does
+//! for `*ForSequenceClassification`, on the CPU through candle's autodiff.
+//!
+//! Per optimizer step: `grad_accum` micro-batches (length-grouped, padded
+//! per batch) → forward with dropout on the pooled output → cross-entropy
+//! (single-label, optional class weights) or binary cross-entropy
+//! (multi-label, optional per-label weights) → backward, gradients summed →
+//! global-norm clipping → AdamW at the schedule's learning rate. After each
+//! epoch: validation report, early stopping on validation macro-F1, and a
+//! [`Checkpoint`] handed to the caller (which writes it) so a run resumes at
+//! the next epoch with identical results: shuffles and dropout masks derive
+//! from the seed, the epoch and the step only.
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use super::data::length_grouped_batches;
+use super::optim::{AdamW, AdamWConfig, Param, clip_grad_norm};
+use super::schedule::{Decay, Schedule};
+use crate::backend::cpu::CpuBackend;
+use crate::error::{Error, Result};
+use crate::eval::classification::{Report, report};
+use crate::formats::safetensors::write_f32;
+use crate::formats::tensors::SafeTensors;
+use crate::models::classifier::{ProblemType, SequenceClassifier, predict_row};
+use crate::tokenizer::{Tokenizer, pad_batch};
+use crate::util::Rng;
+
+/// Hyper-parameters (defaults: transformers' `TrainingArguments` where it has one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Decay after warm-up.
+    pub decay: Decay,
+    /// Share of all steps spent warming up.
+    pub warmup_ratio: f64,
+    /// AdamW's betas, ε and weight decay.
+    pub adamw: AdamWConfig,
+    /// Gradient-norm clip (0: off).
+    pub max_grad_norm: f64,
+    /// Dropout on the pooled output (BERT's `hidden_dropout_prob`).
+    pub dropout: f32,
+    /// Loss weight per label (single-label: per class; multi-label: per label).
+    pub class_weights: Option<Vec<f32>>,
+    /// Stop after this many epochs without a better validation macro-F1.
+    pub patience: Option<usize>,
+    /// Seed of shuffles and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 3,
+            batch_size: 16,
+            grad_accum: 1,
+            lr: 5e-5,
+            decay: Decay::Linear,
+            warmup_ratio: 0.1,
+            adamw: AdamWConfig::default(),
+            max_grad_norm: 1.0,
+            dropout: 0.1,
+            class_weights: None,
+            patience: None,
+            seed: 42,
+        }
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepLog {
+    /// Optimizer steps done (1-based).
+    pub step: u64,
+    /// Optimizer steps planned.
+    pub total_steps: u64,
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean loss over the step's micro-batches.
+    pub loss: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Examples in the step.
+    pub examples: usize,
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Optimizer steps done at its end.
+    pub step: u64,
+    /// Mean training loss.
+    pub train_loss: f32,
+    /// Mean validation loss, if there is validation data.
+    pub val_loss: Option<f32>,
+    /// Validation macro-F1.
+    pub val_macro_f1: Option<f64>,
+    /// Validation accuracy.
+    pub val_accuracy: Option<f64>,
+    /// Per-step training losses of the epoch.
+    pub step_losses: Vec<f32>,
+}
+
+/// The resumable state after an epoch: weights, optimizer moments (both
+/// safetensors bytes, cairn's parameter names) and progress.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The weights after the epoch.
+    pub weights: Vec<u8>,
+    /// AdamW's moments.
+    pub optimizer: Vec<u8>,
+    /// Progress (`state.json`).
+    pub state: TrainState,
+    /// Whether this epoch is the best so far (keep its weights as `best`).
+    pub improved: bool,
+}
+
+/// Progress saved in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps completed.
+    pub step: u64,
+    /// Best validation macro-F1 and its epoch.
+    pub best: Option<(f64, usize)>,
+    /// Epochs since the best.
+    pub bad_epochs: usize,
+    /// Every epoch's log.
+    pub history: Vec<EpochLog>,
+    /// The seed (a resumed run must use the same).
+    pub seed: u64,
+}
+
+/// Callbacks of a run (progress bars, checkpoint writing).
+pub trait Hooks {
+    /// After each optimizer step.
+    fn on_step(&mut self, _log: &StepLog) {}
+    /// After each epoch, with the checkpoint to keep.
+    fn on_epoch(&mut self, _log: &EpochLog, _checkpoint: &Checkpoint) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Tokenized, labeled examples.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    ids: Vec<Vec<u32>>,
+    labels: Vec<Vec<usize>>,
+}
+
+impl Encoded {
+    /// Tokenizes `texts` (the tokenizer truncates) with their label ids.
+    pub fn new(tokenizer: &Tokenizer, texts: &[&str], labels: Vec<Vec<usize>>) -> Result<Self> {
+        if texts.len() != labels.len() {
+            return Err(Error::Input(format!(
+                "{} texts with {} label sets",
+                texts.len(),
+                labels.len()
+            )));
+        }
+        let ids = texts
+            .iter()
+            .map(|t| Ok(tokenizer.encode(t, true)?.ids))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { ids, labels })
+    }
+
+    /// Examples.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A fine-tuning run over one model.
+pub struct Trainer {
+    model: SequenceClassifier<CpuBackend>,
+    opt: AdamW,
+    schedule: Schedule,
+    config: TrainConfig,
+    pad_id: u32,
+    state: TrainState,
+    best_weights: Option<Vec<Tensor>>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("model", &self.model)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// Prepares `model` (built on [`CpuBackend::for_training`]) for
+    /// `train_len` examples: every weight becomes a variable.
+    pub fn new(
+        mut model: SequenceClassifier<CpuBackend>,
+        config: TrainConfig,
+        train_len: usize,
+        pad_id: u32,
+    ) -> Result<Self> {
+        if config.batch_size == 0 || config.grad_accum == 0 || config.epochs == 0 {
+            return Err(Error::Input(
+                "batch size, gradient accumulation and epochs must be at least 1".into(),
+            ));
+        }
+        if let Some(w) = &config.class_weights
+            && w.len() != model.config().labels.len()
+        {
+            return Err(Error::Input(format!(
+                "{} class weights for {} labels",
+                w.len(),
+                model.config().labels.len()
+            )));
+        }
+        let mut params = Vec::new();
+        for (name, t) in model.parameters_mut() {
+            let var = Var::from_tensor(t)?;
+            *t = var.as_tensor().clone();
+            params.push(Param::new(name, var));
+        }
+        let opt = AdamW::new(params, config.adamw)?;
+        let micro = train_len.div_ceil(config.batch_size);
+        let total = (micro.div_ceil(config.grad_accum) * config.epochs) as u64;
+        let schedule = Schedule {
+            peak: config.lr,
+            warmup: (config.warmup_ratio * total as f64).round() as u64,
+            total,
+            decay: config.decay,
+        };
+        let state = TrainState {
+            epoch: 0,
+            step: 0,
+            best: None,
+            bad_epochs: 0,
+            history: Vec::new(),
+            seed: config.seed,
+        };
+        Ok(Self {
+            model,
+            opt,
+            schedule,
+            config,
+            pad_id,
+            state,
+            best_weights: None,
+        })
+    }
+
+    /// Trainable parameters (count of values).
+    pub fn trainable_parameters(&self) -> usize {
+        self.opt
+            .params()
+            .iter()
+            .map(|p| p.var.as_tensor().elem_count())
+            .sum()
+    }
+
+    /// The learning-rate schedule in use.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// Progress so far.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Restores a checkpoint written after an epoch of a run with the same
+    /// data and configuration (`best`: the weights of its best epoch, if
+    /// that was not the last).
+    pub fn resume(
+        &mut self,
+        weights: &[u8],
+        optimizer: &[u8],
+        state: TrainState,
+        best: Option<&[u8]>,
+    ) -> Result<()> {
+        if state.seed != self.config.seed {
+            return Err(Error::Input(format!(
+                "the checkpoint was trained with seed {}, this run uses {}",
+                state.seed, self.config.seed
+            )));
+        }
+        let w = SafeTensors::parse(weights, "checkpoint weights")?;
+        self.set_params(&w)?;
+        let o = SafeTensors::parse(optimizer, "checkpoint optimizer")?;
+        self.opt.load_state(|n| o.f32(n), state.step)?;
+        self.best_weights = match best {
+            Some(bytes) => {
+                let b = SafeTensors::parse(bytes, "checkpoint best weights")?;
+                Some(self.read_params(&b)?)
+            }
+            None => match state.best {
+                Some((_, e)) if e == state.epoch => Some(self.snapshot()?),
+                Some((_, e)) => {
+                    return Err(Error::Input(format!(
+                        "the checkpoint's best weights (epoch {e}) are missing; resume needs them to undo worse epochs"
+                    )));
+                }
+                None => None,
+            },
+        };
+        self.state = state;
+        Ok(())
+    }
+
+    fn read_params(&self, st: &SafeTensors<'_>) -> Result<Vec<Tensor>> {
+        self.opt
+            .params()
+            .iter()
+            .map(|p| {
+                let (data, shape) = st.f32(&p.name)?;
+                if shape != p.var.as_tensor().dims() {
+                    return Err(Error::Model {
+                        file: st.file().into(),
+                        detail: format!(
+                            "'{}' has shape {shape:?}, the model {:?}",
+                            p.name,
+                            p.var.as_tensor().dims()
+                        ),
+                    });
+                }
+                Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+            })
+            .collect()
+    }
+
+    fn set_params(&mut self, st: &SafeTensors<'_>) -> Result<()> {
+        let values = self.read_params(st)?;
+        for (p, v) in self.opt.params().iter().zip(values) {
+            p.var.set(&v)?;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Vec<Tensor>> {
+        Ok(self
+            .opt
+            .params()
+            .iter()
+            .map(|p| p.var.as_tensor().detach().copy())
+            .collect::<candle_core::Result<_>>()?)
+    }
+
+    fn params_bytes(&self) -> Result<Vec<u8>> {
+        let tensors = self
+            .opt
+            .params()
+            .iter()
+            .map(|p| {
+                let t = p.var.as_tensor();
+                Ok((
+                    p.name.clone(),
+                    t.dims().to_vec(),
+                    t.flatten_all()?.to_vec1::<f32>()?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        write_f32(&tensors, &Default::default())
+    }
+
+    /// Loss of one batch (mean over examples, class-weighted) and its logits.
+    fn batch_loss(
+        &self,
+        data: &Encoded,
+        idx: &[usize],
+        dropout: Option<&mut Rng>,
+    ) -> Result<(Tensor, Tensor)> {
+        let rows: Vec<&[u32]> = idx.iter().map(|&i| data.ids[i].as_slice()).collect();
+        let padded = pad_batch(&rows, self.pad_id);
+        let (b, seq) = (idx.len(), padded.max_len);
+        let mut pooled = self
+            .model
+            .pooled(&padded.ids, &padded.attention_mask, b, seq)?;
+        if let Some(rng) = dropout
+            && self.config.dropout > 0.0
+        {
+            let p = self.config.dropout;
+            let keep = 1.0 / (1.0 - p);
+            let mask: Vec<f32> = (0..pooled.elem_count())
+                .map(|_| if rng.uniform() as f32 > p { keep } else { 0.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, pooled.dims(), &Device::Cpu)?;
+            pooled = (pooled * mask)?;
+        }
+        let logits = self.model.logits_from_pooled(&pooled)?;
+        let n = self.model.config().labels.len();
+        let weights = self.config.class_weights.clone();
+        let loss = match self.model.config().problem_type {
+            ProblemType::SingleLabel => {
+                let mut pick = vec![0f32; b * n];
+                let mut total = 0f32;
+                for (r, &i) in idx.iter().enumerate() {
+                    let t = *data.labels[i]
+                        .first()
+                        .ok_or_else(|| Error::Input(format!("example {} has no label", i + 1)))?;
+                    let w = weights.as_ref().map_or(1.0, |w| w[t]);
+                    pick[r * n + t] = w;
+                    total += w;
+                }
+                let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                let picked = (lsm * Tensor::from_vec(pick, (b, n), &Device::Cpu)?)?.sum_all()?;
+                (picked * (-1.0 / f64::from(total.max(1e-12))))?
+            }
+            ProblemType::MultiLabel => {
+                // BCE with logits, stable form: max(x,0) − x·y + ln(1 + e^(−|x|)).
+                let mut y = vec![0f32; b * n];
+                for (r, &i) in idx.iter().enumerate() {
+                    for &t in &data.labels[i] {
+                        y[r * n + t] = 1.0;
+                    }
+                }
+                let y = Tensor::from_vec(y, (b, n), &Device::Cpu)?;
+                let per = ((logits.relu()? - (&logits * &y)?)?
+                    + ((logits.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
+                let per = match &weights {
+                    Some(w) => per.broadcast_mul(&Tensor::from_slice(w, n, &Device::Cpu)?)?,
+                    None => per,
+                };
+                per.mean_all()?
+            }
+        };
+        Ok((loss, logits))
+    }
+
+    /// Loss, predictions and report on `data` (no dropout, no updates).
+    pub fn evaluate(&self, data: &Encoded) -> Result<(f32, Report)> {
+        let labels = self.model.config().labels.clone();
+        let mut preds = vec![Vec::new(); data.len()];
+        let (mut loss_sum, mut count) = (0f64, 0usize);
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(data.ids[i].len()));
+        for idx in order.chunks(self.config.batch_size.max(1) * 2) {
+            let (loss, logits) = self.batch_loss(data, idx, None)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * idx.len() as f64;
+            count += idx.len();
+            let host = logits.detach().flatten_all()?.to_vec1::<f32>()?;
+            let n = labels.len();
+            for (r, &i) in idx.iter().enumerate() {
+                preds[i] = predict_row(self.model.config(), &host[r * n..(r + 1) * n]).labels;
+            }
+        }
+        let rep = report(&labels, &data.labels, &preds)?;
+        Ok(((loss_sum / count.max(1) as f64) as f32, rep))
+    }
+
+    /// Trains until the configured epochs are done or early stopping
+    /// triggers, then restores the best epoch's weights (by validation
+    /// macro-F1; without validation data, the last). Returns every epoch's log.
+    pub fn fit(
+        &mut self,
+        train: &Encoded,
+        val: Option<&Encoded>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Vec<EpochLog>> {
+        if train.is_empty() {
+            return Err(Error::Input("no training examples".into()));
+        }
+        let lengths: Vec<usize> = train.ids.iter().map(Vec::len).collect();
+        while self.state.epoch < self.config.epochs {
+            if let Some(p) = self.config.patience
+                && self.state.bad_epochs >= p
+            {
+                break;
+            }
+            let epoch = self.state.epoch + 1;
+            let mut shuffle = Rng::new(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
+            let batches = length_grouped_batches(&lengths, self.config.batch_size, &mut shuffle);
+            let mut step_losses = Vec::new();
+            for group in batches.chunks(self.config.grad_accum) {
+                let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.params().len()];
+                let mut dropout = Rng::new(
+                    self.config
+                        .seed
+                        .wrapping_add(self.state.step.wrapping_mul(0xD1B5_4A32_D192_ED03)),
+                );
+                let (mut loss_sum, mut examples) = (0f32, 0usize);
+                for idx in group {
+                    let (loss, _) = self.batch_loss(train, idx, Some(&mut dropout))?;
+                    let scaled = (&loss / group.len() as f64)?;
+                    let store = scaled.backward()?;
+                    for (g, p) in grads.iter_mut().zip(self.opt.params()) {
+                        if let Some(new) = store.get(p.var.as_tensor()) {
+                            *g = Some(match g.take() {
+                                Some(old) => (old + new)?,
+                                None => new.clone(),
+                            });
+                        }
+                    }
+                    loss_sum += loss.to_scalar::<f32>()?;
+                    examples += idx.len();
+                }
+                let grad_norm = clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
+                let lr = self.schedule.lr(self.state.step);
+                self.opt.step(&grads, lr)?;
+                self.state.step += 1;
+                let loss = loss_sum / group.len() as f32;
+                step_losses.push(loss);
+                hooks.on_step(&StepLog {
+                    step: self.state.step,
+                    total_steps: self.schedule.total,
+                    epoch,
+                    loss,
+                    lr,
+                    grad_norm,
+                    examples,
+                });
+            }
+            let train_loss = step_losses.iter().sum::<f32>() / step_losses.len().max(1) as f32;
+            let (val_loss, val_macro_f1, val_accuracy) = match val {
+                Some(v) if !v.is_empty() => {
+                    let (l, r) = self.evaluate(v)?;
+                    (Some(l), Some(r.macro_f1), Some(r.accuracy))
+                }
+                _ => (None, None, None),
+            };
+            let log = EpochLog {
+                epoch,
+                step: self.state.step,
+                train_loss,
+                val_loss,
+                val_macro_f1,
+                val_accuracy,
+                step_losses,
+            };
+            let improved = match (val_macro_f1, self.state.best) {
+                (Some(f), Some((b, _))) => f > b,
+                (Some(_), None) => true,
+                (None, _) => true,
+            };
+            if improved {
+                self.state.best = val_macro_f1.map(|f| (f, epoch));
+                self.state.bad_epochs = 0;
+                self.best_weights = None;
+            } else {
+                self.state.bad_epochs += 1;
+            }
+            self.state.epoch = epoch;
+            self.state.history.push(log.clone());
+            let (moments, _) = self.opt.state()?;
+            let checkpoint = Checkpoint {
+                weights: self.params_bytes()?,
+                optimizer: write_f32(&moments, &Default::default())?,
+                state: self.state.clone(),
+                improved,
+            };
+            hooks.on_epoch(&log, &checkpoint)?;
+            if improved {
+                // Keep the best weights in memory so a worse epoch can be undone.
+                self.best_weights = Some(self.snapshot()?);
+            }
+        }
+        if let Some(best) = self.best_weights.take() {
+            for (p, v) in self.opt.params().iter().zip(best) {
+                p.var.set(&v)?;
+            }
+        }
+        Ok(self.state.history.clone())
+    }
+
+    /// The trained model (weights stay variables; export or predict with it).
+    pub fn model(&self) -> &SequenceClassifier<CpuBackend> {
+        &self.model
+    }
+
+    /// Scores for a batch of encoded examples (for tests and reports).
+    pub fn logits(&self, data: &Encoded) -> Result<Vec<f32>> {
+        let idx: Vec<usize> = (0..data.len()).collect();
+        let (_, logits) = self.batch_loss(data, &idx, None)?;
+        Ok(logits
+            .detach()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::classifier::ClassifierConfig;
+
+    fn tiny(labels: &[&str], multi: bool, seed: u64) -> SequenceClassifier<CpuBackend> {
+        let (config, weights) = crate::testing::tiny_bert(50, 16, 2, 3).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        let id2label: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), (*l).into()))
+            .collect();
+        v["id2label"] = id2label.into();
+        if multi {
+            v["problem_type"] = "multi_label_classification".into();
+        }
+        let cfg = ClassifierConfig::from_json(v.to_string().as_bytes()).unwrap();
+        let st = SafeTensors::parse(&weights, "tiny.safetensors").unwrap();
+        SequenceClassifier::new_head(CpuBackend::for_training(), cfg, &st, seed).unwrap()
+    }
+
+    /// Eight sequences whose label is decided by their first real token.
+    fn data() -> Encoded {
+        let ids: Vec<Vec<u32>> = (0..8u32)
+            .map(|i| {
+                let mut v = vec![1, 2 + (i % 2) * 10 + i % 3];
+                v.extend((0..(i % 4)).map(|k| 20 + k));
+                v.push(3);
+                v
+            })
+            .collect();
+        let labels = (0..8).map(|i| vec![i % 2]).collect();
+        Encoded { ids, labels }
+    }
+
+    struct Keep(Vec<Checkpoint>, Vec<f32>);
+    impl Hooks for Keep {
+        fn on_step(&mut self, log: &StepLog) {
+            self.1.push(log.loss);
+        }
+        fn on_epoch(&mut self, _: &EpochLog, c: &Checkpoint) -> Result<()> {
+            self.0.push(c.clone());
+            Ok(())
+        }
+    }
+
+    fn config(epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 4,
+            lr: 3e-3,
+            warmup_ratio: 0.0,
+            dropout: 0.1,
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn loss_decreases_on_a_fixed_batch() {
+        for multi in [false, true] {
+            let cfg = TrainConfig {
+                lr: 1e-2,
+                decay: Decay::Constant,
+                ..config(20)
+            };
+            let mut t = Trainer::new(tiny(&["a", "b"], multi, 1), cfg, 8, 0).unwrap();
+            let d = data();
+            let (before, _) = t.evaluate(&d).unwrap();
+            let mut k = Keep(vec![], vec![]);
+            t.fit(&d, None, &mut k).unwrap();
+            let (after, rep) = t.evaluate(&d).unwrap();
+            assert!(
+                after < before * 0.5,
+                "multi {multi}: loss {before} → {after}"
+            );
+            assert_eq!(rep.accuracy, 1.0, "multi {multi}");
+            assert_eq!(k.1.len(), 40);
+        }
+    }
+
+    #[test]
+    fn a_resumed_run_equals_an_uninterrupted_one() {
+        let d = data();
+        let mut whole = Trainer::new(tiny(&["a", "b"], false, 1), config(2), 8, 0).unwrap();
+        whole.fit(&d, Some(&d), &mut Keep(vec![], vec![])).unwrap();
+        let want = whole.logits(&d).unwrap();
+
+        let mut first = Trainer::new(tiny(&["a", "b"], false, 1), config(1), 8, 0).unwrap();
+        // The same schedule as the two-epoch run: resume with epochs = 2.
+        first.schedule = whole.schedule;
+        let mut k = Keep(vec![], vec![]);
+        first.fit(&d, Some(&d), &mut k).unwrap();
+        let c = &k.0[0];
+        let mut second = Trainer::new(tiny(&["a", "b"], false, 99), config(2), 8, 0).unwrap();
+        second
+            .resume(&c.weights, &c.optimizer, c.state.clone(), None)
+            .unwrap();
+        assert_eq!(second.state().epoch, 1);
+        second.fit(&d, Some(&d), &mut Keep(vec![], vec![])).unwrap();
+        let got = second.logits(&d).unwrap();
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "resumed logits differ by {worst}");
+        // Another seed is refused.
+        let mut other = Trainer::new(
+            tiny(&["a", "b"], false, 1),
+            TrainConfig {
+                seed: 7,
+                ..config(2)
+            },
+            8,
+            0,
+        )
+        .unwrap();
+        let e = other
+            .resume(&c.weights, &c.optimizer, c.state.clone(), None)
+            .unwrap_err();
+        assert!(e.to_string().contains("seed 42"), "{e}");
+    }
+
+    #[test]
+    fn export_round_trips_through_the_transformers_layout() {
+        let d = data();
+        let mut t = Trainer::new(tiny(&["a", "b", "c"], false, 5), config(1), 8, 0).unwrap();
+        t.fit(&d, None, &mut Keep(vec![], vec![])).unwrap();
+        let want = t.logits(&d).unwrap();
+        let tensors = crate::backend::block_on_ready(t.model().export()).unwrap();
+        let names: Vec<&str> = tensors.iter().map(|t| t.0.as_str()).collect();
+        for n in [
+            "bert.encoder.layer.1.attention.self.key.weight",
+            "bert.pooler.dense.weight",
+            "classifier.bias",
+        ] {
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+        let bytes = write_f32(&tensors, &Default::default()).unwrap();
+        let st = SafeTensors::parse(&bytes, "model.safetensors").unwrap();
+        let base: serde_json::Value =
+            serde_json::from_slice(&crate::testing::tiny_bert(50, 16, 2, 3).unwrap().0).unwrap();
+        let cfg_json = t.model().config().to_json(&base);
+        assert_eq!(
+            cfg_json["architectures"][0],
+            "BertForSequenceClassification"
+        );
+        assert_eq!(cfg_json["label2id"]["c"], 2);
+        let cfg = ClassifierConfig::from_json(cfg_json.to_string().as_bytes()).unwrap();
+        let loaded = SequenceClassifier::load(CpuBackend::new(), cfg, &st).unwrap();
+        let rows: Vec<&[u32]> = d.ids.iter().map(Vec::as_slice).collect();
+        let p = pad_batch(&rows, 0);
+        let logits = loaded
+            .forward(&p.ids, &p.attention_mask, 8, p.max_len)
+            .unwrap();
+        let got = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "reloaded logits differ by {worst}");
+    }
+}

@@ -13,5 +13,6 @@ pub mod generate;
 pub mod inspect;
 pub mod manifest;
 pub mod rag;
+pub mod train;
 
 pub use error::{Error, Result};

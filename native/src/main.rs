@@ -244,6 +244,113 @@ enum Cmd {
         #[arg(long)]
         allow_requantize: bool,
     },
+    /// Fine-tune a model (see `cairn train classify --help`).
+    Train {
+        #[command(subcommand)]
+        what: TrainCmd,
+    },
+    /// Classify texts with a fine-tuned classifier directory; prints JSON (labels and scores).
+    Classify {
+        /// Classifier directory (config.json with id2label, model.safetensors, tokenizer.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// Texts to classify.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Evaluate a model on labeled data (see `cairn eval classify --help`).
+    Eval {
+        #[command(subcommand)]
+        what: EvalCmd,
+    },
+}
+
+/// What `cairn train` fine-tunes.
+#[derive(Subcommand)]
+enum TrainCmd {
+    /// Fine-tune an encoder with a sequence-classification head (single- or
+    /// multi-label) into a transformers-layout model directory.
+    Classify(Box<TrainClassifyArgs>),
+}
+
+/// Options of `cairn train classify` (names as in transformers' `TrainingArguments`).
+#[derive(clap::Args)]
+struct TrainClassifyArgs {
+    /// Base encoder: model name or directory.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    base: String,
+    /// Training data: JSONL with {"text", "label"} (or "labels": [...] with --multi-label).
+    #[arg(long)]
+    data: PathBuf,
+    /// Validation data (same format): early stopping and the best epoch use its macro-F1.
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// Output model directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Multi-label: a sigmoid per label and binary cross-entropy.
+    #[arg(long)]
+    multi_label: bool,
+    /// Epochs.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Batches per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    /// Decay after warm-up: linear, cosine or constant.
+    #[arg(long, default_value = "linear")]
+    schedule: String,
+    /// Share of steps spent warming up.
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    /// AdamW weight decay (not applied to biases and LayerNorm weights).
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Gradient-norm clip (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Dropout on the pooled output.
+    #[arg(long, default_value_t = 0.1)]
+    dropout: f32,
+    /// Class weights in the loss: none, balanced, or comma-separated values in label order.
+    #[arg(long, default_value = "none")]
+    class_weights: String,
+    /// Stop after this many epochs without a better validation macro-F1.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Seed of shuffles, dropout and head initialisation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Longest input in tokens (longer texts are truncated).
+    #[arg(long, default_value_t = 128)]
+    max_length: usize,
+    /// Continue from OUT/checkpoint (written after every epoch).
+    #[arg(long)]
+    resume: bool,
+}
+
+/// What `cairn eval` evaluates.
+#[derive(Subcommand)]
+enum EvalCmd {
+    /// Classification report (per-class precision/recall/F1, macro/micro F1,
+    /// confusion matrix) of a classifier on labeled JSONL.
+    Classify {
+        /// Classifier directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Labeled JSONL ({"text", "label"} per line).
+        #[arg(long)]
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Retrieval options of `ask`.
@@ -765,6 +872,106 @@ fn run(cli: Cli) -> Result<()> {
                     "seconds": started.elapsed().as_secs_f64(),
                 })
             );
+            Ok(())
+        }
+        Cmd::Train {
+            what: TrainCmd::Classify(a),
+        } => {
+            let class_weights = match a.class_weights.as_str() {
+                "none" => cairn::train::ClassWeights::None,
+                "balanced" => cairn::train::ClassWeights::Balanced,
+                list => cairn::train::ClassWeights::Given(
+                    list.split(',')
+                        .map(|v| {
+                            v.trim().parse::<f32>().map_err(|_| {
+                                Error::Model(format!(
+                                    "--class-weights: '{v}' is not a number (none, balanced, or comma-separated weights)"
+                                ))
+                            })
+                        })
+                        .collect::<Result<_>>()?,
+                ),
+            };
+            let decay = a.schedule.parse().map_err(Error::Core)?;
+            let opts = cairn::train::TrainClassifyOptions {
+                base: resolve_model(&a.base, &cache)?,
+                data: a.data.clone(),
+                val: a.val.clone(),
+                out: a.out.clone(),
+                multi_label: a.multi_label,
+                class_weights,
+                max_length: a.max_length,
+                resume: a.resume,
+                train: cairn_core::train::classify::TrainConfig {
+                    epochs: a.epochs,
+                    batch_size: a.batch_size,
+                    grad_accum: a.grad_accum,
+                    lr: a.lr,
+                    decay,
+                    warmup_ratio: a.warmup_ratio,
+                    adamw: cairn_core::train::optim::AdamWConfig {
+                        weight_decay: a.weight_decay,
+                        ..Default::default()
+                    },
+                    max_grad_norm: a.max_grad_norm,
+                    dropout: a.dropout,
+                    class_weights: None,
+                    patience: a.patience,
+                    seed: a.seed,
+                },
+            };
+            let s = cairn::train::train_classifier(&opts)?;
+            if let Some(r) = &s.val_report {
+                println!(
+                    "validation ({}):\n{r}",
+                    a.val
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
+            println!(
+                "trained {} parameters for {} epochs in {:.1} s ({:.1} examples/s); model in {}",
+                s.parameters,
+                s.epochs.len(),
+                s.seconds,
+                s.examples_per_second,
+                a.out.display()
+            );
+            Ok(())
+        }
+        Cmd::Classify { model, texts } => {
+            let c = cairn::train::load_classifier(&model, None)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let preds = c.predict(&refs)?;
+            let out: Vec<serde_json::Value> = texts
+                .iter()
+                .zip(&preds)
+                .map(|(t, p)| {
+                    let labels: Vec<&str> =
+                        p.labels.iter().map(|&i| c.labels()[i].as_str()).collect();
+                    let scores: serde_json::Map<String, serde_json::Value> = c
+                        .labels()
+                        .iter()
+                        .zip(&p.scores)
+                        .map(|(l, s)| (l.clone(), serde_json::json!(s)))
+                        .collect();
+                    serde_json::json!({"text": t, "labels": labels, "scores": scores})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            Ok(())
+        }
+        Cmd::Eval {
+            what: EvalCmd::Classify { model, data, json },
+        } => {
+            let c = cairn::train::load_classifier(&model, None)?;
+            let (r, _) = cairn::train::eval_classifier(&c, &data)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                println!("{} on {}\n{r}", model.display(), data.display());
+            }
             Ok(())
         }
         Cmd::Quantize {

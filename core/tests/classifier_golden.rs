@@ -1,0 +1,135 @@
+//! Sequence classifiers written by transformers' `save_pretrained` load in
+//! cairn and give transformers' logits; what cairn exports has the same
+//! names, shapes and values. Fixtures: tests/scripts/make_classifier_golden.py.
+
+use std::path::PathBuf;
+
+use cairn_core::backend::Backend;
+use cairn_core::backend::cpu::CpuBackend;
+use cairn_core::formats::safetensors::write_f32;
+use cairn_core::formats::tensors::SafeTensors;
+use cairn_core::models::classifier::{
+    ClassifierConfig, ProblemType, SequenceClassifier, predict_row,
+};
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/tiny_cls")
+        .join(name)
+}
+
+fn golden() -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir("golden.json")).unwrap()).unwrap()
+}
+
+fn flat_u32(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+        })
+        .collect()
+}
+
+#[test]
+fn transformers_classifiers_give_their_logits() {
+    let g = golden();
+    let (ids, mask) = (flat_u32(&g["ids"]), flat_u32(&g["mask"]));
+    let (batch, seq) = (3, ids.len() / 3);
+    for (name, problem) in [
+        ("bert", ProblemType::SingleLabel),
+        ("distilbert", ProblemType::MultiLabel),
+    ] {
+        let config =
+            ClassifierConfig::from_json(&std::fs::read(dir(name).join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config.labels, vec!["alpha", "beta", "gamma"]);
+        assert_eq!(config.problem_type, problem);
+        let bytes = std::fs::read(dir(name).join("model.safetensors")).unwrap();
+        let st = SafeTensors::parse(&bytes, "model.safetensors").unwrap();
+        let b = CpuBackend::new();
+        let model = SequenceClassifier::load(b.clone(), config.clone(), &st).unwrap();
+        let logits =
+            pollster::block_on(b.read_f32(&model.forward(&ids, &mask, batch, seq).unwrap()))
+                .unwrap();
+        let want: Vec<f32> = g[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+            })
+            .collect();
+        let worst = want
+            .iter()
+            .zip(&logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "{name}: logits differ from transformers by {worst}"
+        );
+        let p = predict_row(&config, &logits[..3]);
+        match problem {
+            ProblemType::SingleLabel => assert!((p.scores.iter().sum::<f32>() - 1.0).abs() < 1e-6),
+            ProblemType::MultiLabel => assert!(p.scores.iter().all(|s| (0.0..=1.0).contains(s))),
+        }
+
+        // Export: the same names, shapes and values as the file.
+        let exported = pollster::block_on(model.export()).unwrap();
+        let names: Vec<&str> = st.names().collect();
+        assert_eq!(exported.len(), names.len(), "{name}: {names:?}");
+        for (n, shape, values) in &exported {
+            let (orig, oshape) = st.f32(n).unwrap();
+            assert_eq!(&oshape, shape, "{n}");
+            assert_eq!(&orig, values, "{n}");
+        }
+        let rewritten = write_f32(&exported, &Default::default()).unwrap();
+        let again = SafeTensors::parse(&rewritten, "again.safetensors").unwrap();
+        assert_eq!(again.names().collect::<Vec<_>>(), names);
+    }
+}
+
+#[test]
+fn mismatched_classifier_files_are_named_errors() {
+    let cfg = std::fs::read(dir("bert").join("config.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    // Four labels against a three-row classifier weight.
+    v["id2label"]["3"] = "delta".into();
+    let config = ClassifierConfig::from_json(v.to_string().as_bytes()).unwrap();
+    let bytes = std::fs::read(dir("bert").join("model.safetensors")).unwrap();
+    let st = SafeTensors::parse(&bytes, "model.safetensors").unwrap();
+    let e = SequenceClassifier::load(CpuBackend::new(), config, &st)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "model.safetensors: tensor 'classifier.weight' has shape [3, 16], the config implies [4, 16]"
+    );
+    v.as_object_mut().unwrap().remove("id2label");
+    let e = ClassifierConfig::from_json(v.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing field 'id2label'"), "{e}");
+    v["id2label"] = serde_json::json!({"0": "a", "5": "b"});
+    let e = ClassifierConfig::from_json(v.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("id2label key '5' is not an id in 0..2"), "{e}");
+    v["id2label"] = serde_json::json!({"0": "a", "1": "b"});
+    v["problem_type"] = "regression".into();
+    let e = ClassifierConfig::from_json(v.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("problem_type 'regression' is not supported"),
+        "{e}"
+    );
+}

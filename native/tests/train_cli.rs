@@ -1,0 +1,181 @@
+//! `cairn train classify`, `cairn classify` and `cairn eval classify` end to
+//! end on the real MiniLM with a small two-topic data set: the output
+//! directory, resuming, the report, and the errors a user sees.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn cairn(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .expect("run cairn");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const PETS: [&str; 8] = [
+    "My cat sleeps on the sofa all afternoon.",
+    "The puppy chewed my shoes again.",
+    "We adopted a kitten from the shelter.",
+    "Dogs need a walk twice a day.",
+    "The parrot learned to say hello.",
+    "Our hamster runs on its wheel at night.",
+    "I bought a new collar for the dog.",
+    "The cat chased a mouse in the garden.",
+];
+const MONEY: [&str; 8] = [
+    "The bank raised its interest rates.",
+    "I paid off my credit card bill.",
+    "Stocks fell sharply on Monday.",
+    "She opened a savings account.",
+    "The loan has a fixed monthly payment.",
+    "Inflation reduced our purchasing power.",
+    "He invested his bonus in bonds.",
+    "The mortgage rate is three percent.",
+];
+
+fn write_jsonl(path: &Path, rows: &[(&str, &str)]) {
+    let text: String = rows
+        .iter()
+        .map(|(t, l)| serde_json::json!({"text": t, "label": l}).to_string() + "\n")
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn trains_resumes_classifies_and_reports() {
+    common::model("all-minilm-l6-v2");
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<(&str, &str)> = PETS
+        .iter()
+        .map(|t| (*t, "pets"))
+        .chain(MONEY.iter().map(|t| (*t, "money")))
+        .collect();
+    let (train, val) = (dir.path().join("train.jsonl"), dir.path().join("val.jsonl"));
+    write_jsonl(&train, &rows);
+    write_jsonl(
+        &val,
+        &[
+            ("A rabbit nibbled the carrots.", "pets"),
+            ("The stock market crashed.", "money"),
+        ],
+    );
+    let out = dir.path().join("model");
+    let args = |epochs: &str, resume: bool| {
+        let mut a = vec![
+            "train",
+            "classify",
+            "--data",
+            train.to_str().unwrap(),
+            "--val",
+            val.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-4",
+            "--max-length",
+            "32",
+        ];
+        if resume {
+            a.push("--resume");
+        }
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| cairn(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, stdout, err) = run(args("1", false));
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("trained 22") && stdout.contains("macro F1"),
+        "{stdout}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["epoch"], 1);
+    // Resume to 3 epochs: continues at epoch 2.
+    let (ok, _, err) = run(args("3", true));
+    assert!(ok, "{err}");
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("training_log.json")).unwrap()).unwrap();
+    assert_eq!(log["history"].as_array().unwrap().len(), 3);
+    assert_eq!(log["history"][0]["epoch"], 1);
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "training_curve.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(cfg["label2id"]["pets"], 1);
+
+    let m = out.to_str().unwrap();
+    let (ok, stdout, err) = cairn(&[
+        "classify",
+        "--model",
+        m,
+        "My dog loves the beach.",
+        "Interest on the loan is due.",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v[0]["labels"][0], "pets", "{stdout}");
+    assert_eq!(v[1]["labels"][0], "money", "{stdout}");
+    let (ok, stdout, err) = cairn(&[
+        "eval",
+        "classify",
+        "--model",
+        m,
+        "--data",
+        train.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(r["macro_f1"].as_f64().unwrap() >= 0.9, "{stdout}");
+    assert_eq!(r["confusion"].as_array().unwrap().len(), 2);
+
+    // Errors name the file and line or label.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"text\": \"x\", \"label\": \"pets\"}\nnot json\n").unwrap();
+    let (ok, _, err) = cairn(&[
+        "eval",
+        "classify",
+        "--model",
+        m,
+        "--data",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("bad.jsonl: line 2: invalid JSON"),
+        "{err}"
+    );
+    write_jsonl(&bad, &[("x", "weather")]);
+    let (ok, _, err) = cairn(&[
+        "eval",
+        "classify",
+        "--model",
+        m,
+        "--data",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("label 'weather', which is not one of"),
+        "{err}"
+    );
+    let (ok, _, err) = cairn(&["classify", "--model", dir.path().to_str().unwrap(), "x"]);
+    assert!(!ok && err.contains("config.json"), "{err}");
+}

@@ -11,6 +11,7 @@
 //! - [`classify`]: text classification (labels and scores per text).
 //! - [`eval`]: evaluation metrics (classification report).
 //! - [`formats`]: ecosystem file formats (GGUF, safetensors headers).
+//! - [`lora`]: LoRA adapters in PEFT's layout, applied unmerged or merged.
 //! - [`quant`]: ggml quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K, ...), pack and unpack.
 //! - [`rag`]: the persistent hybrid index and grounded answering with citations.
 //! - [`text`]: document loaders (PDF, HTML, Markdown, text) and chunkers.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod eval;
 pub mod formats;
 pub mod generate;
+pub mod lora;
 pub mod models;
 pub mod quant;
 pub mod rag;

@@ -42,6 +42,22 @@ pub fn permute_rows(w: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f3
     out
 }
 
+/// GGUF → HF row order: the inverse of [`permute_rows`].
+pub fn unpermute_rows(w: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let half = rows / heads / 2;
+    let mut out = vec![0f32; w.len()];
+    for h in 0..heads {
+        for two in 0..2 {
+            for i in 0..half {
+                let src = (h * 2 * half + i * 2 + two) * cols;
+                let dst = (h * 2 * half + two * half + i) * cols;
+                out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
+            }
+        }
+    }
+    out
+}
+
 /// GGUF metadata and tensors, ready for [`super::gguf::write`].
 pub type GgufParts = (Vec<(String, Value)>, Vec<TensorData<'static>>);
 

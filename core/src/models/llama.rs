@@ -14,6 +14,8 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::formats::gguf::{GgmlType, Gguf};
+use crate::formats::hf_llama::{permute_rows, unpermute_rows};
+use crate::lora::{Adapter, LoraPair, MODULES};
 
 /// Hyper-parameters read from GGUF metadata (`llama.*`).
 #[derive(Debug, Clone, PartialEq)]
@@ -250,6 +252,16 @@ pub struct Llama<B: Backend> {
     /// `cos`/`sin` of every position up to the context length: `[ctx, head_dim/2]`.
     rope_cos: B::Tensor,
     rope_sin: B::Tensor,
+    /// The active LoRA adapter, applied unmerged.
+    lora: Option<LoraRuntime<B>>,
+}
+
+/// An adapter on the backend: per layer and module ([`MODULES`] order) the
+/// `A[r, in]` and `B[out, r]` tensors, `B` rows in GGUF order.
+struct LoraRuntime<B: Backend> {
+    adapter: crate::lora::LoraConfig,
+    scaling: f32,
+    layers: Vec<[Option<(B::Tensor, B::Tensor)>; 7]>,
 }
 
 impl<B: Backend> std::fmt::Debug for Llama<B> {
@@ -366,6 +378,7 @@ impl<B: Backend> Llama<B> {
         let rope_cos = backend.tensor_f32(&rope_cos, &[c.context_length, half])?;
         let rope_sin = backend.tensor_f32(&rope_sin, &[c.context_length, half])?;
         Ok(Llama {
+            lora: None,
             norm: vector("output_norm.weight", c.hidden_size)?,
             backend,
             config,
@@ -385,6 +398,174 @@ impl<B: Backend> Llama<B> {
     /// The backend the weights live on.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// `(in, out)` of a LoRA-targetable projection ([`MODULES`]).
+    pub fn projection_dims(&self, module: &str) -> (usize, usize) {
+        let c = &self.config;
+        let (h, q, kv, ff) = (
+            c.hidden_size,
+            c.num_heads * c.head_dim,
+            c.num_kv_heads * c.head_dim,
+            c.intermediate_size,
+        );
+        match module {
+            "q_proj" => (h, q),
+            "k_proj" | "v_proj" => (h, kv),
+            "o_proj" => (q, h),
+            "gate_proj" | "up_proj" => (h, ff),
+            _ => (ff, h),
+        }
+    }
+
+    /// Heads whose rows llama.cpp permutes in a module's output (Q and K).
+    fn permuted_heads(&self, module: &str) -> Option<usize> {
+        match module {
+            "q_proj" => Some(self.config.num_heads),
+            "k_proj" => Some(self.config.num_kv_heads),
+            _ => None,
+        }
+    }
+
+    /// Activates a LoRA adapter, applied unmerged on every forward pass
+    /// (`None` removes it). Swapping is cheap: the base weights are not
+    /// touched. An adapter for another base (layer count or widths) is an
+    /// error naming the module.
+    pub fn set_adapter(&mut self, adapter: Option<&Adapter>) -> Result<()> {
+        let Some(a) = adapter else {
+            self.lora = None;
+            return Ok(());
+        };
+        if a.layers.len() != self.config.num_layers {
+            return Err(Error::Model {
+                file: "adapter_model.safetensors".into(),
+                detail: format!(
+                    "the adapter has {} layers, the model {}",
+                    a.layers.len(),
+                    self.config.num_layers
+                ),
+            });
+        }
+        let r = a.config.r;
+        let mut layers = Vec::with_capacity(a.layers.len());
+        for (l, mods) in a.layers.iter().enumerate() {
+            let mut slots: [Option<(B::Tensor, B::Tensor)>; 7] = Default::default();
+            for (
+                m,
+                LoraPair {
+                    a: wa,
+                    b: wb,
+                    inp,
+                    out,
+                },
+            ) in mods
+            {
+                let j = crate::lora::module_index(m)
+                    .ok_or_else(|| Error::Input(format!("unknown LoRA module '{m}'")))?;
+                if (*inp, *out) != self.projection_dims(m) {
+                    return Err(Error::Model {
+                        file: "adapter_model.safetensors".into(),
+                        detail: format!(
+                            "layer {l} {m}: the adapter is {inp}→{out}, the model {:?} (an adapter for another base?)",
+                            self.projection_dims(m)
+                        ),
+                    });
+                }
+                let wb = match self.permuted_heads(m) {
+                    Some(heads) => permute_rows(wb, heads, *out, r),
+                    None => wb.clone(),
+                };
+                slots[j] = Some((
+                    self.backend.tensor_f32(wa, &[r, *inp])?,
+                    self.backend.tensor_f32(&wb, &[*out, r])?,
+                ));
+            }
+            layers.push(slots);
+        }
+        self.lora = Some(LoraRuntime {
+            adapter: a.config.clone(),
+            scaling: a.config.scaling(),
+            layers,
+        });
+        Ok(())
+    }
+
+    /// The active adapter's tensors for training (`(PEFT name, tensor)`;
+    /// a trainer swaps each for a variable). `B` of Q/K is in GGUF row order.
+    pub fn lora_parameters_mut(&mut self) -> Vec<(String, &mut B::Tensor)> {
+        let mut out = Vec::new();
+        if let Some(rt) = self.lora.as_mut() {
+            for (l, slots) in rt.layers.iter_mut().enumerate() {
+                for (j, slot) in slots.iter_mut().enumerate() {
+                    if let Some((a, b)) = slot {
+                        out.push((crate::lora::peft_name(l, MODULES[j], 'A'), a));
+                        out.push((crate::lora::peft_name(l, MODULES[j], 'B'), b));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The active adapter read back from the backend (Hugging Face row order).
+    pub async fn adapter(&self) -> Result<Option<Adapter>> {
+        let Some(rt) = &self.lora else {
+            return Ok(None);
+        };
+        let b = &self.backend;
+        let r = rt.adapter.r;
+        let mut layers = Vec::with_capacity(rt.layers.len());
+        for slots in &rt.layers {
+            let mut mods = std::collections::BTreeMap::new();
+            for (j, slot) in slots.iter().enumerate() {
+                if let Some((ta, tb)) = slot {
+                    let m = MODULES[j];
+                    let (inp, out) = self.projection_dims(m);
+                    let wb = b.read_f32(tb).await?;
+                    let wb = match self.permuted_heads(m) {
+                        Some(heads) => unpermute_rows(&wb, heads, out, r),
+                        None => wb,
+                    };
+                    mods.insert(
+                        m.to_string(),
+                        LoraPair {
+                            a: b.read_f32(ta).await?,
+                            b: wb,
+                            inp,
+                            out,
+                        },
+                    );
+                }
+            }
+            layers.push(mods);
+        }
+        Ok(Some(Adapter {
+            config: rt.adapter.clone(),
+            layers,
+        }))
+    }
+
+    /// `y + s·(x·Aᵀ)·Bᵀ` when layer `l` adapts module `j`, else `y`.
+    fn adapt(&self, l: usize, j: usize, x: &B::Tensor, y: B::Tensor) -> Result<B::Tensor> {
+        let b = &self.backend;
+        match self
+            .lora
+            .as_ref()
+            .and_then(|rt| rt.layers[l][j].as_ref().map(|p| (rt.scaling, p)))
+        {
+            Some((s, (wa, wb))) => {
+                let d = b.linear(&b.linear(x, wa, None)?, wb, None)?;
+                b.add(&y, &b.scale(&d, s)?)
+            }
+            None => Ok(y),
+        }
+    }
+
+    /// Logits `[ids.len(), vocab]` of every position of one sequence, with
+    /// no KV cache (causal attention over `ids` only): the training forward
+    /// pass, differentiable on [`crate::backend::cpu::CpuBackend::for_training`].
+    pub fn forward_train(&self, ids: &[u32]) -> Result<B::Tensor> {
+        self.forward_inner(ids, None, Logits::All)
     }
 
     /// A KV cache for up to `capacity` positions (at most the context length).
@@ -450,18 +631,30 @@ impl<B: Backend> Llama<B> {
         cache: &mut KvCache<B>,
         which: Logits,
     ) -> Result<B::Tensor> {
+        self.forward_inner(ids, Some(cache), which)
+    }
+
+    fn forward_inner(
+        &self,
+        ids: &[u32],
+        mut cache: Option<&mut KvCache<B>>,
+        which: Logits,
+    ) -> Result<B::Tensor> {
         let b = &self.backend;
         let c = &self.config;
         let t = ids.len();
-        let pos = cache.len;
+        let (pos, capacity) = match cache.as_deref() {
+            Some(k) => (k.len, k.capacity),
+            None => (0, c.context_length),
+        };
         if t == 0 {
             return Err(Error::Input("forward needs at least one token".into()));
         }
-        if pos + t > cache.capacity {
+        if pos + t > capacity {
             return Err(Error::Input(format!(
                 "sequence of {} tokens does not fit the KV cache of {} positions (context length {})",
                 pos + t,
-                cache.capacity,
+                capacity,
                 c.context_length
             )));
         }
@@ -477,23 +670,45 @@ impl<B: Backend> Llama<B> {
         let mut x = b.embedding(&b.tensor_u32(ids, &[1, t])?, &self.embed)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = b.rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
-            let qkv = layer.qkv.apply(b, &h)?;
+            let qkv = layer
+                .qkv
+                .apply(b, &h)?
+                .into_iter()
+                .enumerate()
+                .map(|(j, y)| self.adapt(l, j, &h, y))
+                .collect::<Result<Vec<_>>>()?;
             let heads = |y: &B::Tensor, n: usize| -> Result<B::Tensor> {
                 b.transpose(&b.reshape(y, &[1, t, n, hd])?, 1, 2)
             };
             let q = b.rope_pairs(&heads(&qkv[0], nh)?, &cos, &sin)?;
             let k = b.rope_pairs(&heads(&qkv[1], nkv)?, &cos, &sin)?;
             let v = heads(&qkv[2], nkv)?;
-            b.write_slice(&cache.k[l], &k, 2, pos)?;
-            b.write_slice(&cache.v[l], &v, 2, pos)?;
-            let attn = b.attention(&q, &cache.k[l], &cache.v[l], pos + t)?;
-            x = b.add(&x, &b.qlinear(&attn, &layer.wo)?)?;
+            let attn = match cache.as_deref_mut() {
+                Some(kv) => {
+                    b.write_slice(&kv.k[l], &k, 2, pos)?;
+                    b.write_slice(&kv.v[l], &v, 2, pos)?;
+                    b.attention(&q, &kv.k[l], &kv.v[l], pos + t)?
+                }
+                // Training: the keys and values of this sequence are the whole "cache".
+                None => b.attention(&q, &k, &v, t)?,
+            };
+            let o = self.adapt(l, 3, &attn, b.qlinear(&attn, &layer.wo)?)?;
+            x = b.add(&x, &o)?;
             let h = b.rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
-            let gate_up = layer.gate_up.apply(b, &h)?;
-            let mlp = b.qlinear(&b.mul(&b.silu(&gate_up[0])?, &gate_up[1])?, &layer.down)?;
+            let gate_up = layer
+                .gate_up
+                .apply(b, &h)?
+                .into_iter()
+                .enumerate()
+                .map(|(j, y)| self.adapt(l, 4 + j, &h, y))
+                .collect::<Result<Vec<_>>>()?;
+            let act = b.mul(&b.silu(&gate_up[0])?, &gate_up[1])?;
+            let mlp = self.adapt(l, 6, &act, b.qlinear(&act, &layer.down)?)?;
             x = b.add(&x, &mlp)?;
         }
-        cache.len = pos + t;
+        if let Some(kv) = cache {
+            kv.len = pos + t;
+        }
         let x = match which {
             Logits::Last => b.narrow(&x, 1, t - 1, 1)?,
             Logits::All => x,

@@ -261,8 +261,11 @@ pub struct Llama<B: Backend> {
 struct LoraRuntime<B: Backend> {
     adapter: crate::lora::LoraConfig,
     scaling: f32,
-    layers: Vec<[Option<(B::Tensor, B::Tensor)>; 7]>,
+    layers: Vec<LoraSlots<B>>,
 }
+
+/// One layer's `(A, B)` per module in [`MODULES`] order.
+type LoraSlots<B> = [Option<(<B as Backend>::Tensor, <B as Backend>::Tensor)>; 7];
 
 impl<B: Backend> std::fmt::Debug for Llama<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -449,7 +452,7 @@ impl<B: Backend> Llama<B> {
         let r = a.config.r;
         let mut layers = Vec::with_capacity(a.layers.len());
         for (l, mods) in a.layers.iter().enumerate() {
-            let mut slots: [Option<(B::Tensor, B::Tensor)>; 7] = Default::default();
+            let mut slots: LoraSlots<B> = Default::default();
             for (
                 m,
                 LoraPair {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fetch;
 pub mod generate;
 pub mod inspect;
+pub mod lora;
 pub mod manifest;
 pub mod rag;
 pub mod train;

@@ -258,6 +258,21 @@ enum Cmd {
         #[arg(required = true)]
         texts: Vec<String>,
     },
+    /// Merge a LoRA adapter into a GGUF decoder's weights (W + alpha/r·B·A) and write a new GGUF.
+    Merge {
+        /// Base decoder: model name or GGUF path.
+        #[arg(long, default_value = "smollm2-135m-instruct")]
+        base: String,
+        /// Adapter directory (PEFT layout).
+        #[arg(long)]
+        adapter: PathBuf,
+        /// Output GGUF (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Type of the merged matrices (f32, q8_0, ...; default: the base's own).
+        #[arg(long = "type")]
+        ty: Option<String>,
+    },
     /// Evaluate a model on labeled data (see `cairn eval classify --help`).
     Eval {
         #[command(subcommand)]
@@ -271,6 +286,72 @@ enum TrainCmd {
     /// Fine-tune an encoder with a sequence-classification head (single- or
     /// multi-label) into a transformers-layout model directory.
     Classify(Box<TrainClassifyArgs>),
+    /// LoRA supervised fine-tuning of a GGUF decoder (completion-only loss,
+    /// packing); writes a PEFT adapter directory.
+    Lora(Box<TrainLoraArgs>),
+}
+
+/// Options of `cairn train lora` (names as in PEFT's `LoraConfig` and TRL's `SFTConfig`).
+#[derive(clap::Args)]
+struct TrainLoraArgs {
+    /// Base decoder: model name or GGUF path (stays quantized in its blocks).
+    #[arg(long, default_value = "smollm2-135m-instruct")]
+    base: String,
+    /// SFT data: JSONL with {"messages": [...]} or {"prompt", "completion"}.
+    #[arg(long)]
+    data: PathBuf,
+    /// Validation data (same format): perplexity of its completions before and after.
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// Adapter output directory (adapter_config.json + adapter_model.safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    r: usize,
+    /// LoRA alpha (scaling alpha / r).
+    #[arg(long, default_value_t = 16.0)]
+    alpha: f32,
+    /// Dropout on the LoRA branch input.
+    #[arg(long, default_value_t = 0.05)]
+    dropout: f32,
+    /// Targeted projections.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    )]
+    target_modules: Vec<String>,
+    /// rsLoRA scaling (alpha / sqrt(r)).
+    #[arg(long)]
+    use_rslora: bool,
+    /// Epochs.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    /// Decay after warm-up: cosine, linear or constant.
+    #[arg(long, default_value = "cosine")]
+    schedule: String,
+    /// Share of steps spent warming up.
+    #[arg(long, default_value_t = 0.03)]
+    warmup_ratio: f64,
+    /// Sequences per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// Tokens per (packed) sequence.
+    #[arg(long, default_value_t = 256)]
+    seq_len: usize,
+    /// One example per sequence instead of packing.
+    #[arg(long)]
+    no_packing: bool,
+    /// Gradient-norm clip (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Seed of A's initialisation, shuffles and dropout.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 /// Options of `cairn train classify` (names as in transformers' `TrainingArguments`).
@@ -385,6 +466,10 @@ struct GenArgs {
     /// Model name or GGUF path.
     #[arg(long, default_value = "smollm2-135m-instruct")]
     model: String,
+    /// A LoRA adapter directory in PEFT's layout (adapter_config.json +
+    /// adapter_model.safetensors), applied unmerged.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Compute backend: cpu, gpu (wgpu; an error when no adapter works) or
     /// auto (a hardware GPU when there is one, else the CPU, saying why).
     #[arg(long, default_value = "cpu")]
@@ -508,8 +593,12 @@ fn generate_once<B: cairn_core::backend::Backend>(
     prompt: &str,
     messages: Option<&[ChatMessage]>,
     config: &GenerationConfig,
+    adapter: Option<&Path>,
 ) -> Result<()> {
-    let generator = load_generator(backend, path)?;
+    let mut generator = load_generator(backend, path)?;
+    if let Some(a) = adapter {
+        cairn::lora::apply_adapter(&mut generator, a)?;
+    }
     let prompt = match messages {
         Some(m) => generator.apply_chat_template(m, true)?,
         None => prompt.to_string(),
@@ -524,9 +613,13 @@ fn chat_loop<B: cairn_core::backend::Backend>(
     path: &Path,
     system: &[String],
     config: &GenerationConfig,
+    adapter: Option<&Path>,
 ) -> Result<()> {
     use std::io::{BufRead, IsTerminal, Write};
-    let generator = load_generator(backend, path)?;
+    let mut generator = load_generator(backend, path)?;
+    if let Some(a) = adapter {
+        cairn::lora::apply_adapter(&mut generator, a)?;
+    }
     let mut msgs: Vec<ChatMessage> = system
         .iter()
         .map(|s| ChatMessage::new("system", s))
@@ -629,6 +722,7 @@ fn run(cli: Cli) -> Result<()> {
             let config = decoding.config();
             config.validate()?;
             let path = resolve_model(&decoding.model, &cache)?;
+            let adapter = decoding.adapter.clone();
             let messages = chat.then(|| {
                 let mut msgs: Vec<ChatMessage> = system
                     .iter()
@@ -638,8 +732,22 @@ fn run(cli: Cli) -> Result<()> {
                 msgs
             });
             match pick_backend(&decoding.backend)? {
-                Picked::Cpu(b) => generate_once(b, &path, &prompt, messages.as_deref(), &config),
-                Picked::Gpu(b) => generate_once(b, &path, &prompt, messages.as_deref(), &config),
+                Picked::Cpu(b) => generate_once(
+                    b,
+                    &path,
+                    &prompt,
+                    messages.as_deref(),
+                    &config,
+                    adapter.as_deref(),
+                ),
+                Picked::Gpu(b) => generate_once(
+                    b,
+                    &path,
+                    &prompt,
+                    messages.as_deref(),
+                    &config,
+                    adapter.as_deref(),
+                ),
             }
         }
         Cmd::EvalRetrieval {
@@ -840,9 +948,14 @@ fn run(cli: Cli) -> Result<()> {
             let config = decoding.config();
             config.validate()?;
             let path = resolve_model(&decoding.model, &cache)?;
+            let adapter = decoding.adapter.clone();
             match pick_backend(&decoding.backend)? {
-                Picked::Cpu(b) => chat_loop(b, &path, system.as_slice(), &config),
-                Picked::Gpu(b) => chat_loop(b, &path, system.as_slice(), &config),
+                Picked::Cpu(b) => {
+                    chat_loop(b, &path, system.as_slice(), &config, adapter.as_deref())
+                }
+                Picked::Gpu(b) => {
+                    chat_loop(b, &path, system.as_slice(), &config, adapter.as_deref())
+                }
             }
         }
         Cmd::Perplexity {
@@ -937,6 +1050,73 @@ fn run(cli: Cli) -> Result<()> {
                 s.seconds,
                 s.examples_per_second,
                 a.out.display()
+            );
+            Ok(())
+        }
+        Cmd::Train {
+            what: TrainCmd::Lora(a),
+        } => {
+            let decay = a.schedule.parse().map_err(Error::Core)?;
+            let opts = cairn::lora::TrainLoraOptions {
+                base: resolve_model(&a.base, &cache)?,
+                data: a.data.clone(),
+                val: a.val.clone(),
+                out: a.out.clone(),
+                lora: cairn_core::lora::LoraConfig {
+                    r: a.r,
+                    alpha: a.alpha,
+                    dropout: a.dropout,
+                    target_modules: a.target_modules.clone(),
+                    use_rslora: a.use_rslora,
+                    base_model: None,
+                },
+                packing: !a.no_packing,
+                sft: cairn_core::train::sft::SftConfig {
+                    epochs: a.epochs,
+                    lr: a.lr,
+                    decay,
+                    warmup_ratio: a.warmup_ratio,
+                    max_grad_norm: a.max_grad_norm,
+                    grad_accum: a.grad_accum,
+                    seq_len: a.seq_len,
+                    seed: a.seed,
+                    ..Default::default()
+                },
+            };
+            for m in &opts.lora.target_modules {
+                if cairn_core::lora::module_index(m).is_none() {
+                    return Err(Error::Model(format!(
+                        "--target-modules: '{m}' is not one of {:?}",
+                        cairn_core::lora::MODULES
+                    )));
+                }
+            }
+            let s = cairn::lora::train_lora(&opts)?;
+            if let Some((b, after)) = s.val_perplexity {
+                println!("validation perplexity of the completions: {b:.3} → {after:.3}");
+            }
+            println!(
+                "{} epochs, {:.2} s/step, {:.1} target tokens/s; adapter in {}",
+                s.epochs.len(),
+                s.seconds_per_step,
+                s.tokens_per_second,
+                a.out.display()
+            );
+            Ok(())
+        }
+        Cmd::Merge {
+            base,
+            adapter,
+            out,
+            ty,
+        } => {
+            let ty = ty.as_deref().map(parse_type).transpose()?;
+            let base = resolve_model(&base, &cache)?;
+            let n = cairn::lora::merge_gguf(&base, &adapter, &out, ty)?;
+            println!(
+                "merged {n} adapted projections of {} into {}",
+                adapter.display(),
+                out.display()
             );
             Ok(())
         }

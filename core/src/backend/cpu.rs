@@ -234,9 +234,9 @@ impl Backend for CpuBackend {
             if self.fused {
                 QKernel::Candle(QMatMul::from_qtensor(q)?)
             } else {
-                // Training needs gradients through the layer input; candle's
-                // quantized matmul has no backward, so keep an f32 copy.
-                QKernel::Candle(QMatMul::Tensor(q.dequantize(&Device::Cpu)?))
+                // Training (QLoRA): the frozen weight stays in its blocks;
+                // forward and backward dequantize it transiently.
+                QKernel::Frozen(std::sync::Arc::new(q))
             }
         };
         Ok(CpuQMatrix {
@@ -275,6 +275,7 @@ impl Backend for CpuBackend {
                 Tensor::from_vec(p.matmul(&xs, rows), (rows, w.rows), &Device::Cpu)?
             }
             QKernel::Candle(q) => q.forward(&x2.contiguous()?)?,
+            QKernel::Frozen(q) => x2.contiguous()?.apply_op1(FrozenLinear(q.clone()))?,
         };
         let mut out = xd.to_vec();
         if let Some(last) = out.last_mut() {
@@ -569,6 +570,54 @@ const PREFILL_GEMM_ROWS: usize = 8;
 enum QKernel {
     Packed(PackedMatrix),
     Candle(QMatMul),
+    /// A frozen quantized weight for training (see [`FrozenLinear`]).
+    Frozen(std::sync::Arc<candle_core::quantized::QTensor>),
+}
+
+/// `x · Wᵀ` with a quantized, frozen `W[rows, cols]` and a backward pass
+/// for `x` only (`∂x = ∂y · W`): QLoRA's base layer. The weight stays in
+/// its ggml blocks; each pass dequantizes it into a transient f32 matrix
+/// for one GEMM, so memory holds the quantized model plus one layer's
+/// expansion at a time.
+struct FrozenLinear(std::sync::Arc<candle_core::quantized::QTensor>);
+
+impl candle_core::CustomOp1 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "frozen-quantized-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("frozen-quantized-linear: f32 input required");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("frozen-quantized-linear: contiguous input required");
+        };
+        let (rows, inner) = layout.shape().dims2()?;
+        let x = Tensor::from_slice(&data[start..end], (rows, inner), &Device::Cpu)?;
+        let w = self.0.dequantize(&Device::Cpu)?;
+        let y = x.matmul(&w.t()?)?;
+        let out_cols = y.dim(1)?;
+        let values = y.flatten_all()?.to_vec1::<f32>()?;
+        Ok((
+            candle_core::CpuStorage::F32(values),
+            candle_core::Shape::from((rows, out_cols)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let w = self.0.dequantize(&Device::Cpu)?;
+        Ok(Some(grad_res.matmul(&w)?))
+    }
 }
 
 fn check_count(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {

@@ -146,6 +146,11 @@ impl<B: Backend> Generator<B> {
         &self.model
     }
 
+    /// The decoder, mutably (to set or swap a LoRA adapter).
+    pub fn model_mut(&mut self) -> &mut Llama<B> {
+        &mut self.model
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer

@@ -94,6 +94,25 @@ impl LlamaConfig {
         Ok(cfg)
     }
 
+    /// `(in, out)` of a projection by its Hugging Face / PEFT name
+    /// (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`,
+    /// `down_proj`; anything else is taken as `down_proj`).
+    pub fn projection_dims(&self, module: &str) -> (usize, usize) {
+        let (h, q, kv, ff) = (
+            self.hidden_size,
+            self.num_heads * self.head_dim,
+            self.num_kv_heads * self.head_dim,
+            self.intermediate_size,
+        );
+        match module {
+            "q_proj" => (h, q),
+            "k_proj" | "v_proj" => (h, kv),
+            "o_proj" => (q, h),
+            "gate_proj" | "up_proj" => (h, ff),
+            _ => (ff, h),
+        }
+    }
+
     fn check(&self, file: &str) -> Result<()> {
         let bad = |detail: String| {
             Err(Error::Model {
@@ -254,6 +273,8 @@ pub struct Llama<B: Backend> {
     rope_sin: B::Tensor,
     /// The active LoRA adapter, applied unmerged.
     lora: Option<LoraRuntime<B>>,
+    /// Training only: LoRA dropout probability and the generator of its masks.
+    lora_dropout: std::sync::Mutex<Option<(f32, crate::util::Rng)>>,
 }
 
 /// An adapter on the backend: per layer and module ([`MODULES`] order) the
@@ -382,6 +403,7 @@ impl<B: Backend> Llama<B> {
         let rope_sin = backend.tensor_f32(&rope_sin, &[c.context_length, half])?;
         Ok(Llama {
             lora: None,
+            lora_dropout: std::sync::Mutex::new(None),
             norm: vector("output_norm.weight", c.hidden_size)?,
             backend,
             config,
@@ -405,20 +427,7 @@ impl<B: Backend> Llama<B> {
 
     /// `(in, out)` of a LoRA-targetable projection ([`MODULES`]).
     pub fn projection_dims(&self, module: &str) -> (usize, usize) {
-        let c = &self.config;
-        let (h, q, kv, ff) = (
-            c.hidden_size,
-            c.num_heads * c.head_dim,
-            c.num_kv_heads * c.head_dim,
-            c.intermediate_size,
-        );
-        match module {
-            "q_proj" => (h, q),
-            "k_proj" | "v_proj" => (h, kv),
-            "o_proj" => (q, h),
-            "gate_proj" | "up_proj" => (h, ff),
-            _ => (ff, h),
-        }
+        self.config.projection_dims(module)
     }
 
     /// Heads whose rows llama.cpp permutes in a module's output (Q and K).
@@ -548,7 +557,16 @@ impl<B: Backend> Llama<B> {
         }))
     }
 
-    /// `y + s·(x·Aᵀ)·Bᵀ` when layer `l` adapts module `j`, else `y`.
+    /// Training: drop LoRA inputs with probability `p` (masks drawn from a
+    /// generator seeded with `seed`, as PEFT's `lora_dropout`); `None` turns
+    /// dropout off (inference).
+    pub fn set_lora_dropout(&self, dropout: Option<(f32, u64)>) {
+        if let Ok(mut d) = self.lora_dropout.lock() {
+            *d = dropout.map(|(p, seed)| (p, crate::util::Rng::new(seed)));
+        }
+    }
+
+    /// `y + s·(dropout(x)·Aᵀ)·Bᵀ` when layer `l` adapts module `j`, else `y`.
     fn adapt(&self, l: usize, j: usize, x: &B::Tensor, y: B::Tensor) -> Result<B::Tensor> {
         let b = &self.backend;
         match self
@@ -557,7 +575,22 @@ impl<B: Backend> Llama<B> {
             .and_then(|rt| rt.layers[l][j].as_ref().map(|p| (rt.scaling, p)))
         {
             Some((s, (wa, wb))) => {
-                let d = b.linear(&b.linear(x, wa, None)?, wb, None)?;
+                let mask = match self.lora_dropout.lock().ok().as_deref_mut() {
+                    Some(Some((p, rng))) => {
+                        let shape = b.shape(x);
+                        let keep = 1.0 / (1.0 - *p);
+                        let m: Vec<f32> = (0..shape.iter().product::<usize>())
+                            .map(|_| if rng.uniform() as f32 > *p { keep } else { 0.0 })
+                            .collect();
+                        Some(b.tensor_f32(&m, &shape)?)
+                    }
+                    _ => None,
+                };
+                let dropped = match &mask {
+                    Some(m) => b.mul(x, m)?,
+                    None => x.clone(),
+                };
+                let d = b.linear(&b.linear(&dropped, wa, None)?, wb, None)?;
                 b.add(&y, &b.scale(&d, s)?)
             }
             None => Ok(y),

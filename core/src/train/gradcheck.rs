@@ -127,6 +127,20 @@ fn matrix_ops() {
         &[t(&[2, 3, 4], 24), t(&[5, 4], 25), t(&[5], 26)],
         &|b, x| b.linear(&x[0], &x[1], Some(&x[2])).unwrap(),
     );
+    // QLoRA's frozen base: the weight stays quantized, gradients reach the input.
+    check("qlinear (Q8_0, Q4_1)", &[t(&[3, 32], 28)], &|b, x| {
+        let w = pseudo_random(4 * 32, 29);
+        let mut outs = Vec::new();
+        for ty in [
+            crate::formats::gguf::GgmlType::Q8_0,
+            crate::formats::gguf::GgmlType::Q4_1,
+        ] {
+            let bytes = crate::quant::quantize(ty, &w, "w").unwrap();
+            let q = b.qmatrix(ty, &bytes, 4, 32, "w").unwrap();
+            outs.push(b.qlinear(&x[0], &q).unwrap());
+        }
+        b.cat(&outs, 1).unwrap()
+    });
     check("embedding", &[t(&[5, 3], 27)], &|b, x| {
         let ids = b.tensor_u32(&[4, 0, 4, 2], &[2, 2]).unwrap();
         b.embedding(&ids, &x[0]).unwrap()

@@ -12,6 +12,8 @@
 //! - [`data`]: labeled JSONL examples and length-grouped dynamic-padding batches.
 //! - [`classify`]: sequence-classification fine-tuning with class weights,
 //!   gradient accumulation, early stopping and resumable checkpoints.
+//! - [`sft`]: LoRA supervised fine-tuning of the decoder (completion-only
+//!   loss, packing, LoRA dropout).
 //! - [`plot`]: loss / metric curves as SVG.
 
 pub mod classify;
@@ -21,3 +23,4 @@ mod gradcheck;
 pub mod optim;
 pub mod plot;
 pub mod schedule;
+pub mod sft;

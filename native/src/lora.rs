@@ -262,7 +262,7 @@ pub fn train_lora(o: &TrainLoraOptions) -> Result<LoraSummary> {
         "target_modules": o.lora.target_modules, "packing": o.packing,
         "seq_len": o.sft.seq_len, "epochs": o.sft.epochs, "lr": o.sft.lr,
         "grad_accum": o.sft.grad_accum, "seed": o.sft.seed,
-        "sequences": train.len(), "trainable": trainable, "base_parameters": base_parameters,
+        "sequences": train.len(), "steps": steps, "trainable": trainable, "base_parameters": base_parameters,
         "seconds": seconds, "target_tokens_per_second": tokens as f64 / seconds.max(1e-9),
         "val_perplexity_before_after": val_perplexity,
         "history": epochs,

@@ -352,6 +352,9 @@ struct TrainLoraArgs {
     /// Seed of A's initialisation, shuffles and dropout.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    max_steps: Option<u64>,
 }
 
 /// Options of `cairn train classify` (names as in transformers' `TrainingArguments`).
@@ -458,6 +461,14 @@ struct RetrieveArgs {
     /// Embedder (must be the one the index was built with).
     #[arg(long, default_value = "all-minilm-l6-v2")]
     embedder: String,
+    /// A classifier directory whose labels are collection names (`cairn
+    /// train classify`): the question is searched only in the predicted
+    /// collection (ignored when --collection is given).
+    #[arg(long)]
+    router: Option<PathBuf>,
+    /// Below this router probability, every collection is searched.
+    #[arg(long, default_value_t = 0.6)]
+    router_threshold: f32,
 }
 
 /// Decoding options shared by `generate` and `chat` (names as in transformers' `generate`).
@@ -846,12 +857,25 @@ fn run(cli: Cli) -> Result<()> {
                     )));
                 }
             };
+            let mut collections = retrieval.collection.clone();
+            if let (Some(dir), true) = (&retrieval.router, collections.is_empty()) {
+                let router = cairn::train::load_classifier(dir, None)?;
+                let available: Vec<String> = ix.collections.keys().cloned().collect();
+                let r = cairn::train::route(
+                    &router,
+                    &question,
+                    retrieval.router_threshold,
+                    &available,
+                )?;
+                tracing::info!(label = %r.label, score = r.score, "router: {}", r.reason);
+                collections = r.collections;
+            }
             let opts = SearchOptions {
                 method,
                 candidates: retrieval.candidates,
                 k: retrieval.k,
                 mmr_lambda: retrieval.mmr,
-                collections: retrieval.collection.clone(),
+                collections,
                 ..Default::default()
             };
             let started = std::time::Instant::now();
@@ -1080,6 +1104,7 @@ fn run(cli: Cli) -> Result<()> {
                     grad_accum: a.grad_accum,
                     seq_len: a.seq_len,
                     seed: a.seed,
+                    max_steps: a.max_steps,
                     ..Default::default()
                 },
             };

@@ -416,3 +416,62 @@ pub fn eval_classifier(
         .collect();
     Ok((report(&labels, &truth, &preds)?, preds))
 }
+
+/// Where a question goes: the router's top label when it is confident
+/// enough and names a collection of the index, else every collection.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Route {
+    /// Collections to search (empty: all).
+    pub collections: Vec<String>,
+    /// The router's top label and its probability.
+    pub label: String,
+    /// Probability of `label`.
+    pub score: f32,
+    /// Why this route (for the log).
+    pub reason: String,
+}
+
+/// Routes `question` with `router` among `available` collections.
+pub fn route(
+    router: &TextClassifier<CpuBackend>,
+    question: &str,
+    threshold: f32,
+    available: &[String],
+) -> Result<Route> {
+    let p = router
+        .predict(&[question])?
+        .pop()
+        .ok_or_else(|| Error::Model("the router returned no prediction".into()))?;
+    let (best, score) = p
+        .scores
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, s)| (i, *s))
+        .unwrap_or((0, 0.0));
+    let label = router.labels()[best].clone();
+    let (collections, reason) = if score < threshold {
+        (
+            Vec::new(),
+            format!("confidence {score:.3} < {threshold}: searching all"),
+        )
+    } else if !available.contains(&label) {
+        (
+            Vec::new(),
+            format!(
+                "label '{label}' is not a collection of the index ({available:?}): searching all"
+            ),
+        )
+    } else {
+        (
+            vec![label.clone()],
+            format!("confidence {score:.3} ≥ {threshold}"),
+        )
+    };
+    Ok(Route {
+        collections,
+        label,
+        score,
+        reason,
+    })
+}

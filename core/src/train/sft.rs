@@ -39,6 +39,8 @@ pub struct SftConfig {
     pub seq_len: usize,
     /// Seed of shuffles and dropout.
     pub seed: u64,
+    /// Stop after this many optimizer steps (the schedule ends there too).
+    pub max_steps: Option<u64>,
 }
 
 impl Default for SftConfig {
@@ -56,6 +58,7 @@ impl Default for SftConfig {
             grad_accum: 1,
             seq_len: 256,
             seed: 42,
+            max_steps: None,
         }
     }
 }
@@ -195,6 +198,7 @@ impl<'m> SftTrainer<'m> {
         }
         let opt = AdamW::new(params, config.adamw)?;
         let total = (sequences.div_ceil(config.grad_accum) * config.epochs) as u64;
+        let total = config.max_steps.map_or(total, |m| total.min(m.max(1)));
         let schedule = Schedule {
             peak: config.lr,
             warmup: (config.warmup_ratio * total as f64).round() as u64,
@@ -256,6 +260,9 @@ impl<'m> SftTrainer<'m> {
                 .shuffle(&mut order);
             let mut step_losses = Vec::new();
             for group in order.chunks(self.config.grad_accum) {
+                if self.step >= self.schedule.total {
+                    break;
+                }
                 self.model.set_lora_dropout((dropout > 0.0).then(|| {
                     (
                         dropout,

@@ -148,6 +148,50 @@ fn trains_resumes_classifies_and_reports() {
     assert!(r["macro_f1"].as_f64().unwrap() >= 0.9, "{stdout}");
     assert_eq!(r["confusion"].as_array().unwrap().len(), 2);
 
+    // The classifier as a router: `ask` searches only the predicted collection.
+    let ix = dir.path().join("ix.cidx");
+    for (name, texts) in [("pets", &PETS), ("money", &MONEY)] {
+        let f = dir.path().join(format!("{name}.txt"));
+        std::fs::write(&f, texts.join("\n\n")).unwrap();
+        let (ok, _, err) = cairn(&[
+            "index",
+            f.to_str().unwrap(),
+            "--collection",
+            name,
+            "--index",
+            ix.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+    }
+    let ask = |q: &str, threshold: &str| {
+        let (ok, stdout, err) = cairn(&[
+            "ask",
+            q,
+            "--index",
+            ix.to_str().unwrap(),
+            "--retrieve-only",
+            "--router",
+            m,
+            "--router-threshold",
+            threshold,
+        ]);
+        assert!(ok, "{err}");
+        let hits: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+        let mut c: Vec<String> = hits
+            .iter()
+            .map(|h| h["collection"].as_str().unwrap().to_string())
+            .collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+    assert_eq!(ask("Where can I adopt a kitten?", "0.5"), vec!["pets"]);
+    // Never confident enough: every collection is searched.
+    assert_eq!(
+        ask("Where can I adopt a kitten?", "1.01"),
+        vec!["money", "pets"]
+    );
+
     // Errors name the file and line or label.
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"text\": \"x\", \"label\": \"pets\"}\nnot json\n").unwrap();

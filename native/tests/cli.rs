@@ -3,20 +3,8 @@
 
 mod common;
 
+use common::cairn;
 use std::process::Command;
-
-fn cairn(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .env("CAIRN_LOG", "warn")
-        .output()
-        .expect("run cairn");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn embed_prints_vectors_and_the_reference_cosine() {

@@ -5,20 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-fn cairn(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .env("CAIRN_LOG", "warn")
-        .output()
-        .expect("run cairn");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cairn;
 
 const PETS: [&str; 8] = [
     "My cat sleeps on the sofa all afternoon.",

@@ -11,11 +11,11 @@
 //! the next epoch with identical results: shuffles and dropout masks derive
 //! from the seed, the epoch and the step only.
 
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{D, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::data::length_grouped_batches;
-use super::optim::{AdamW, AdamWConfig, Param, clip_grad_norm};
+use super::optim::{AdamW, AdamWConfig, clip_grad_norm, make_params};
 use super::schedule::{Decay, Schedule};
 use crate::backend::cpu::CpuBackend;
 use crate::error::{Error, Result};
@@ -231,12 +231,7 @@ impl Trainer {
                 model.config().labels.len()
             )));
         }
-        let mut params = Vec::new();
-        for (name, t) in model.parameters_mut() {
-            let var = Var::from_tensor(t)?;
-            *t = var.as_tensor().clone();
-            params.push(Param::new(name, var));
-        }
+        let params = make_params(model.parameters_mut())?;
         let opt = AdamW::new(params, config.adamw)?;
         let micro = train_len.div_ceil(config.batch_size);
         let total = (micro.div_ceil(config.grad_accum) * config.epochs) as u64;
@@ -267,11 +262,7 @@ impl Trainer {
 
     /// Trainable parameters (count of values).
     pub fn trainable_parameters(&self) -> usize {
-        self.opt
-            .params()
-            .iter()
-            .map(|p| p.var.as_tensor().elem_count())
-            .sum()
+        self.opt.trainable_values()
     }
 
     /// The learning-rate schedule in use.
@@ -498,14 +489,7 @@ impl Trainer {
                     let (loss, _) = self.batch_loss(train, idx, Some(&mut dropout))?;
                     let scaled = (&loss / group.len() as f64)?;
                     let store = scaled.backward()?;
-                    for (g, p) in grads.iter_mut().zip(self.opt.params()) {
-                        if let Some(new) = store.get(p.var.as_tensor()) {
-                            *g = Some(match g.take() {
-                                Some(old) => (old + new)?,
-                                None => new.clone(),
-                            });
-                        }
-                    }
+                    self.opt.accumulate(&mut grads, &store)?;
                     loss_sum += loss.to_scalar::<f32>()?;
                     examples += idx.len();
                 }

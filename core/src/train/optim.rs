@@ -31,6 +31,19 @@ impl Param {
     }
 }
 
+/// Turns a model's named weights into variables (each tensor is replaced
+/// in place by its variable, so the model reads what the optimizer updates).
+pub fn make_params(named: Vec<(String, &mut Tensor)>) -> Result<Vec<Param>> {
+    named
+        .into_iter()
+        .map(|(name, t)| {
+            let var = Var::from_tensor(t)?;
+            *t = var.as_tensor().clone();
+            Ok(Param::new(name, var))
+        })
+        .collect()
+}
+
 /// AdamW hyper-parameters (PyTorch's defaults except the learning rate,
 /// which the schedule sets per step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,6 +110,32 @@ impl AdamW {
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.t
+    }
+
+    /// Values being trained (what PEFT's `print_trainable_parameters` counts).
+    pub fn trainable_values(&self) -> usize {
+        self.params
+            .iter()
+            .map(|p| p.var.as_tensor().elem_count())
+            .sum()
+    }
+
+    /// Adds the gradients of one backward pass to `acc` (one slot per
+    /// parameter, in [`AdamW::params`] order): gradient accumulation.
+    pub fn accumulate(
+        &self,
+        acc: &mut [Option<Tensor>],
+        store: &candle_core::backprop::GradStore,
+    ) -> Result<()> {
+        for (g, p) in acc.iter_mut().zip(&self.params) {
+            if let Some(new) = store.get(p.var.as_tensor()) {
+                *g = Some(match g.take() {
+                    Some(old) => (old + new)?,
+                    None => new.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// One update with learning rate `lr`; `grads[i]` belongs to

@@ -8,10 +8,10 @@
 //! cuts the stream into `seq_len` pieces, as TRL's `packing=True` does;
 //! attention is causal over the whole packed sequence.
 
-use candle_core::{D, Device, Tensor, Var};
+use candle_core::{D, Device, Tensor};
 
 use super::classify::{EpochLog, StepLog};
-use super::optim::{AdamW, AdamWConfig, Param, clip_grad_norm};
+use super::optim::{AdamW, AdamWConfig, clip_grad_norm, make_params};
 use super::schedule::{Decay, Schedule};
 use crate::backend::cpu::CpuBackend;
 use crate::error::{Error, Result};
@@ -185,12 +185,7 @@ impl<'m> SftTrainer<'m> {
                 "epochs and gradient accumulation must be at least 1".into(),
             ));
         }
-        let mut params = Vec::new();
-        for (name, t) in model.lora_parameters_mut() {
-            let var = Var::from_tensor(t)?;
-            *t = var.as_tensor().clone();
-            params.push(Param::new(name, var));
-        }
+        let params = make_params(model.lora_parameters_mut())?;
         if params.is_empty() {
             return Err(Error::Input(
                 "the model has no LoRA adapter to train (set one first)".into(),
@@ -216,11 +211,7 @@ impl<'m> SftTrainer<'m> {
 
     /// Trainable values (the adapter's).
     pub fn trainable_parameters(&self) -> usize {
-        self.opt
-            .params()
-            .iter()
-            .map(|p| p.var.as_tensor().elem_count())
-            .sum()
+        self.opt.trainable_values()
     }
 
     /// The schedule in use.
@@ -276,14 +267,7 @@ impl<'m> SftTrainer<'m> {
                 for &i in group {
                     let (loss, count) = sequence_loss(self.model, &train[i])?;
                     let store = (&loss / group.len() as f64)?.backward()?;
-                    for (g, p) in grads.iter_mut().zip(self.opt.params()) {
-                        if let Some(new) = store.get(p.var.as_tensor()) {
-                            *g = Some(match g.take() {
-                                Some(old) => (old + new)?,
-                                None => new.clone(),
-                            });
-                        }
-                    }
+                    self.opt.accumulate(&mut grads, &store)?;
                     loss_sum += loss.to_scalar::<f32>()?;
                     tokens += count;
                 }

@@ -38,3 +38,17 @@ pub fn write_safetensors(path: &std::path::Path, tensors: &[(String, Vec<usize>,
     }
     std::fs::write(path, out).unwrap();
 }
+
+/// Runs the `cairn` binary of this build: (success, stdout, stderr).
+pub fn cairn(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .expect("run cairn");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

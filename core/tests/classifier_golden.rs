@@ -133,3 +133,44 @@ fn mismatched_classifier_files_are_named_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn the_gpu_backend_gives_the_same_logits() {
+    let Some(gpu) = cairn_core::testing::gpu_backend_or_skip() else {
+        return;
+    };
+    let g = golden();
+    let (ids, mask) = (flat_u32(&g["ids"]), flat_u32(&g["mask"]));
+    for name in ["bert", "distilbert"] {
+        let config =
+            ClassifierConfig::from_json(&std::fs::read(dir(name).join("config.json")).unwrap())
+                .unwrap();
+        let bytes = std::fs::read(dir(name).join("model.safetensors")).unwrap();
+        let st = SafeTensors::parse(&bytes, "model.safetensors").unwrap();
+        let model = SequenceClassifier::load(gpu.clone(), config, &st).unwrap();
+        let logits = pollster::block_on(
+            gpu.read_f32(&model.forward(&ids, &mask, 3, ids.len() / 3).unwrap()),
+        )
+        .unwrap();
+        let want: Vec<f32> = g[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+            })
+            .collect();
+        let worst = want
+            .iter()
+            .zip(&logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-3,
+            "{name} on the GPU: logits differ from transformers by {worst}"
+        );
+    }
+}

@@ -257,6 +257,9 @@ enum Cmd {
         /// Texts to classify.
         #[arg(required = true)]
         texts: Vec<String>,
+        /// Compute backend: cpu, gpu or auto (as for `generate`).
+        #[arg(long, default_value = "cpu")]
+        backend: String,
     },
     /// Merge a LoRA adapter into a GGUF decoder's weights (W + alpha/r·B·A) and write a new GGUF.
     Merge {
@@ -583,6 +586,17 @@ fn pick_backend(name: &str) -> Result<Picked> {
             "unknown --backend '{other}' (cpu, gpu, auto)"
         ))),
     }
+}
+
+/// `cairn classify` on any backend: the label names and one prediction per text.
+fn classify_texts<B: cairn_core::backend::Backend>(
+    backend: B,
+    dir: &Path,
+    texts: &[&str],
+) -> Result<(Vec<String>, Vec<cairn_core::models::classifier::Prediction>)> {
+    let c = cairn::train::load_classifier_on(backend, dir, None)?;
+    let preds = pollster::block_on(c.predict_async(texts))?;
+    Ok((c.labels().to_vec(), preds))
 }
 
 /// `cairn embed` on any backend.
@@ -1145,23 +1159,27 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Classify { model, texts } => {
-            let c = cairn::train::load_classifier(&model, None)?;
+        Cmd::Classify {
+            model,
+            texts,
+            backend,
+        } => {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let preds = c.predict(&refs)?;
+            let (labels, preds) = match pick_backend(&backend)? {
+                Picked::Cpu(b) => classify_texts(b, &model, &refs)?,
+                Picked::Gpu(b) => classify_texts(b, &model, &refs)?,
+            };
             let out: Vec<serde_json::Value> = texts
                 .iter()
                 .zip(&preds)
                 .map(|(t, p)| {
-                    let labels: Vec<&str> =
-                        p.labels.iter().map(|&i| c.labels()[i].as_str()).collect();
-                    let scores: serde_json::Map<String, serde_json::Value> = c
-                        .labels()
+                    let names: Vec<&str> = p.labels.iter().map(|&i| labels[i].as_str()).collect();
+                    let scores: serde_json::Map<String, serde_json::Value> = labels
                         .iter()
                         .zip(&p.scores)
                         .map(|(l, s)| (l.clone(), serde_json::json!(s)))
                         .collect();
-                    serde_json::json!({"text": t, "labels": labels, "scores": scores})
+                    serde_json::json!({"text": t, "labels": names, "scores": scores})
                 })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

@@ -385,10 +385,19 @@ pub fn load_classifier(
     dir: &Path,
     max_length: Option<usize>,
 ) -> Result<TextClassifier<CpuBackend>> {
+    load_classifier_on(CpuBackend::new(), dir, max_length)
+}
+
+/// [`load_classifier`] on any backend.
+pub fn load_classifier_on<B: cairn_core::backend::Backend>(
+    backend: B,
+    dir: &Path,
+    max_length: Option<usize>,
+) -> Result<TextClassifier<B>> {
     let base = load_base(dir)?;
     let config = serde_json::to_vec(&base.config).unwrap_or_default();
     TextClassifier::from_files(
-        CpuBackend::new(),
+        backend,
         ClassifierFiles {
             config: &config,
             weights: &base.weights,

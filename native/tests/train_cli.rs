@@ -122,6 +122,29 @@ fn trains_resumes_classifies_and_reports() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v[0]["labels"][0], "pets", "{stdout}");
     assert_eq!(v[1]["labels"][0], "money", "{stdout}");
+    // The GPU backend (lavapipe in CI) gives the CPU's scores.
+    if cairn_core::testing::gpu_backend_or_skip().is_some() {
+        let (ok, gout, err) = cairn(&[
+            "classify",
+            "--backend",
+            "gpu",
+            "--model",
+            m,
+            "My dog loves the beach.",
+            "Interest on the loan is due.",
+        ]);
+        assert!(ok, "{err}");
+        let g: serde_json::Value = serde_json::from_str(&gout).unwrap();
+        for i in 0..2 {
+            for l in ["pets", "money"] {
+                let (a, b) = (
+                    v[i]["scores"][l].as_f64().unwrap(),
+                    g[i]["scores"][l].as_f64().unwrap(),
+                );
+                assert!((a - b).abs() < 1e-3, "{l}: cpu {a} gpu {b}");
+            }
+        }
+    }
     let (ok, stdout, err) = cairn(&[
         "eval",
         "classify",

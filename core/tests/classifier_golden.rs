@@ -98,6 +98,66 @@ fn transformers_classifiers_give_their_logits() {
 }
 
 #[test]
+fn sentence_pairs_use_token_types_as_transformers_does() {
+    let g = golden();
+    let (ids, mask, types) = (
+        flat_u32(&g["ids"]),
+        flat_u32(&g["mask"]),
+        flat_u32(&g["types"]),
+    );
+    let config =
+        ClassifierConfig::from_json(&std::fs::read(dir("bert").join("config.json")).unwrap())
+            .unwrap();
+    let bytes = std::fs::read(dir("bert").join("model.safetensors")).unwrap();
+    let st = SafeTensors::parse(&bytes, "model.safetensors").unwrap();
+    let b = CpuBackend::new();
+    let model = SequenceClassifier::load(b.clone(), config, &st).unwrap();
+    let seq = ids.len() / 3;
+    let logits =
+        pollster::block_on(b.read_f32(&model.forward_pairs(&ids, &types, &mask, 3, seq).unwrap()))
+            .unwrap();
+    let want: Vec<f32> = g["bert_typed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let worst = want
+        .iter()
+        .zip(&logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "typed logits differ from transformers by {worst}"
+    );
+    // Types matter: without them the logits are far further from transformers'.
+    let untyped =
+        pollster::block_on(b.read_f32(&model.forward(&ids, &mask, 3, seq).unwrap())).unwrap();
+    let off = want
+        .iter()
+        .zip(&untyped)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("typed: max |Δ| {worst}; untyped: {off}");
+    assert!(
+        off > 20.0 * worst,
+        "token types change nothing ({off} vs {worst})"
+    );
+    // A wrong count of types is named.
+    let e = model
+        .forward_pairs(&ids, &types[1..], &mask, 3, seq)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("20 token types for batch 3 × seq 7"), "{e}");
+}
+
+#[test]
 fn mismatched_classifier_files_are_named_errors() {
     let cfg = std::fs::read(dir("bert").join("config.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&cfg).unwrap();

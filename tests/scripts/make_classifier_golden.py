@@ -5,7 +5,8 @@ Writes tests/fixtures/tiny_cls/{bert,distilbert}/ (config.json +
 model.safetensors as transformers' save_pretrained writes them) and
 tests/fixtures/tiny_cls/golden.json: for fixed padded id batches, the logits
 of BertForSequenceClassification (single-label) and
-DistilBertForSequenceClassification (multi-label) in eval mode.
+DistilBertForSequenceClassification (multi-label) in eval mode, and BERT's
+with sentence-pair token types.
 cairn's loader must reproduce them (core/tests/classifier_golden.rs).
 
     pip install torch transformers safetensors   # torch 2.15, transformers 4.57.1 here
@@ -21,6 +22,8 @@ from transformers import (BertConfig, BertForSequenceClassification, DistilBertC
 OUT = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_cls"
 IDS = [[2, 17, 45, 9, 3, 0, 0], [2, 88, 5, 61, 23, 71, 3], [2, 30, 3, 0, 0, 0, 0]]
 MASK = [[1 if t else 0 for t in row] for row in IDS]
+# Sentence-pair segments (a cross-encoder's query / passage): BERT adds token type 1.
+TYPES = [[0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 1], [0, 0, 1, 0, 0, 0, 0]]
 LABELS = {0: "alpha", 1: "beta", 2: "gamma"}
 
 
@@ -41,11 +44,20 @@ def main():
             for n, p in model.named_parameters():
                 if p.dim() == 1:
                     p.add_(0.1 * torch.randn_like(p))
+                # Segment embeddings and head large enough that token types move the logits.
+                if "token_type_embeddings" in n or n == "classifier.weight":
+                    p.mul_(30.0)
         model.eval()
         model.save_pretrained(OUT / name, safe_serialization=True)
         with torch.no_grad():
             logits = model(input_ids=torch.tensor(IDS), attention_mask=torch.tensor(MASK)).logits
         golden[name] = logits.tolist()
+        if name == "bert":
+            with torch.no_grad():
+                typed = model(input_ids=torch.tensor(IDS), attention_mask=torch.tensor(MASK),
+                              token_type_ids=torch.tensor(TYPES)).logits
+            golden["types"] = TYPES
+            golden["bert_typed"] = typed.tolist()
     (OUT / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
     print("wrote", OUT)
 

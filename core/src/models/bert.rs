@@ -480,7 +480,29 @@ impl<B: Backend> Encoder<B> {
         batch: usize,
         seq: usize,
     ) -> Result<B::Tensor> {
+        self.forward_typed(ids, None, attention_mask, batch, seq)
+    }
+
+    /// [`Encoder::forward`] with token types (segment ids, `[batch, seq]`):
+    /// 0 for the first text of a pair, 1 for the second, as transformers'
+    /// `token_type_ids`. DistilBERT has no segment embeddings and ignores them.
+    pub fn forward_typed(
+        &self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+        attention_mask: &[u32],
+        batch: usize,
+        seq: usize,
+    ) -> Result<B::Tensor> {
         let b = &self.backend;
+        if let Some(t) = token_types
+            && t.len() != batch * seq
+        {
+            return Err(Error::Shape {
+                op: "encoder forward",
+                detail: format!("{} token types for batch {batch} × seq {seq}", t.len()),
+            });
+        }
         let cfg = &self.config;
         if ids.len() != batch * seq || attention_mask.len() != batch * seq {
             return Err(Error::Shape {
@@ -504,9 +526,13 @@ impl<B: Backend> Encoder<B> {
         let mut x = b.embedding(&ids_t, &self.word_embeddings)?;
         let positions = b.narrow(&self.position_embeddings, 0, 0, seq)?;
         x = b.add(&x, &positions)?;
-        if let Some(tt) = &self.token_type_embeddings {
+        match (&self.token_type_embeddings, token_types) {
+            (Some(tt), Some(types)) => {
+                x = b.add(&x, &b.embedding(&b.tensor_u32(types, &[batch, seq])?, tt)?)?;
+            }
             // Token type 0 everywhere: add its row to every position.
-            x = b.add(&x, &b.narrow(tt, 0, 0, 1)?)?;
+            (Some(tt), None) => x = b.add(&x, &b.narrow(tt, 0, 0, 1)?)?,
+            (None, _) => {}
         }
         x = b.layer_norm(
             &x,

@@ -313,9 +313,23 @@ impl<B: Backend> SequenceClassifier<B> {
     /// The pooled representation `[batch, hidden]` (the first token's state
     /// through the pooling dense layer and its activation), before dropout.
     pub fn pooled(&self, ids: &[u32], mask: &[u32], batch: usize, seq: usize) -> Result<B::Tensor> {
+        self.pooled_typed(ids, None, mask, batch, seq)
+    }
+
+    /// [`SequenceClassifier::pooled`] with token types (sentence pairs).
+    pub fn pooled_typed(
+        &self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+        mask: &[u32],
+        batch: usize,
+        seq: usize,
+    ) -> Result<B::Tensor> {
         let b = self.encoder.backend();
         let h = self.config.encoder.hidden_size;
-        let states = self.encoder.forward(ids, mask, batch, seq)?;
+        let states = self
+            .encoder
+            .forward_typed(ids, token_types, mask, batch, seq)?;
         let first = b.reshape(&b.narrow(&states, 1, 0, 1)?, &[batch, h])?;
         let x = b.linear(&first, &self.pre.weight, Some(&self.pre.bias))?;
         match self.config.encoder.architecture {
@@ -339,6 +353,20 @@ impl<B: Backend> SequenceClassifier<B> {
         seq: usize,
     ) -> Result<B::Tensor> {
         self.logits_from_pooled(&self.pooled(ids, mask, batch, seq)?)
+    }
+
+    /// Logits for sentence pairs: padded ids, their token types (0 for the
+    /// first text, 1 for the second) and mask, all `[batch, seq]` — how a
+    /// cross-encoder scores (query, passage).
+    pub fn forward_pairs(
+        &self,
+        ids: &[u32],
+        token_types: &[u32],
+        mask: &[u32],
+        batch: usize,
+        seq: usize,
+    ) -> Result<B::Tensor> {
+        self.logits_from_pooled(&self.pooled_typed(ids, Some(token_types), mask, batch, seq)?)
     }
 
     /// Every trainable weight with its checkpoint name (see

@@ -63,6 +63,15 @@ impl Rng {
         (self.next_u64() % n.max(1) as u64) as usize
     }
 
+    /// An inverted-dropout mask of `n` values: 0 with probability `p`,
+    /// else `1 / (1 − p)` (so the expected value is 1), as `torch.nn.Dropout`.
+    pub fn dropout_mask(&mut self, n: usize, p: f32) -> Vec<f32> {
+        let keep = 1.0 / (1.0 - p);
+        (0..n)
+            .map(|_| if self.uniform() as f32 > p { keep } else { 0.0 })
+            .collect()
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {

@@ -578,10 +578,7 @@ impl<B: Backend> Llama<B> {
                 let mask = match self.lora_dropout.lock().ok().as_deref_mut() {
                     Some(Some((p, rng))) => {
                         let shape = b.shape(x);
-                        let keep = 1.0 / (1.0 - *p);
-                        let m: Vec<f32> = (0..shape.iter().product::<usize>())
-                            .map(|_| if rng.uniform() as f32 > *p { keep } else { 0.0 })
-                            .collect();
+                        let m = rng.dropout_mask(shape.iter().product(), *p);
                         Some(b.tensor_f32(&m, &shape)?)
                     }
                     _ => None,

@@ -235,12 +235,8 @@ impl Trainer {
         let opt = AdamW::new(params, config.adamw)?;
         let micro = train_len.div_ceil(config.batch_size);
         let total = (micro.div_ceil(config.grad_accum) * config.epochs) as u64;
-        let schedule = Schedule {
-            peak: config.lr,
-            warmup: (config.warmup_ratio * total as f64).round() as u64,
-            total,
-            decay: config.decay,
-        };
+        let schedule =
+            Schedule::with_warmup_ratio(config.lr, config.warmup_ratio, total, config.decay);
         let state = TrainState {
             epoch: 0,
             step: 0,
@@ -385,11 +381,7 @@ impl Trainer {
         if let Some(rng) = dropout
             && self.config.dropout > 0.0
         {
-            let p = self.config.dropout;
-            let keep = 1.0 / (1.0 - p);
-            let mask: Vec<f32> = (0..pooled.elem_count())
-                .map(|_| if rng.uniform() as f32 > p { keep } else { 0.0 })
-                .collect();
+            let mask = rng.dropout_mask(pooled.elem_count(), self.config.dropout);
             let mask = Tensor::from_vec(mask, pooled.dims(), &Device::Cpu)?;
             pooled = (pooled * mask)?;
         }
@@ -474,16 +466,12 @@ impl Trainer {
                 break;
             }
             let epoch = self.state.epoch + 1;
-            let mut shuffle = Rng::new(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
+            let mut shuffle = super::epoch_rng(self.config.seed, epoch);
             let batches = length_grouped_batches(&lengths, self.config.batch_size, &mut shuffle);
             let mut step_losses = Vec::new();
             for group in batches.chunks(self.config.grad_accum) {
                 let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.params().len()];
-                let mut dropout = Rng::new(
-                    self.config
-                        .seed
-                        .wrapping_add(self.state.step.wrapping_mul(0xD1B5_4A32_D192_ED03)),
-                );
+                let mut dropout = Rng::new(super::step_seed(self.config.seed, self.state.step));
                 let (mut loss_sum, mut examples) = (0f32, 0usize);
                 for idx in group {
                     let (loss, _) = self.batch_loss(train, idx, Some(&mut dropout))?;

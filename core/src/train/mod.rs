@@ -24,3 +24,15 @@ pub mod optim;
 pub mod plot;
 pub mod schedule;
 pub mod sft;
+
+/// The generator of epoch `epoch`'s shuffle: depends only on the seed and
+/// the epoch, so a run resumed at an epoch boundary shuffles as an
+/// uninterrupted one.
+pub fn epoch_rng(seed: u64, epoch: usize) -> crate::util::Rng {
+    crate::util::Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9))
+}
+
+/// The seed of optimizer step `step`'s dropout masks (seed and step only).
+pub fn step_seed(seed: u64, step: u64) -> u64 {
+    seed.wrapping_add(step.wrapping_mul(0xD1B5_4A32_D192_ED03))
+}

@@ -41,6 +41,17 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// A schedule over `total` steps whose warm-up is `warmup_ratio` of them
+    /// (rounded), as transformers' `warmup_ratio`.
+    pub fn with_warmup_ratio(peak: f64, warmup_ratio: f64, total: u64, decay: Decay) -> Self {
+        Schedule {
+            peak,
+            warmup: (warmup_ratio * total as f64).round() as u64,
+            total,
+            decay,
+        }
+    }
+
     /// The learning rate for optimizer step `step` (0-based).
     pub fn lr(&self, step: u64) -> f64 {
         if step < self.warmup {

@@ -16,7 +16,6 @@ use super::schedule::{Decay, Schedule};
 use crate::backend::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::models::llama::Llama;
-use crate::util::Rng;
 
 /// Hyper-parameters (defaults: common PEFT/TRL LoRA settings).
 #[derive(Debug, Clone, PartialEq)]
@@ -194,12 +193,8 @@ impl<'m> SftTrainer<'m> {
         let opt = AdamW::new(params, config.adamw)?;
         let total = (sequences.div_ceil(config.grad_accum) * config.epochs) as u64;
         let total = config.max_steps.map_or(total, |m| total.min(m.max(1)));
-        let schedule = Schedule {
-            peak: config.lr,
-            warmup: (config.warmup_ratio * total as f64).round() as u64,
-            total,
-            decay: config.decay,
-        };
+        let schedule =
+            Schedule::with_warmup_ratio(config.lr, config.warmup_ratio, total, config.decay);
         Ok(Self {
             model,
             opt,
@@ -247,21 +242,16 @@ impl<'m> SftTrainer<'m> {
         let mut logs = Vec::new();
         for epoch in 1..=self.config.epochs {
             let mut order: Vec<usize> = (0..train.len()).collect();
-            Rng::new(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9))
-                .shuffle(&mut order);
+            super::epoch_rng(self.config.seed, epoch).shuffle(&mut order);
             let mut step_losses = Vec::new();
             for group in order.chunks(self.config.grad_accum) {
                 if self.step >= self.schedule.total {
                     break;
                 }
-                self.model.set_lora_dropout((dropout > 0.0).then(|| {
-                    (
-                        dropout,
-                        self.config
-                            .seed
-                            .wrapping_add(self.step.wrapping_mul(0xD1B5_4A32_D192_ED03)),
-                    )
-                }));
+                self.model.set_lora_dropout(
+                    (dropout > 0.0)
+                        .then(|| (dropout, super::step_seed(self.config.seed, self.step))),
+                );
                 let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.params().len()];
                 let (mut loss_sum, mut tokens) = (0f32, 0usize);
                 for &i in group {

@@ -30,24 +30,21 @@ use crate::atomic::{persist, temp_beside, write_atomic};
 use crate::error::{Error, Result};
 use crate::generate::read_gguf;
 
-/// Reads a PEFT adapter directory for `model`.
-pub fn load_adapter<B: Backend>(
-    dir: &Path,
-    model: &cairn_core::models::llama::Llama<B>,
-) -> Result<Adapter> {
+/// Reads a PEFT adapter directory for a decoder whose configuration is `c`.
+pub fn read_adapter(dir: &Path, c: &cairn_core::models::llama::LlamaConfig) -> Result<Adapter> {
     let read = |f: &str| std::fs::read(dir.join(f)).map_err(Error::io("reading", dir.join(f)));
     Adapter::from_peft(
         &read("adapter_config.json")?,
         &read("adapter_model.safetensors")?,
-        model.config().num_layers,
-        |m| model.projection_dims(m),
+        c.num_layers,
+        |m| c.projection_dims(m),
     )
     .map_err(|e| Error::Model(format!("{}: {e}", dir.display())))
 }
 
 /// Loads and activates the adapter in `dir` on a generator's model.
 pub fn apply_adapter<B: Backend>(generator: &mut Generator<B>, dir: &Path) -> Result<()> {
-    let a = load_adapter(dir, generator.model())?;
+    let a = read_adapter(dir, generator.model().config())?;
     generator
         .model_mut()
         .set_adapter(Some(&a))
@@ -305,16 +302,7 @@ pub fn merge_gguf(
     let name = base.display().to_string();
     let g = Gguf::parse(&bytes, &name)?;
     let c = cairn_core::models::llama::LlamaConfig::from_gguf(&g)?;
-    let read = |f: &str| {
-        std::fs::read(adapter_dir.join(f)).map_err(Error::io("reading", adapter_dir.join(f)))
-    };
-    let adapter = Adapter::from_peft(
-        &read("adapter_config.json")?,
-        &read("adapter_model.safetensors")?,
-        c.num_layers,
-        |m| c.projection_dims(m),
-    )
-    .map_err(|e| Error::Model(format!("{}: {e}", adapter_dir.display())))?;
+    let adapter = read_adapter(adapter_dir, &c)?;
     let tensors = cairn_core::lora::merge::merge(&g, &adapter, out_type)?;
     let merged = adapter.layers.iter().map(|l| l.len()).sum();
     let mut tmp = temp_beside(out)?;

@@ -188,6 +188,31 @@ impl<B: Backend> std::fmt::Debug for SequenceClassifier<B> {
     }
 }
 
+/// The `{name}.weight` `[rows, cols]` and `{name}.bias` `[rows]` of a
+/// checkpoint; a shape other than the config's is an error naming the tensor.
+fn read_dense<B: Backend>(
+    backend: &B,
+    st: &SafeTensors<'_>,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<Dense<B::Tensor>> {
+    let read = |name: String, shape: &[usize]| -> Result<B::Tensor> {
+        let (data, got) = st.f32(&name)?;
+        if got != shape {
+            return Err(Error::Model {
+                file: st.file().to_string(),
+                detail: format!("tensor '{name}' has shape {got:?}, the config implies {shape:?}"),
+            });
+        }
+        backend.tensor_f32(&data, shape)
+    };
+    Ok(Dense {
+        weight: read(format!("{name}.weight"), &[rows, cols])?,
+        bias: read(format!("{name}.bias"), &[rows])?,
+    })
+}
+
 /// The checkpoint prefix of the encoder and the names of the two head layers.
 fn head_names(arch: Architecture) -> (&'static str, &'static str, &'static str) {
     match arch {
@@ -202,26 +227,8 @@ impl<B: Backend> SequenceClassifier<B> {
         let (_, pre_name, cls_name) = head_names(config.encoder.architecture);
         let h = config.encoder.hidden_size;
         let n = config.labels.len();
-        let read = |name: &str, shape: &[usize]| -> Result<B::Tensor> {
-            let (data, got) = st.f32(name)?;
-            if got != shape {
-                return Err(Error::Model {
-                    file: st.file().to_string(),
-                    detail: format!(
-                        "tensor '{name}' has shape {got:?}, the config implies {shape:?}"
-                    ),
-                });
-            }
-            backend.tensor_f32(&data, shape)
-        };
-        let pre = Dense {
-            weight: read(&format!("{pre_name}.weight"), &[h, h])?,
-            bias: read(&format!("{pre_name}.bias"), &[h])?,
-        };
-        let classifier = Dense {
-            weight: read(&format!("{cls_name}.weight"), &[n, h])?,
-            bias: read(&format!("{cls_name}.bias"), &[n])?,
-        };
+        let pre = read_dense(&backend, st, pre_name, h, h)?;
+        let classifier = read_dense(&backend, st, cls_name, n, h)?;
         let encoder = Encoder::load(backend, config.encoder.clone(), st)?;
         Ok(Self {
             encoder,
@@ -259,22 +266,7 @@ impl<B: Backend> SequenceClassifier<B> {
                     && st.contains(&format!("{p}.weight"))
             });
         let pre = match pooler {
-            Some(p) => {
-                let (w, ws) = st.f32(&format!("{p}.weight"))?;
-                let (b, bs) = st.f32(&format!("{p}.bias"))?;
-                if ws != [h, h] || bs != [h] {
-                    return Err(Error::Model {
-                        file: st.file().to_string(),
-                        detail: format!(
-                            "'{p}' has shapes {ws:?}/{bs:?}, expected [{h}, {h}]/[{h}]"
-                        ),
-                    });
-                }
-                Dense {
-                    weight: backend.tensor_f32(&w, &[h, h])?,
-                    bias: backend.tensor_f32(&b, &[h])?,
-                }
-            }
+            Some(p) => read_dense(&backend, st, &p, h, h)?,
             None => init(h, h)?,
         };
         let classifier = init(n, h)?;

@@ -35,6 +35,27 @@ fn flat_u32(v: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
+/// Rows of numbers as one flat f32 vector.
+fn flat_f32(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 #[test]
 fn transformers_classifiers_give_their_logits() {
     let g = golden();
@@ -56,22 +77,8 @@ fn transformers_classifiers_give_their_logits() {
         let logits =
             pollster::block_on(b.read_f32(&model.forward(&ids, &mask, batch, seq).unwrap()))
                 .unwrap();
-        let want: Vec<f32> = g[name]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap() as f32)
-            })
-            .collect();
-        let worst = want
-            .iter()
-            .zip(&logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let want = flat_f32(&g[name]);
+        let worst = max_diff(&want, &logits);
         assert!(
             worst < 1e-4,
             "{name}: logits differ from transformers by {worst}"
@@ -116,22 +123,8 @@ fn sentence_pairs_use_token_types_as_transformers_does() {
     let logits =
         pollster::block_on(b.read_f32(&model.forward_pairs(&ids, &types, &mask, 3, seq).unwrap()))
             .unwrap();
-    let want: Vec<f32> = g["bert_typed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-        })
-        .collect();
-    let worst = want
-        .iter()
-        .zip(&logits)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let want = flat_f32(&g["bert_typed"]);
+    let worst = max_diff(&want, &logits);
     assert!(
         worst < 1e-4,
         "typed logits differ from transformers by {worst}"
@@ -139,11 +132,7 @@ fn sentence_pairs_use_token_types_as_transformers_does() {
     // Types matter: without them the logits are far further from transformers'.
     let untyped =
         pollster::block_on(b.read_f32(&model.forward(&ids, &mask, 3, seq).unwrap())).unwrap();
-    let off = want
-        .iter()
-        .zip(&untyped)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let off = max_diff(&want, &untyped);
     eprintln!("typed: max |Δ| {worst}; untyped: {off}");
     assert!(
         off > 20.0 * worst,
@@ -212,22 +201,8 @@ fn the_gpu_backend_gives_the_same_logits() {
             gpu.read_f32(&model.forward(&ids, &mask, 3, ids.len() / 3).unwrap()),
         )
         .unwrap();
-        let want: Vec<f32> = g[name]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap() as f32)
-            })
-            .collect();
-        let worst = want
-            .iter()
-            .zip(&logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let want = flat_f32(&g[name]);
+        let worst = max_diff(&want, &logits);
         assert!(
             worst < 1e-3,
             "{name} on the GPU: logits differ from transformers by {worst}"

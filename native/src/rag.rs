@@ -3,12 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use cairn_core::backend::block_on_ready;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::embedder::Embedder;
-use cairn_core::rag::{FileChunks, RagIndex};
-use cairn_core::text::chunk::{ChunkOptions, SplitUnit, Splitter, small_to_big};
+use cairn_core::rag::{Ingestor, RagIndex, content_hash};
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
@@ -107,17 +106,7 @@ pub fn index_dir(
         )));
     }
     let mut ix = read_index(index_path, embedder_name, embedder.dim())?;
-    let tok = embedder.tokenizer();
-    let parent = Splitter::new(ChunkOptions::default(), Some(tok))?;
-    let child = Splitter::new(
-        ChunkOptions {
-            size: 128,
-            overlap: 0,
-            unit: SplitUnit::Tokens,
-            ..Default::default()
-        },
-        Some(tok),
-    )?;
+    let ingest = Ingestor::new(embedder)?;
     let mut report = IndexReport::default();
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
@@ -153,14 +142,14 @@ pub fn index_dir(
             report.children
         ));
         let bytes = std::fs::read(file).map_err(Error::io("reading", file))?;
-        let hash = hex::encode(Sha256::digest(&bytes));
+        let hash = content_hash(&bytes);
         if ix.is_current(collection, source, &hash) {
             report.unchanged += 1;
             bar.inc(1);
             continue;
         }
-        let doc = match cairn_core::text::load(source, &bytes) {
-            Ok(d) => d,
+        let chunks = match block_on_ready(ingest.file_chunks(source, &bytes, hash, |_, _| true)) {
+            Ok(c) => c,
             Err(e) => {
                 bar.suspend(|| tracing::warn!("skipping {source}: {e}"));
                 report.failed.push(format!("{source}: {e}"));
@@ -168,27 +157,10 @@ pub fn index_dir(
                 continue;
             }
         };
-        let pages = doc.segments.iter().filter(|s| s.page.is_some()).count();
-        let (parents, children) = small_to_big(&doc, &parent, &child)?;
-        let texts: Vec<&str> = children.iter().map(|c| c.text.as_str()).collect();
-        let mut vectors = Vec::with_capacity(texts.len() * embedder.dim());
-        for batch in texts.chunks(32) {
-            vectors.extend(embedder.encode(batch, true)?.data);
-        }
-        report.pages += pages;
-        report.parents += parents.len();
-        report.children += children.len();
-        ix.add_file(
-            collection,
-            FileChunks {
-                source: source.clone(),
-                hash,
-                pages,
-                parents,
-                children,
-                vectors,
-            },
-        )?;
+        report.pages += chunks.pages;
+        report.parents += chunks.parents.len();
+        report.children += chunks.children.len();
+        ix.add_file(collection, chunks)?;
         report.indexed += 1;
         if let Some(parent_dir) = index_path.parent() {
             std::fs::create_dir_all(parent_dir).map_err(Error::io("creating", parent_dir))?;

@@ -61,13 +61,14 @@ test('GGUF header of SmolLM2 read from the first 4 MB', () => {
   assert.throws(() => cairn.inspectGguf(head.subarray(0, 1000)), /GGUF model\.gguf: file ends/);
 });
 
-test('MiniLM embeddings in wasm match the numpy reference (cosine ≥ 0.9999)', () => {
+test('MiniLM embeddings in wasm match the numpy reference (cosine ≥ 0.9999)', async () => {
   const read = (f) => readFileSync(join(minilm, f));
   const emb = new cairn.Embedder(read('config.json'), read('model.safetensors'), read('tokenizer.json'),
     read('1_Pooling/config.json'), read('sentence_bert_config.json'));
   assert.equal(emb.dim, 384);
   const golden = JSON.parse(readFileSync(join(here, '../fixtures/minilm_embeddings.json'), 'utf8'));
-  const out = emb.encode(golden.sentences, true);
+  assert.equal(emb.backend, 'cpu (wasm simd128)');
+  const out = await emb.encode(golden.sentences, true);
   assert.equal(out.length, golden.sentences.length * 384);
   golden.sentences.forEach((s, i) => {
     const row = out.subarray(i * 384, (i + 1) * 384);
@@ -75,4 +76,88 @@ test('MiniLM embeddings in wasm match the numpy reference (cosine ≥ 0.9999)', 
     assert.ok(cos >= 0.9999, `${s}: cosine ${cos}`);
   });
   assert.throws(() => new cairn.Embedder(new Uint8Array([123]), read('model.safetensors'), read('tokenizer.json')), /config\.json: invalid JSON/);
+});
+
+const readMiniLM = (f) => readFileSync(join(minilm, f));
+const loadMiniLM = () => new cairn.Embedder(readMiniLM('config.json'), readMiniLM('model.safetensors'),
+  readMiniLM('tokenizer.json'), readMiniLM('1_Pooling/config.json'), readMiniLM('sentence_bert_config.json'));
+let smol;
+const loadSmol = async () => (smol ??= await cairn.Generator.load(readFileSync(smollm), 'auto'));
+
+test('node has no WebGPU: "auto" runs on the CPU, "webgpu" is a clear error', async () => {
+  assert.equal(await cairn.webgpuAvailable(), false);
+  const g = await loadSmol();
+  assert.equal(g.backend, 'cpu (wasm simd128)');
+  await assert.rejects(cairn.Generator.load(readFileSync(smollm), 'webgpu'), /no WebGPU/);
+  await assert.rejects(cairn.Generator.load(readFileSync(smollm), 'tpu'), /backend: unknown value 'tpu'/);
+});
+
+test('SmolLM2 greedy decoding in wasm gives the native/numpy reference tokens', async () => {
+  const golden = JSON.parse(readFileSync(join(here, '../fixtures/smollm2_forward.json'), 'utf8'));
+  const g = await loadSmol();
+  assert.equal(g.contextLength, 8192);
+  assert.deepEqual(Array.from(g.encode(golden.prompt)), golden.prompt_ids);
+  const pieces = [];
+  const out = await g.generate(golden.prompt, { maxNewTokens: 16 }, (p) => { pieces.push(p); });
+  assert.deepEqual(out.tokenIds, golden.greedy.map((t) => t.id));
+  assert.equal(out.text, golden.greedy_text);
+  assert.equal(pieces.join(''), golden.greedy_text);
+  assert.equal(out.finishReason, 'eos');
+  assert.equal(out.promptTokens, golden.prompt_ids.length);
+  const long = await g.generate(golden.long_prompt, { maxNewTokens: 32 });
+  assert.deepEqual(out.tokenIds.length, 8);
+  assert.deepEqual(long.tokenIds, golden.long_greedy.map((t) => t.id));
+  // The chat template gives the same prompt; a callback returning false stops.
+  const chat = await g.chat([{ role: 'user', content: 'What is the capital of France?' }], { maxNewTokens: 3 }, () => false);
+  assert.equal(chat.tokenIds.length, 1);
+  assert.equal(chat.finishReason, 'cancelled');
+  // Bad options name the field.
+  await assert.rejects(g.generate('x', { maxTokens: 3 }), /unknown option 'maxTokens'.*maxNewTokens/);
+  await assert.rejects(g.generate('x', { doSample: true, temperature: 0 }), /temperature: must be a strictly positive number/);
+  await assert.rejects(g.generate('x', {}, () => { throw new Error('from the callback'); }), /from the callback/);
+});
+
+test('Index in wasm: a PDF and Markdown ingested from bytes, hybrid search, a cited answer', async () => {
+  const emb = loadMiniLM();
+  const ix = new cairn.Index(emb, 'all-minilm-l6-v2');
+  const pdf = readFileSync(join(here, '../fixtures/mini.pdf'));
+  const progress = [];
+  const added = await ix.addFile('mini.pdf', pdf, 'manuals', (done, total) => { progress.push([done, total]); });
+  assert.equal(added.pages, 3);
+  assert.equal(added.indexed, true);
+  assert.ok(progress.length >= 1 && progress.at(-1)[0] === progress.at(-1)[1], JSON.stringify(progress));
+  assert.equal((await ix.addFile('mini.pdf', pdf, 'manuals')).indexed, false);
+  await ix.addFile('notes.md', new TextEncoder().encode('# Cooking\n## Bread\nKnead the dough for ten minutes and let it rise for an hour.\n'), 'manuals');
+  await assert.rejects(ix.addFile('broken.pdf', pdf.subarray(0, pdf.length / 3)), /broken\.pdf: cannot read PDF/);
+  assert.deepEqual(ix.files().map((f) => [f.source, f.pages]), [['mini.pdf', 3], ['notes.md', 0]]);
+
+  for (const method of ['hybrid', 'bm25', 'dense']) {
+    const hits = await ix.search('Where are network interfaces configured on Debian?', { method, k: 2 });
+    assert.equal(hits[0].page, 3, method);
+    assert.equal(hits[0].n, 1);
+  }
+  const bread = await ix.search('how long should bread dough rise', {});
+  assert.deepEqual(bread[0].headings, ['Cooking', 'Bread']);
+  await assert.rejects(ix.search('x', { method: 'magic' }), /unknown value 'magic'/);
+  await assert.rejects(ix.search('x', { collections: ['nope'] }), /no collection 'nope'/);
+
+  const g = await loadSmol();
+  const pieces = [];
+  const a = await ix.ask(g, 'How do I install a package from a local file?', { maxNewTokens: 48 }, (p) => { pieces.push(p); });
+  assert.equal(a.grounded, true, a.text);
+  assert.equal(pieces.join('').trim(), a.text);
+  assert.equal(a.sources[0].source, 'mini.pdf');
+  assert.equal(a.sources[0].page, 1);
+  assert.match(a.text, /R CMD INSTALL|install\.packages/);
+  const none = await ix.ask(g, 'What is the boiling point of mercury on Venus?', {});
+  assert.equal(none.grounded, false);
+  assert.match(none.text, /^I don't know/);
+
+  // The bytes round-trip, and removing a file drops its passages.
+  const again = cairn.Index.fromBytes(ix.toBytes(), emb, 'all-minilm-l6-v2');
+  assert.equal(again.files().length, 2);
+  assert.throws(() => cairn.Index.fromBytes(ix.toBytes(), emb, 'other'), /built with embedder 'all-minilm-l6-v2'/);
+  assert.equal(again.removeFile('notes.md', 'manuals'), true);
+  const after = await again.search('how long should bread dough rise', {});
+  assert.ok(after.every((h) => h.source === 'mini.pdf'));
 });

@@ -3,15 +3,30 @@
 //! cairn's core in JavaScript (browser and node) through wasm-bindgen. Built
 //! with wasm-pack into an npm package with TypeScript types.
 //!
-//! This surface exposes what the core has today: `tokenizer.json` tokenizers,
-//! sentence embeddings on the CPU backend, the CPU matrix multiply, and GGUF
-//! header inspection. Generation and RAG join as the core grows them.
+//! - [`Tokenizer`]: `tokenizer.json` tokenizers (ids equal to Python `tokenizers`).
+//! - [`Embedder`]: sentence embeddings.
+//! - [`Generator`]: GGUF decoders with every decoding option and streaming.
+//! - [`Index`]: the RAG index — ingest PDF/HTML/Markdown/text from bytes,
+//!   hybrid search, grounded answers with numbered citations.
+//!
+//! Models run on WebGPU when the environment has an adapter and on the CPU
+//! backend (candle, wasm SIMD) otherwise; each object reports which.
 
 #![warn(missing_docs)]
 
+mod embedder;
+mod engine;
+mod generator;
+mod index;
+mod options;
+
+pub use embedder::Embedder;
+pub use engine::webgpu_available;
+pub use generator::Generator;
+pub use index::Index;
 use wasm_bindgen::prelude::*;
 
-fn js_err(e: impl std::fmt::Display) -> JsError {
+pub(crate) fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
@@ -128,54 +143,6 @@ pub fn inspect_gguf(bytes: &[u8]) -> Result<JsValue, JsError> {
         data_bytes: h.data_len(),
     };
     serde_wasm_bindgen::to_value(&out).map_err(js_err)
-}
-
-/// A sentence embedder (BERT / MiniLM / DistilBERT) on the CPU backend,
-/// built from the bytes of a model's files.
-#[wasm_bindgen]
-pub struct Embedder {
-    inner: cairn_core::embedder::Embedder<cairn_core::backend::cpu::CpuBackend>,
-}
-
-#[wasm_bindgen]
-impl Embedder {
-    /// `config.json`, `model.safetensors` and `tokenizer.json` bytes, plus the
-    /// optional `1_Pooling/config.json` and `sentence_bert_config.json`.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        config: &[u8],
-        weights: &[u8],
-        tokenizer: &[u8],
-        pooling: Option<Vec<u8>>,
-        sentence_bert: Option<Vec<u8>>,
-    ) -> Result<Embedder, JsError> {
-        let files = cairn_core::embedder::ModelFiles {
-            config,
-            weights,
-            tokenizer,
-            pooling: pooling.as_deref(),
-            sentence_bert: sentence_bert.as_deref(),
-        };
-        let inner = cairn_core::embedder::Embedder::from_files(
-            cairn_core::backend::cpu::CpuBackend::new(),
-            files,
-            &cairn_core::embedder::EmbedderOptions::default(),
-        )
-        .map_err(js_err)?;
-        Ok(Embedder { inner })
-    }
-
-    /// Embeds `texts` into one `Float32Array` of `texts.length × dim` values, row-major.
-    pub fn encode(&self, texts: Vec<String>, normalize: bool) -> Result<Vec<f32>, JsError> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        Ok(self.inner.encode(&refs, normalize).map_err(js_err)?.data)
-    }
-
-    /// Embedding dimension.
-    #[wasm_bindgen(getter)]
-    pub fn dim(&self) -> usize {
-        self.inner.dim()
-    }
 }
 
 /// Cosine similarity of two vectors.

@@ -3,6 +3,8 @@
 
 pub mod answer;
 pub mod index;
+pub mod ingest;
 
 pub use answer::{Answer, AskOptions, build_prompt, parse_citations};
 pub use index::{FileChunks, Hit, Method, RagIndex, SearchOptions};
+pub use ingest::{Ingestor, content_hash};

@@ -78,6 +78,14 @@ impl GpuContext {
     /// Errors with [`Error::NoGpuAdapter`] listing what was found when no adapter
     /// can be used.
     pub async fn new() -> Result<Self> {
+        // wgpu's WebGPU instance panics where `navigator.gpu` is missing
+        // (node, old browsers): ask first.
+        #[cfg(target_arch = "wasm32")]
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(Error::NoGpuAdapter {
+                found: "this JavaScript environment has no WebGPU (navigator.gpu)".to_string(),
+            });
+        }
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = Self::pick_adapter(&instance).await?;
@@ -116,11 +124,6 @@ impl GpuContext {
 
     #[cfg(target_arch = "wasm32")]
     async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
-        if !wgpu::util::is_browser_webgpu_supported().await {
-            return Err(Error::NoGpuAdapter {
-                found: "this JavaScript environment has no WebGPU (navigator.gpu)".to_string(),
-            });
-        }
         instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,

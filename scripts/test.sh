@@ -2,7 +2,9 @@
 # Installs what is missing, then runs every check and test of cairn:
 #   formatting, clippy, model fetch (verified), native tests (GPU kernels on
 #   whatever adapter exists — Mesa lavapipe on a CPU-only machine — required),
-#   the wasm32 build of cairn-core + cairn-wasm, and the wasm build in node.
+#   the wasm32 build of cairn-core + cairn-wasm, the wasm build in node, and
+#   the demo page end to end in headless Chromium (screenshots and a report in
+#   ~/.cache/cairn/artifacts, or $CAIRN_ARTIFACTS).
 # Build output is cached outside the clone, in ~/.cache/cairn/build
 # (override the root with CAIRN_BUILD_CACHE). Usage: scripts/test.sh
 set -euo pipefail
@@ -40,5 +42,8 @@ scripts/build-wasm.sh
 
 step "wasm in node"
 CAIRN_WASM_PKG="${CAIRN_BUILD_CACHE:-$HOME/.cache/cairn}/build/wasm-pkg/node" node --test tests/node/
+
+step "browser end to end: the demo page in headless Chromium (CPU, then WebGPU on SwiftShader)"
+node --test www/tests/
 
 step "all checks passed"

@@ -71,7 +71,15 @@ impl Opened {
     pub(crate) fn describe(&self) -> String {
         match self {
             Opened::Cpu(_) => CPU_NAME.to_string(),
-            Opened::Gpu(g) => format!("webgpu: {}", g.adapter()),
+            Opened::Gpu(g) => {
+                let a = g.adapter();
+                if a.name.is_empty() {
+                    // Browsers may hide the adapter's name.
+                    format!("webgpu: unnamed adapter ({}, {})", a.backend, a.device_type)
+                } else {
+                    format!("webgpu: {a}")
+                }
+            }
         }
     }
 }

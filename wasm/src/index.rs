@@ -81,6 +81,9 @@ struct AnswerJs {
     grounded: bool,
     #[serde(rename = "promptTokens")]
     prompt_tokens: usize,
+    /// Tokens generated (0 when the documents did not support an answer).
+    #[serde(rename = "generatedTokens")]
+    generated_tokens: usize,
 }
 
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
@@ -299,7 +302,7 @@ impl Index {
     /// default 5 of `candidates` 20, `method`, ...), `minCosine` (0.35:
     /// below it the answer is "I don't know" without generating) and the
     /// decoding options (`maxNewTokens` 256, ...). Resolves to
-    /// `{ text, sources, cited, grounded, promptTokens }`: `sources` are
+    /// `{ text, sources, cited, grounded, promptTokens, generatedTokens }`: `sources` are
     /// the passages numbered as the prompt gave them, `cited` the numbers
     /// the answer cites.
     pub fn ask(
@@ -345,6 +348,7 @@ impl Index {
                 cited: a.cited,
                 grounded: a.grounded,
                 prompt_tokens: a.prompt_tokens,
+                generated_tokens: a.generated_tokens,
             })
         })
     }

@@ -53,6 +53,8 @@ pub struct Answer {
     pub grounded: bool,
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
+    /// Tokens generated (0 when the model was not asked).
+    pub generated_tokens: usize,
 }
 
 fn label(h: &Hit) -> String {
@@ -172,6 +174,7 @@ pub async fn answer<B: Backend>(
             cited: Vec::new(),
             grounded: false,
             prompt_tokens: 0,
+            generated_tokens: 0,
         });
     }
     let ctx = generator.model().config().context_length;
@@ -189,6 +192,7 @@ pub async fn answer<B: Backend>(
         cited,
         grounded,
         prompt_tokens,
+        generated_tokens: out.token_ids.len(),
     })
 }
 

@@ -1,0 +1,169 @@
+// Types of client.js: cairn in the browser, driven from the page while the
+// models run in a Web Worker.
+
+/** Largest file `addFile` accepts by default (bytes). */
+export const MAX_FILE_BYTES: number;
+
+/** Which compute backend to use. */
+export type Backend = 'auto' | 'cpu' | 'webgpu';
+
+/** Download progress of a model's files. */
+export interface LoadProgress {
+  /** URL of the file being read (absent in the final "building" report). */
+  file?: string;
+  /** Bytes read so far over all of the model's files. */
+  loaded?: number;
+  /** Bytes expected over the files seen so far (0 when the server sends no length). */
+  total?: number;
+  /** Whether the file came from the browser's cache. */
+  cached?: boolean;
+  /** A stage name, e.g. `'building the model'`. */
+  stage?: string;
+}
+
+/** Decoding options (transformers' names in camelCase). */
+export interface GenerationOptions {
+  maxNewTokens?: number;
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  noRepeatNgramSize?: number;
+  numBeams?: number;
+  lengthPenalty?: number;
+  earlyStopping?: boolean;
+  stop?: string[];
+  eosTokenIds?: number[];
+  seed?: number;
+}
+
+/** Retrieval options. */
+export interface SearchOptions {
+  /** `'hybrid'` (BM25 + dense, reciprocal rank fusion; default), `'bm25'` or `'dense'`. */
+  method?: 'hybrid' | 'bm25' | 'dense';
+  /** Passages returned (5). */
+  k?: number;
+  /** Candidates per retriever before fusion (20). */
+  candidates?: number;
+  /** MMR diversification λ (off by default). */
+  mmrLambda?: number;
+  /** Collections to search (all by default). */
+  collections?: string[];
+  /** RRF weights `[bm25, dense]`. */
+  weights?: [number, number];
+}
+
+/** Options of `ask`. */
+export interface AskOptions extends SearchOptions, GenerationOptions {
+  /** Below this best question–passage cosine the answer is "I don't know" (0.35). */
+  minCosine?: number;
+}
+
+/** A retrieved passage. */
+export interface Passage {
+  /** 1-based number, as cited (`[n]`). */
+  n: number;
+  collection: string;
+  source: string;
+  page: number | null;
+  headings: string[];
+  /** The context passage. */
+  text: string;
+  /** The smaller chunk that matched the query. */
+  matched: string;
+  score: number;
+  cosine: number;
+  bm25: number;
+}
+
+/** A grounded answer. */
+export interface Answer {
+  text: string;
+  /** The passages in the prompt, numbered from 1. */
+  sources: Passage[];
+  /** Numbers of the sources the answer cites. */
+  cited: number[];
+  /** False when the documents did not support an answer ("I don't know"). */
+  grounded: boolean;
+  promptTokens: number;
+  /** Tokens generated (0 when the model was not asked). */
+  generatedTokens: number;
+}
+
+/** A finished generation. */
+export interface Generation {
+  text: string;
+  tokenIds: number[];
+  promptTokens: number;
+  finishReason: 'eos' | 'stop' | 'length' | 'cancelled';
+}
+
+/** An indexed file. */
+export interface IndexedFile {
+  collection: string;
+  source: string;
+  pages: number;
+  chunks: number;
+}
+
+/** What `addFile` did. */
+export interface Added {
+  source: string;
+  collection: string;
+  /** False when the same content was already indexed. */
+  indexed: boolean;
+  pages: number;
+  parents: number;
+  children: number;
+}
+
+/** Text pieces as they are generated; awaitable for the final result. */
+export interface TextStream<R> extends AsyncIterable<string>, PromiseLike<R> {
+  readonly result: Promise<R>;
+}
+
+/** Options of `Cairn.create`. */
+export interface CreateOptions {
+  backend?: Backend;
+  /** URL of worker.js (default: beside client.js). */
+  workerUrl?: string | URL;
+  /** URL of cairn_wasm_bg.wasm (default: beside cairn_wasm.js). */
+  wasmUrl?: string | URL;
+}
+
+/** Options of the model loaders. */
+export interface LoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  /** Cancels the download. */
+  signal?: AbortSignal;
+  /** Overrides the engine's backend for this model. */
+  backend?: Backend;
+}
+
+/** A cairn engine running in a Web Worker. */
+export class Cairn {
+  static create(options?: CreateOptions): Promise<Cairn>;
+  /** The requested backend. */
+  readonly backend: Backend;
+  /** cairn's version. */
+  readonly version: string;
+  /** Whether the browser offers a WebGPU adapter. */
+  readonly webgpu: boolean;
+  loadEmbedder(url: string | URL, options?: LoadOptions & { name?: string }): Promise<{ backend: string; dim: number }>;
+  loadGenerator(url: string | URL, options?: LoadOptions): Promise<{ backend: string; contextLength: number }>;
+  addFile(
+    file: Blob & { name: string } | { name: string; bytes: ArrayBuffer | Uint8Array },
+    options?: { collection?: string; onProgress?: (p: { done: number; total: number }) => void; maxBytes?: number },
+  ): Promise<Added>;
+  removeFile(name: string, collection?: string): Promise<boolean>;
+  files(): Promise<IndexedFile[]>;
+  search(query: string, options?: SearchOptions): Promise<Passage[]>;
+  embed(texts: string[], normalize?: boolean): Promise<Float32Array>;
+  ask(question: string, options?: AskOptions): TextStream<Answer>;
+  generate(prompt: string, options?: GenerationOptions): TextStream<Generation>;
+  chat(messages: { role: string; content: string }[], options?: GenerationOptions): TextStream<Generation>;
+  exportIndex(): Promise<Uint8Array>;
+  importIndex(bytes: Uint8Array | ArrayBuffer): Promise<IndexedFile[]>;
+  terminate(): void;
+}

@@ -1,0 +1,175 @@
+// The demo page end to end in Debian's headless Chromium (playwright-core):
+// open the page, check bad input is reported (a cancelled model load, a
+// model URL that 404s), load the models, ingest the committed 3-page PDF,
+// refuse a non-PDF named .pdf and a 200 MB file, ask a question, and check
+// the streamed answer and its citation. Screenshots go to $CAIRN_ARTIFACTS
+// (default ~/.cache/cairn/artifacts). Then, if Chromium offers a WebGPU
+// adapter (SwiftShader), the models again on WebGPU against the CPU's results.
+// Run: node --test www/tests/   (after scripts/build-wasm.sh and cairn fetch)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../serve.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const pdf = join(here, '../../tests/fixtures/mini.pdf');
+const artifacts = process.env.CAIRN_ARTIFACTS || join(homedir(), '.cache/cairn/artifacts');
+mkdirSync(artifacts, { recursive: true });
+const QUESTION = 'How do I install a package from a local file?';
+
+async function browser() {
+  const profile = mkdtempSync(join(tmpdir(), 'cairn-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1100, height: 1400 },
+    args: ['--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'],
+  });
+  return { ctx, close: async () => { await ctx.close(); rmSync(profile, { recursive: true, force: true }); } };
+}
+
+async function openPage(ctx, url, log) {
+  const page = await ctx.newPage();
+  page.on('console', (m) => log.push(`[console.${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  await page.goto(url);
+  await page.waitForFunction(() => ['started', 'failed'].includes(document.body.dataset.state), null, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'started', log.join('\n'));
+  return page;
+}
+
+const errorText = (page) => page.evaluate(() => document.getElementById('error').hidden ? '' : document.getElementById('error').textContent);
+
+async function loadModels(page, backend) {
+  await page.selectOption('#backend', backend);
+  await page.click('#load');
+  await page.waitForFunction(() => document.body.dataset.state === 'loaded' || !document.getElementById('error').hidden, null, { timeout: 300_000 });
+  assert.equal(await errorText(page), '');
+}
+
+async function askAndCheck(page, name) {
+  await page.fill('#question', QUESTION);
+  await page.click('#ask');
+  await page.waitForFunction(() => document.getElementById('answer').dataset.done, null, { timeout: 600_000 });
+  assert.equal(await errorText(page), '');
+  const answer = await page.textContent('#answer');
+  const sources = await page.$$eval('#sources li', (lis) => lis.map((li) => ({ text: li.textContent, cited: li.dataset.cited === 'true' })));
+  const stats = await page.textContent('#stats');
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+  return { answer, sources, stats };
+}
+
+test('the demo in headless Chromium: bad input, load, ingest a PDF, a cited answer', { timeout: 900_000 }, async () => {
+  const server = await serve();
+  const b = await browser();
+  const log = [];
+  let page;
+  try {
+    page = await openPage(b.ctx, server.url, log);
+    const webgpu = await page.evaluate(() => document.body.dataset.webgpu);
+
+    // Asking or adding files before loading says what to do.
+    await page.evaluate(() => window.cairnDemo.addFiles([new File(['x'], 'a.txt')]));
+    assert.match(await errorText(page), /Load the models first/);
+
+    // A model URL that 404s: a clear message, and the page keeps working.
+    await page.fill('#generator-url', '/models/nope/missing.gguf');
+    await page.selectOption('#backend', 'cpu');
+    await page.click('#load');
+    await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 120_000 });
+    assert.match(await errorText(page), /Could not load the models: .*\/models\/nope\/missing\.gguf: HTTP 404/);
+    await page.screenshot({ path: join(artifacts, 'e2e-404.png'), fullPage: true });
+
+    // An aborted load: cancel while the generator downloads.
+    await page.fill('#generator-url', '/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf');
+    await page.evaluate(() => caches.delete('cairn-models-v1'));
+    await page.click('#load');
+    await page.waitForFunction(() => /Generator: /.test(document.getElementById('load-text').textContent), null, { timeout: 120_000 });
+    await page.click('#cancel-load');
+    await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60_000 });
+    assert.match(await errorText(page), /Loading the models was cancelled/);
+
+    // The real load (CPU), timed.
+    const t0 = Date.now();
+    await loadModels(page, 'cpu');
+    const loadSecs = (Date.now() - t0) / 1000;
+    assert.match(await page.textContent('#status'), /generator on cpu \(wasm simd128\)/);
+
+    // Ingest: the committed PDF via the file input; a non-PDF named .pdf and a
+    // 200 MB file are refused with clear messages, and the PDF stays indexed.
+    await page.setInputFiles('#files-input', pdf);
+    await page.waitForSelector('#files li[data-source="mini.pdf"]', { timeout: 120_000 });
+    assert.match(await page.textContent('#files'), /mini\.pdf — 3 pages/);
+    await page.setInputFiles('#files-input', { name: 'notes.pdf', mimeType: 'application/pdf', buffer: Buffer.from('these are plain notes, not a PDF') });
+    await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60_000 });
+    assert.match(await errorText(page), /notes\.pdf: cannot read PDF/);
+    await page.evaluate(() => window.cairnDemo.addFiles([new File([new Uint8Array(200 * 1024 * 1024)], 'huge.pdf', { type: 'application/pdf' })]));
+    assert.match(await errorText(page), /huge\.pdf: 200 MiB is over the 100 MiB limit/);
+    assert.deepEqual(await page.$$eval('#files li', (l) => l.map((x) => x.dataset.source)), ['mini.pdf']);
+
+    const cpu = await askAndCheck(page, 'e2e-cpu');
+    assert.match(cpu.answer, /R CMD INSTALL|install\.packages/, cpu.answer);
+    assert.match(cpu.sources[0].text, /^mini\.pdf, page 1/, JSON.stringify(cpu.sources));
+    const tps = Number(await page.evaluate(() => document.body.dataset.tokensPerSecond));
+    const report = { webgpu: webgpu === 'true', loadSecondsCpu: loadSecs, cpu: { answer: cpu.answer, sources: cpu.sources, stats: cpu.stats, decodeTokensPerSecond: tps } };
+    const golden = JSON.parse(readFileSync(join(here, '../../tests/fixtures/smollm2_forward.json'), 'utf8'));
+    const sentences = Array.from({ length: 64 }, (_, i) => `Sentence number ${i} about installing R packages from local files and configuring Debian networking.`);
+    // Embeddings and a short greedy generation through the page's engine, timed (recorded, not asserted).
+    const probe = async (n) => page.evaluate(async ({ sentences, prompt }) => {
+      const c = window.cairnDemo.state.cairn;
+      await c.embed(sentences.slice(0, 2));
+      const t0 = performance.now();
+      const emb = await c.embed(sentences);
+      const embedSecs = (performance.now() - t0) / 1000;
+      const hits = await c.search('Where are network interfaces configured on Debian?', { k: 1 });
+      const t1 = performance.now();
+      const g = await c.generate(prompt, { maxNewTokens: 8 }).result;
+      return { emb: Array.from(emb.subarray(0, 384 * 4)), embedPerSecond: sentences.length / embedSecs, page: hits[0].page, tokenIds: g.tokenIds, generateSeconds: (performance.now() - t1) / 1000 };
+    }, { sentences: sentences.slice(0, n), prompt: golden.prompt });
+    const cpuProbe = await probe(64);
+    assert.equal(cpuProbe.page, 3);
+    assert.deepEqual(cpuProbe.tokenIds, golden.greedy.map((t) => t.id));
+    report.cpu.embeddingsPerSecond = cpuProbe.embedPerSecond;
+    report.cpu.generate8Seconds = cpuProbe.generateSeconds;
+
+    // WebGPU, when Chromium offers an adapter (SwiftShader here): the same
+    // models on the GPU backend must give the CPU's embeddings (cosine ≥
+    // 0.9999), the same top passage, and the reference greedy tokens. (A full
+    // answer on SwiftShader takes over ten minutes, so the answer is not re-asked.)
+    if (webgpu === 'true') {
+      const t1 = Date.now();
+      await loadModels(page, 'webgpu');
+      report.loadSecondsWebgpu = (Date.now() - t1) / 1000;
+      const status = await page.textContent('#status');
+      assert.match(status, /embedder on webgpu.*generator on webgpu/);
+      report.webgpuAdapter = status;
+      const gpu = await probe(4); // SwiftShader is slow: 4 sentences
+      for (let i = 0; i < 4; i++) {
+        const a = cpuProbe.emb.slice(i * 384, (i + 1) * 384);
+        const g = gpu.emb.slice(i * 384, (i + 1) * 384);
+        const cos = a.reduce((s, x, j) => s + x * g[j], 0) / Math.hypot(...a) / Math.hypot(...g);
+        assert.ok(cos >= 0.9999, `sentence ${i}: WebGPU vs CPU cosine ${cos}`);
+      }
+      assert.equal(gpu.page, 3);
+      assert.deepEqual(gpu.tokenIds, golden.greedy.map((t) => t.id));
+      report.webgpuRun = { embeddingsPerSecond: gpu.embedPerSecond, generate8Seconds: gpu.generateSeconds };
+      await page.screenshot({ path: join(artifacts, 'e2e-webgpu.png'), fullPage: true });
+    }
+    writeFileSync(join(artifacts, 'e2e-report.json'), JSON.stringify(report, null, 2));
+    console.log(JSON.stringify(report, null, 2));
+  } catch (e) {
+    const seen = page && await page.evaluate(() => ['status', 'load-text', 'index-text', 'error', 'answer', 'stats']
+      .map((id) => `#${id}: ${document.getElementById(id).textContent}`).join('\n')).catch(() => '');
+    await page?.screenshot({ path: join(artifacts, 'e2e-failure.png'), fullPage: true }).catch(() => {});
+    e.message += `\npage:\n${seen}\nbrowser log:\n${log.join('\n')}`;
+    throw e;
+  } finally {
+    await b.close();
+    await server.close();
+  }
+});

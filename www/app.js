@@ -54,11 +54,18 @@ async function loadModels(ev) {
     const e = await state.cairn.loadEmbedder($('embedder-url').value, { onProgress: progress('Embedder'), signal: ctl.signal, backend });
     setStatus('Loading the generator…', 'loading');
     const g = await state.cairn.loadGenerator($('generator-url').value, { onProgress: progress('Generator'), signal: ctl.signal, backend });
+    const adapter = $('adapter-url').value.trim();
+    if (adapter) {
+      setStatus('Loading the LoRA adapter…', 'loading');
+      await state.cairn.loadAdapter(adapter, { onProgress: progress('Adapter'), signal: ctl.signal });
+    } else {
+      await state.cairn.loadAdapter(null);
+    }
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     state.loaded = true;
     state.backends = { embedder: e.backend, generator: g.backend };
     $('load-text').textContent = `Loaded in ${secs} s.`;
-    setStatus(`Models loaded in ${secs} s — embedder on ${e.backend}, generator on ${g.backend}. Add documents, then ask.`, 'loaded');
+    setStatus(`Models loaded in ${secs} s — embedder on ${e.backend}, generator on ${g.backend}${adapter ? ` with the adapter ${adapter}` : ''}. Add documents, then ask.`, 'loaded');
     document.body.dataset.backend = g.backend;
     $('ask').disabled = false;
     await refreshFiles();

@@ -161,3 +161,22 @@ test('Index in wasm: a PDF and Markdown ingested from bytes, hybrid search, a ci
   const after = await again.search('how long should bread dough rise', {});
   assert.ok(after.every((h) => h.source === 'mini.pdf'));
 });
+
+test('a PEFT adapter (written by HF PEFT 0.21.2) applied in wasm gives transformers+PEFT\'s next token', async () => {
+  const golden = JSON.parse(readFileSync(join(here, '../fixtures/peft_adapter/golden.json'), 'utf8'));
+  const dir = join(here, '../fixtures/peft_adapter');
+  const g = await cairn.Generator.load(readFileSync(smollm), 'cpu');
+  const prompt = Uint32Array.from(golden.ids); // token ids as the prompt, exactly
+  const base = await g.generate(prompt, { maxNewTokens: 1 });
+  g.setAdapter(readFileSync(join(dir, 'adapter_config.json')), readFileSync(join(dir, 'adapter_model.safetensors')));
+  const adapted = await g.generate(prompt, { maxNewTokens: 1 });
+  assert.equal(adapted.tokenIds[0], golden.top_ids[0]);
+  assert.notEqual(base.tokenIds[0], adapted.tokenIds[0]);
+  g.setAdapter(null, null);
+  assert.deepEqual((await g.generate(prompt, { maxNewTokens: 1 })).tokenIds, base.tokenIds);
+  assert.throws(() => g.setAdapter(readFileSync(join(dir, 'adapter_config.json')), null), /pass both/);
+  assert.throws(() => g.setAdapter(readFileSync(join(dir, 'adapter_config.json')), new Uint8Array([1, 2, 3])), /safetensors/);
+  assert.deepEqual((await g.generate(prompt, { maxNewTokens: 1 })).tokenIds, base.tokenIds);
+  await assert.rejects(g.generate([1, 99999999], {}), /prompt token id 99999999 is outside the vocabulary/);
+  await assert.rejects(g.generate({ text: 'x' }, {}), /the prompt must be a string or token ids/);
+});

@@ -123,6 +123,15 @@ export interface TextStream<R> extends AsyncIterable<string>, PromiseLike<R> {
   readonly result: Promise<R>;
 }
 
+/** An embedder's files as bytes. */
+export interface EmbedderFiles {
+  config: Uint8Array;
+  weights: Uint8Array;
+  tokenizer: Uint8Array;
+  pooling?: Uint8Array;
+  sentenceBert?: Uint8Array;
+}
+
 /** Options of `Cairn.create`. */
 export interface CreateOptions {
   backend?: Backend;
@@ -150,8 +159,12 @@ export class Cairn {
   readonly version: string;
   /** Whether the browser offers a WebGPU adapter. */
   readonly webgpu: boolean;
-  loadEmbedder(url: string | URL, options?: LoadOptions & { name?: string }): Promise<{ backend: string; dim: number }>;
-  loadGenerator(url: string | URL, options?: LoadOptions): Promise<{ backend: string; contextLength: number }>;
+  /** A folder URL (config.json, model.safetensors, tokenizer.json, optional pooling files), or the files' bytes. */
+  loadEmbedder(source: string | URL | EmbedderFiles, options?: LoadOptions & { name?: string }): Promise<{ backend: string; dim: number }>;
+  /** A GGUF file's URL or bytes. */
+  loadGenerator(source: string | URL | Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<{ backend: string; contextLength: number }>;
+  /** A LoRA adapter in PEFT's layout (folder URL or bytes), applied unmerged; `null` removes it. */
+  loadAdapter(source: string | URL | { config: Uint8Array; weights: Uint8Array } | null, options?: Omit<LoadOptions, 'backend'>): Promise<{ active: boolean }>;
   addFile(
     file: Blob & { name: string } | { name: string; bytes: ArrayBuffer | Uint8Array },
     options?: { collection?: string; onProgress?: (p: { done: number; total: number }) => void; maxBytes?: number },
@@ -161,7 +174,7 @@ export class Cairn {
   search(query: string, options?: SearchOptions): Promise<Passage[]>;
   embed(texts: string[], normalize?: boolean): Promise<Float32Array>;
   ask(question: string, options?: AskOptions): TextStream<Answer>;
-  generate(prompt: string, options?: GenerationOptions): TextStream<Generation>;
+  generate(prompt: string | Uint32Array | number[], options?: GenerationOptions): TextStream<Generation>;
   chat(messages: { role: string; content: string }[], options?: GenerationOptions): TextStream<Generation>;
   exportIndex(): Promise<Uint8Array>;
   importIndex(bytes: Uint8Array | ArrayBuffer): Promise<IndexedFile[]>;

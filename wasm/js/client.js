@@ -51,6 +51,8 @@ class TextStream {
   then(onOk, onErr) { return this.result.then(onOk, onErr); }
 }
 
+const isUrl = (x) => typeof x === 'string' || x instanceof URL;
+
 function toError({ name, message }) {
   const e = new Error(message);
   e.name = name || 'Error';
@@ -120,13 +122,37 @@ export class Cairn {
    * (AbortSignal) cancels. Resolves to `{ backend, dim }`. A new embedder
    * name starts a new, empty index.
    */
-  loadEmbedder(url, { name = 'all-minilm-l6-v2', onProgress, signal, backend } = {}) {
-    return this.#call('loadEmbedder', { url: url.toString(), name, backend: backend ?? this.backend }, { onProgress, signal });
+  loadEmbedder(source, { name = 'all-minilm-l6-v2', onProgress, signal, backend } = {}) {
+    const files = isUrl(source) ? undefined : {
+      config: source.config, weights: source.weights, tokenizer: source.tokenizer,
+      pooling: source.pooling, sbert: source.sentenceBert,
+    };
+    if (files && !(files.config && files.weights && files.tokenizer)) {
+      return Promise.reject(new Error('loadEmbedder: pass a folder URL, or { config, weights, tokenizer } bytes'));
+    }
+    return this.#call('loadEmbedder', { url: files ? undefined : source.toString(), files, name, backend: backend ?? this.backend }, { onProgress, signal });
   }
 
-  /** Loads a GGUF decoder from a URL (cached; progress and cancel as above). Resolves to `{ backend, contextLength }`. */
-  loadGenerator(url, { onProgress, signal, backend } = {}) {
-    return this.#call('loadGenerator', { url: url.toString(), backend: backend ?? this.backend }, { onProgress, signal });
+  /**
+   * Loads a GGUF decoder from a URL (cached; progress and cancel as above)
+   * or from its bytes (`Uint8Array`/`ArrayBuffer`). Resolves to
+   * `{ backend, contextLength }`.
+   */
+  loadGenerator(source, { onProgress, signal, backend } = {}) {
+    const bytes = isUrl(source) ? undefined : source;
+    return this.#call('loadGenerator', { url: bytes ? undefined : source.toString(), bytes, backend: backend ?? this.backend }, { onProgress, signal });
+  }
+
+  /**
+   * Activates a LoRA adapter in PEFT's layout on the generator (applied
+   * unmerged): a folder URL holding `adapter_config.json` and
+   * `adapter_model.safetensors` (as `cairn train lora` writes), or
+   * `{ config, weights }` bytes; `null` removes it. Resolves to `{ active }`.
+   */
+  loadAdapter(source, { onProgress, signal } = {}) {
+    if (source == null) return this.#call('loadAdapter', {});
+    const files = isUrl(source) ? undefined : { config: source.config, weights: source.weights };
+    return this.#call('loadAdapter', { url: files ? undefined : source.toString(), files }, { onProgress, signal });
   }
 
   /**
@@ -170,7 +196,10 @@ export class Cairn {
    */
   ask(question, options = {}) { return this.#stream('ask', { question, options }); }
 
-  /** Continues a raw prompt; a stream as `ask`, resolving to `{ text, tokenIds, promptTokens, finishReason }`. */
+  /**
+   * Continues a raw prompt (text, or token ids used exactly); a stream as
+   * `ask`, resolving to `{ text, tokenIds, promptTokens, finishReason }`.
+   */
   generate(prompt, options = {}) { return this.#stream('generate', { prompt, options }); }
 
   /** Replies to `[{ role, content }]` with the model's chat template; a stream as `generate`. */

@@ -78,9 +78,9 @@ const ops = {
     await ready;
     return { version: version(), webgpu: await webgpuAvailable() };
   },
-  async loadEmbedder({ id, url, name, backend }, signal) {
-    const base = url.endsWith('/') ? url : url + '/';
-    const f = await fetchAll(id, [
+  async loadEmbedder({ id, url, files, name, backend }, signal) {
+    const base = url && (url.endsWith('/') ? url : url + '/');
+    const f = files ?? await fetchAll(id, [
       ['config', base + 'config.json'], ['weights', base + 'model.safetensors'],
       ['tokenizer', base + 'tokenizer.json'], ['pooling', base + '1_Pooling/config.json', true],
       ['sbert', base + 'sentence_bert_config.json', true]], signal);
@@ -93,11 +93,19 @@ const ops = {
     index = kept ? Index.fromBytes(kept, embedder, name) : new Index(embedder, name);
     return { backend: e.backend, dim: e.dim };
   },
-  async loadGenerator({ id, url, backend }, signal) {
-    const f = await fetchAll(id, [['gguf', url]], signal);
+  async loadGenerator({ id, url, bytes, backend }, signal) {
+    const gguf = bytes ? new Uint8Array(bytes) : (await fetchAll(id, [['gguf', url]], signal)).gguf;
     post({ id, type: 'progress', stage: 'building the model' });
-    generator = await Generator.load(f.gguf, backend);
+    generator = await Generator.load(gguf, backend);
     return { backend: generator.backend, contextLength: generator.contextLength };
+  },
+  async loadAdapter({ id, url, files }, signal) {
+    need(generator, 'a generator (loadGenerator)');
+    if (!url && !files) { generator.setAdapter(null, null); return { active: false }; }
+    const base = url && (url.endsWith('/') ? url : url + '/');
+    const f = files ?? await fetchAll(id, [['config', base + 'adapter_config.json'], ['weights', base + 'adapter_model.safetensors']], signal);
+    generator.setAdapter(new Uint8Array(f.config), new Uint8Array(f.weights));
+    return { active: true };
   },
   async addFile({ id, name, bytes, collection }) {
     need(index, 'an embedder (loadEmbedder)');

@@ -24,6 +24,12 @@ pub struct Generator {
     backend: String,
 }
 
+/// A prompt as text or as token ids.
+enum Prompt {
+    Text(String),
+    Ids(Vec<u32>),
+}
+
 /// What `generate` and `chat` resolve to.
 #[derive(serde::Serialize)]
 pub(crate) struct GenerationJs {
@@ -118,6 +124,43 @@ impl Generator {
         on_backend!(&*self.inner, g => g.model().config().context_length)
     }
 
+    /// Activates a LoRA adapter in PEFT's layout (the bytes of
+    /// `adapter_config.json` and `adapter_model.safetensors`, as `cairn
+    /// train lora` or HF PEFT write them), applied unmerged; `null` for both
+    /// restores the base model exactly. An adapter for another base model or
+    /// with other shapes is an error naming the tensor or field, and the
+    /// model keeps what it had.
+    #[wasm_bindgen(js_name = setAdapter)]
+    pub fn set_adapter(
+        &mut self,
+        config: Option<Vec<u8>>,
+        weights: Option<Vec<u8>>,
+    ) -> Result<(), JsError> {
+        let gen_ = Rc::get_mut(&mut self.inner).ok_or_else(|| {
+            JsError::new(
+                "setAdapter: the generator is busy (a generation is running); try when it ends",
+            )
+        })?;
+        let adapter = match (config, weights) {
+            (None, None) => None,
+            (Some(c), Some(w)) => {
+                let cfg = on_backend!(&*gen_, g => g.model().config().clone());
+                Some(
+                    cairn_core::lora::Adapter::from_peft(&c, &w, cfg.num_layers, |m| {
+                        cfg.projection_dims(m)
+                    })
+                    .map_err(js_err)?,
+                )
+            }
+            _ => {
+                return Err(JsError::new(
+                    "setAdapter: pass both adapter_config.json and adapter_model.safetensors, or neither",
+                ));
+            }
+        };
+        on_backend!(gen_, g => g.model_mut().set_adapter(adapter.as_ref())).map_err(js_err)
+    }
+
     /// Token ids of `text` (as the model's tokenizer encodes a prompt).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsError> {
         on_backend!(&*self.inner, g => g.encode(text)).map_err(js_err)
@@ -147,20 +190,36 @@ impl Generator {
     /// `earlyStopping`, `stop`, `eosTokenIds`, `seed`); `onText(piece)` gets
     /// each decoded piece and may return `false` to stop. Resolves to
     /// `{ text, tokenIds, promptTokens, finishReason }`.
+    ///
+    /// `prompt` is text, or token ids (`Uint32Array` or an array of numbers)
+    /// used exactly as given.
     pub fn generate(
         &self,
-        prompt: String,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint32Array | number[]")] prompt: JsValue,
         options: JsValue,
         on_text: Option<js_sys::Function>,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         let opts =
             options::object(&options, "generate").and_then(|o| options::generation(o, "generate"));
+        let prompt = match prompt.as_string() {
+            Some(text) => Ok(Prompt::Text(text)),
+            None => serde_wasm_bindgen::from_value::<Vec<u32>>(prompt)
+                .map(Prompt::Ids)
+                .map_err(|e| {
+                    JsError::new(&format!(
+                        "generate: the prompt must be a string or token ids ({e})"
+                    ))
+                }),
+        };
         wasm_bindgen_futures::future_to_promise(async move {
             let config = opts?;
+            let prompt = prompt?;
             let mut s = Streamer::new(on_text);
-            let out =
-                on_backend!(&*inner, g => g.generate_stream(&prompt, &config, |p| s.push(p)).await);
+            let out = on_backend!(&*inner, g => match &prompt {
+                Prompt::Text(t) => g.generate_stream(t, &config, |p| s.push(p)).await,
+                Prompt::Ids(ids) => g.generate_ids_stream(ids, &config, |p| s.push(p)).await,
+            });
             if let Some(e) = s.error {
                 return Err(e);
             }
@@ -177,6 +236,6 @@ impl Generator {
         on_text: Option<js_sys::Function>,
     ) -> Result<js_sys::Promise, JsError> {
         let prompt = self.apply_chat_template(messages, Some(true))?;
-        Ok(self.generate(prompt, options, on_text))
+        Ok(self.generate(JsValue::from_str(&prompt), options, on_text))
     }
 }

@@ -37,8 +37,10 @@ async function openPage(ctx, url, log) {
   const page = await ctx.newPage();
   page.on('console', (m) => log.push(`[console.${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  const t0 = Date.now();
   await page.goto(url);
   await page.waitForFunction(() => ['started', 'failed'].includes(document.body.dataset.state), null, { timeout: 60_000 });
+  page.startSeconds = (Date.now() - t0) / 1000;
   assert.equal(await page.evaluate(() => document.body.dataset.state), 'started', log.join('\n'));
   return page;
 }
@@ -116,7 +118,7 @@ test('the demo in headless Chromium: bad input, load, ingest a PDF, a cited answ
     assert.match(cpu.answer, /R CMD INSTALL|install\.packages/, cpu.answer);
     assert.match(cpu.sources[0].text, /^mini\.pdf, page 1/, JSON.stringify(cpu.sources));
     const tps = Number(await page.evaluate(() => document.body.dataset.tokensPerSecond));
-    const report = { webgpu: webgpu === 'true', loadSecondsCpu: loadSecs, cpu: { answer: cpu.answer, sources: cpu.sources, stats: cpu.stats, decodeTokensPerSecond: tps } };
+    const report = { webgpu: webgpu === 'true', pageStartSeconds: page.startSeconds, loadSecondsCpu: loadSecs, cpu: { answer: cpu.answer, sources: cpu.sources, stats: cpu.stats, decodeTokensPerSecond: tps } };
     const golden = JSON.parse(readFileSync(join(here, '../../tests/fixtures/smollm2_forward.json'), 'utf8'));
     const sentences = Array.from({ length: 64 }, (_, i) => `Sentence number ${i} about installing R packages from local files and configuring Debian networking.`);
     // Embeddings and a short greedy generation through the page's engine, timed (recorded, not asserted).
@@ -135,6 +137,26 @@ test('the demo in headless Chromium: bad input, load, ingest a PDF, a cited answ
     assert.equal(cpuProbe.page, 3);
     assert.deepEqual(cpuProbe.tokenIds, golden.greedy.map((t) => t.id));
     report.cpu.embeddingsPerSecond = cpuProbe.embedPerSecond;
+
+    // A LoRA adapter written by HF PEFT, loaded by the page's engine from bytes:
+    // its next token is transformers+PEFT's; removing it restores the base.
+    const peft = join(here, '../../tests/fixtures/peft_adapter');
+    const pg = JSON.parse(readFileSync(join(peft, 'golden.json'), 'utf8'));
+    const lora = await page.evaluate(async ({ config, weights, prompt }) => {
+      const c = window.cairnDemo.state.cairn;
+      await c.loadAdapter({ config: new Uint8Array(config), weights: new Uint8Array(weights) });
+      const adapted = await c.generate(prompt, { maxNewTokens: 1 }).result;
+      await c.loadAdapter(null);
+      const base = await c.generate(prompt, { maxNewTokens: 1 }).result;
+      return { adapted: adapted.tokenIds, base: base.tokenIds };
+    }, {
+      config: [...readFileSync(join(peft, 'adapter_config.json'))],
+      weights: [...readFileSync(join(peft, 'adapter_model.safetensors'))],
+      // The text of golden.ids (tests/scripts/make_peft_golden.py; tests/node checks the round trip).
+      prompt: pg.ids, // token ids as the prompt, exactly
+    });
+    assert.equal(lora.adapted[0], pg.top_ids[0]);
+    assert.notEqual(lora.base[0], pg.top_ids[0]);
     report.cpu.generate8Seconds = cpuProbe.generateSeconds;
 
     // WebGPU, when Chromium offers an adapter (SwiftShader here): the same
@@ -160,6 +182,19 @@ test('the demo in headless Chromium: bad input, load, ingest a PDF, a cited answ
       report.webgpuRun = { embeddingsPerSecond: gpu.embedPerSecond, generate8Seconds: gpu.generateSeconds };
       await page.screenshot({ path: join(artifacts, 'e2e-webgpu.png'), fullPage: true });
     }
+    // Offline after the first load: the service worker serves the page and
+    // the package, the worker's Cache API the models.
+    await b.ctx.setOffline(true);
+    await page.reload();
+    await page.waitForFunction(() => ['started', 'failed'].includes(document.body.dataset.state), null, { timeout: 60_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'started', await page.textContent('#status'));
+    await loadModels(page, 'cpu');
+    assert.match(await page.textContent('#status'), /Models loaded/);
+    await page.setInputFiles('#files-input', pdf);
+    await page.waitForSelector('#files li[data-source="mini.pdf"]', { timeout: 120_000 });
+    report.offline = 'page, package and models loaded with the network off; mini.pdf indexed';
+    await b.ctx.setOffline(false);
+
     writeFileSync(join(artifacts, 'e2e-report.json'), JSON.stringify(report, null, 2));
     console.log(JSON.stringify(report, null, 2));
   } catch (e) {

@@ -229,8 +229,29 @@ impl<B: Backend> Generator<B> {
         config: &GenerationConfig,
         on_text: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
-        config.validate()?;
         let ids = self.encode(prompt)?;
+        self.generate_ids_stream(&ids, config, on_text).await
+    }
+
+    /// Like [`Generator::generate_stream`] from prompt token ids (no
+    /// tokenization: exactly these ids are the prompt).
+    pub async fn generate_ids_stream(
+        &self,
+        ids: &[u32],
+        config: &GenerationConfig,
+        on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        config.validate()?;
+        if ids.is_empty() {
+            return Err(Error::Input("the prompt has no tokens".into()));
+        }
+        let vocab = self.model.config().vocab_size;
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+            return Err(Error::Input(format!(
+                "prompt token id {bad} is outside the vocabulary (size {vocab})"
+            )));
+        }
+        let ids = ids.to_vec();
         if config.num_beams > 1 {
             let mut on_text = on_text;
             let g = self.beam_search(&ids, config).await?;

@@ -99,6 +99,7 @@ try {
   report.browser.transformersJsWasm = await page2.evaluate(async ({ sentences, batch, name }) => {
     const { pipeline, env } = await import('/node_modules/@huggingface/transformers/dist/transformers.web.js');
     env.allowRemoteModels = false;
+    env.allowLocalModels = true; // the web build turns local models off by default
     env.localModelPath = '/models/';
     env.backends.onnx.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
     const t0 = performance.now();

@@ -24,30 +24,37 @@ pub struct ClassifierFiles<'a> {
     pub tokenizer: &'a [u8],
 }
 
-/// Tokenizes `texts` for an encoder: truncated to `max_length` (the
-/// tokenizer is built with truncation), in length-sorted batches of
-/// `batch_size`; yields (indices into `texts`, padded batch).
-pub fn length_sorted_batches(
-    tokenizer: &Tokenizer,
-    texts: &[&str],
-    batch_size: usize,
-    pad_id: u32,
-) -> Result<Vec<(Vec<usize>, crate::tokenizer::BatchEncoding)>> {
-    let encoded = texts
-        .iter()
-        .map(|t| Ok(tokenizer.encode(t, true)?.ids))
-        .collect::<Result<Vec<_>>>()?;
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+/// One tokenized input: ids, and token types for a sentence pair.
+type Row = (Vec<u32>, Option<Vec<u32>>);
+
+/// A padded batch: (indices into the inputs, ids + mask, padded token types).
+type Batch = (
+    Vec<usize>,
+    crate::tokenizer::BatchEncoding,
+    Option<Vec<u32>>,
+);
+
+/// Groups tokenized inputs (truncated by the tokenizer) into length-sorted
+/// padded batches of `batch_size`.
+fn length_sorted_batches(rows: &[Row], batch_size: usize, pad_id: u32) -> Result<Vec<Batch>> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(rows[i].0.len()));
     order
         .chunks(batch_size.max(1))
         .map(|chunk| {
-            let rows: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
-            let padded = pad_batch(&rows, pad_id);
+            let ids: Vec<&[u32]> = chunk.iter().map(|&i| rows[i].0.as_slice()).collect();
+            let padded = pad_batch(&ids, pad_id);
             if padded.max_len == 0 {
                 return Err(Error::Input("the texts encode to zero tokens".into()));
             }
-            Ok((chunk.to_vec(), padded))
+            let types = rows[chunk[0]].1.as_ref().map(|_| {
+                let t: Vec<&[u32]> = chunk
+                    .iter()
+                    .map(|&i| rows[i].1.as_deref().unwrap_or(&[]))
+                    .collect();
+                pad_batch(&t, 0).ids
+            });
+            Ok((chunk.to_vec(), padded, types))
         })
         .collect()
 }
@@ -103,15 +110,47 @@ impl<B: Backend> TextClassifier<B> {
 
     /// Scores and predicted labels for each text, in input order.
     pub async fn predict_async(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
+        let rows = texts
+            .iter()
+            .map(|t| Ok((self.tokenizer.encode(t, true)?.ids, None)))
+            .collect::<Result<Vec<Row>>>()?;
+        self.predict_rows(&rows).await
+    }
+
+    /// Scores and predicted labels for sentence pairs `(a, b)`, encoded with
+    /// token types as the tokenizer's pair template does (a cross-encoder's
+    /// (query, passage)).
+    pub async fn predict_pairs_async(&self, pairs: &[(&str, &str)]) -> Result<Vec<Prediction>> {
+        let rows = pairs
+            .iter()
+            .map(|(a, b)| {
+                let (ids, types) = self.tokenizer.encode_pair(a, b)?;
+                Ok((ids, Some(types)))
+            })
+            .collect::<Result<Vec<Row>>>()?;
+        self.predict_rows(&rows).await
+    }
+
+    async fn predict_rows(&self, rows: &[Row]) -> Result<Vec<Prediction>> {
         let b = self.model.encoder().backend();
-        let mut out = vec![None; texts.len()];
+        let mut out = vec![None; rows.len()];
         let n = self.labels().len();
-        for (idx, batch) in
-            length_sorted_batches(&self.tokenizer, texts, self.batch_size, self.pad_id)?
-        {
-            let logits =
-                self.model
-                    .forward(&batch.ids, &batch.attention_mask, idx.len(), batch.max_len)?;
+        for (idx, batch, types) in length_sorted_batches(rows, self.batch_size, self.pad_id)? {
+            let logits = match &types {
+                Some(t) => self.model.forward_pairs(
+                    &batch.ids,
+                    t,
+                    &batch.attention_mask,
+                    idx.len(),
+                    batch.max_len,
+                )?,
+                None => self.model.forward(
+                    &batch.ids,
+                    &batch.attention_mask,
+                    idx.len(),
+                    batch.max_len,
+                )?,
+            };
             let host = b.read_f32(&logits).await?;
             for (row, &i) in idx.iter().enumerate() {
                 out[i] = Some(predict_row(
@@ -128,5 +167,32 @@ impl TextClassifier<CpuBackend> {
     /// Scores and predicted labels for each text on the CPU.
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
         crate::backend::block_on_ready(self.predict_async(texts))
+    }
+
+    /// Scores and predicted labels for sentence pairs on the CPU.
+    pub fn predict_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Prediction>> {
+        crate::backend::block_on_ready(self.predict_pairs_async(pairs))
+    }
+}
+
+/// A cross-encoder reranker: a one-label pair classifier (e.g. trained by
+/// `cairn train classify` on `{"text": query, "text_pair": passage,
+/// "labels": ["relevant"] or []}`) whose score is the relevance of
+/// (query, passage).
+impl crate::retrieve::Reranker for TextClassifier<CpuBackend> {
+    fn score(&self, query: &str, passages: &[&str]) -> Result<Vec<f32>> {
+        if self.labels().len() != 1 {
+            return Err(Error::Input(format!(
+                "a reranker scores relevance with one label; this classifier has {} ({})",
+                self.labels().len(),
+                self.labels().join(", ")
+            )));
+        }
+        let pairs: Vec<(&str, &str)> = passages.iter().map(|p| (query, *p)).collect();
+        Ok(self
+            .predict_pairs(&pairs)?
+            .into_iter()
+            .map(|p| p.scores[0])
+            .collect())
     }
 }

@@ -188,6 +188,10 @@ enum Cmd {
         /// Embedder the index was built with.
         #[arg(long, default_value = "all-minilm-l6-v2")]
         embedder: String,
+        /// A cross-encoder directory (one-label pair classifier from `cairn
+        /// train classify`): adds a "hybrid+rerank" row (hybrid top-20 reranked).
+        #[arg(long)]
+        reranker: Option<PathBuf>,
     },
     /// Print the text a document loader extracts (JSON: segments with page / heading path).
     Extract {
@@ -472,6 +476,11 @@ struct RetrieveArgs {
     /// Below this router probability, every collection is searched.
     #[arg(long, default_value_t = 0.6)]
     router_threshold: f32,
+    /// A cross-encoder directory (one-label pair classifier from `cairn
+    /// train classify`): the `--candidates` fused hits are reranked by it
+    /// and the best `--k` kept.
+    #[arg(long)]
+    reranker: Option<PathBuf>,
 }
 
 /// Decoding options shared by `generate` and `chat` (names as in transformers' `generate`).
@@ -779,6 +788,7 @@ fn run(cli: Cli) -> Result<()> {
             set,
             index,
             embedder,
+            reranker,
         } => {
             #[derive(serde::Deserialize)]
             struct Set {
@@ -790,7 +800,17 @@ fn run(cli: Cli) -> Result<()> {
             let path = index.unwrap_or_else(|| cairn::rag::default_index_path(&cache));
             let emb = cpu_embedder(&embedder, &cache)?;
             let mut ix = cairn::rag::read_index(&path, &embedder, emb.dim())?;
-            let rows = cairn::rag::eval_retrieval(&mut ix, &emb, &qs.questions)?;
+            let reranker = reranker
+                .map(|d| cairn::train::load_classifier(&d, None))
+                .transpose()?;
+            let rows = cairn::rag::eval_retrieval(
+                &mut ix,
+                &emb,
+                &qs.questions,
+                reranker
+                    .as_ref()
+                    .map(|r| r as &dyn cairn_core::retrieve::Reranker),
+            )?;
             println!("{} questions, index {}", qs.questions.len(), path.display());
             println!(
                 "{:12} {:>9} {:>10} {:>6} {:>8} {:>8}",
@@ -894,7 +914,21 @@ fn run(cli: Cli) -> Result<()> {
             };
             let started = std::time::Instant::now();
             let qv = emb.encode(&[question.as_str()], true)?.data;
-            let hits = ix.search(&question, &qv, &opts)?;
+            let hits = match &retrieval.reranker {
+                Some(dir) => {
+                    let r = cairn::train::load_classifier(dir, None)?;
+                    let candidates = ix.search(
+                        &question,
+                        &qv,
+                        &SearchOptions {
+                            k: retrieval.candidates,
+                            ..opts.clone()
+                        },
+                    )?;
+                    cairn_core::rag::rerank(&r, &question, candidates, retrieval.k)?
+                }
+                None => ix.search(&question, &qv, &opts)?,
+            };
             tracing::info!(
                 hits = hits.len(),
                 ms = started.elapsed().as_millis() as u64,

@@ -211,16 +211,20 @@ pub fn eval_retrieval(
     ix: &mut RagIndex,
     embedder: &Embedder<CpuBackend>,
     questions: &[EvalQuestion],
+    reranker: Option<&dyn cairn_core::retrieve::Reranker>,
 ) -> Result<Vec<EvalRow>> {
     use cairn_core::rag::{Method, SearchOptions};
-    let methods: [(&str, Method, Option<f32>); 4] = [
-        ("bm25", Method::Bm25, None),
-        ("dense", Method::Dense, None),
-        ("hybrid", Method::Hybrid, None),
-        ("hybrid+mmr", Method::Hybrid, Some(0.7)),
+    let mut methods: Vec<(&str, Method, Option<f32>, bool)> = vec![
+        ("bm25", Method::Bm25, None, false),
+        ("dense", Method::Dense, None, false),
+        ("hybrid", Method::Hybrid, None, false),
+        ("hybrid+mmr", Method::Hybrid, Some(0.7), false),
     ];
+    if reranker.is_some() {
+        methods.push(("hybrid+rerank", Method::Hybrid, None, true));
+    }
     let mut rows = Vec::new();
-    for (name, method, mmr) in methods {
+    for (name, method, mmr, rerank) in methods {
         let (mut r5, mut r20, mut rr) = (0usize, 0usize, 0f64);
         let mut times = Vec::with_capacity(questions.len());
         for q in questions {
@@ -238,6 +242,10 @@ pub fn eval_retrieval(
                     ..Default::default()
                 },
             )?;
+            let hits = match (rerank, reranker) {
+                (true, Some(r)) => cairn_core::rag::rerank(r, &q.question, hits, 20)?,
+                _ => hits,
+            };
             times.push(t.elapsed().as_secs_f64() * 1e3);
             let first = hits.iter().position(|h| {
                 h.chunk.source.ends_with(&q.file)

@@ -44,6 +44,46 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>> {
     Ok(read_jsonl(&read(path)?, &path.display().to_string())?)
 }
 
+/// The sentence pairs of `examples` (`text`, `text_pair`), `None` when no
+/// example has a pair; an error naming `file` when only some do.
+fn pairs<'a>(examples: &'a [Example], file: &str) -> Result<Option<Vec<(&'a str, &'a str)>>> {
+    let with = examples.iter().filter(|e| e.text_pair.is_some()).count();
+    if with == 0 {
+        return Ok(None);
+    }
+    if with != examples.len() {
+        return Err(Error::Model(format!(
+            "{file}: {with} of {} examples have a 'text_pair'; use pairs for all or none",
+            examples.len()
+        )));
+    }
+    Ok(Some(
+        examples
+            .iter()
+            .map(|e| (e.text.as_str(), e.text_pair.as_deref().unwrap_or_default()))
+            .collect(),
+    ))
+}
+
+/// Tokenizes examples (single texts or sentence pairs) with their label ids.
+fn encode(
+    tokenizer: &Tokenizer,
+    examples: &[Example],
+    ids: Vec<Vec<usize>>,
+    file: &str,
+) -> Result<Encoded> {
+    Ok(match pairs(examples, file)? {
+        Some(p) => {
+            let (a, b): (Vec<&str>, Vec<&str>) = p.into_iter().unzip();
+            Encoded::pairs(tokenizer, &a, &b, ids)?
+        }
+        None => {
+            let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+            Encoded::new(tokenizer, &texts, ids)?
+        }
+    })
+}
+
 /// How to weight classes in the loss.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClassWeights {
@@ -228,12 +268,10 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
         ClassWeights::Balanced => Some(balanced_class_weights(&train_ids, labels.len())),
         ClassWeights::Given(w) => Some(w.clone()),
     };
-    let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
-    let enc_train = Encoded::new(&tokenizer, &texts, train_ids)?;
-    let enc_val = match (&val, val_ids) {
-        (Some(v), Some(ids)) => {
-            let t: Vec<&str> = v.iter().map(|e| e.text.as_str()).collect();
-            Some(Encoded::new(&tokenizer, &t, ids)?)
+    let enc_train = encode(&tokenizer, &train, train_ids, &o.data.display().to_string())?;
+    let enc_val = match (&val, val_ids, &o.val) {
+        (Some(v), Some(ids), Some(path)) => {
+            Some(encode(&tokenizer, v, ids, &path.display().to_string())?)
         }
         _ => None,
     };
@@ -417,12 +455,14 @@ pub fn eval_classifier(
     let examples = read_examples(data)?;
     let labels = classifier.labels().to_vec();
     let truth = label_ids(&examples, &labels, &data.display().to_string())?;
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let preds: Vec<Vec<usize>> = classifier
-        .predict(&texts)?
-        .into_iter()
-        .map(|p| p.labels)
-        .collect();
+    let predictions = match pairs(&examples, &data.display().to_string())? {
+        Some(p) => classifier.predict_pairs(&p)?,
+        None => {
+            let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+            classifier.predict(&texts)?
+        }
+    };
+    let preds: Vec<Vec<usize>> = predictions.into_iter().map(|p| p.labels).collect();
     Ok((report(&labels, &truth, &preds)?, preds))
 }
 

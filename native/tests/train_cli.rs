@@ -234,3 +234,98 @@ fn trains_resumes_classifies_and_reports() {
     let (ok, _, err) = cairn(&["classify", "--model", dir.path().to_str().unwrap(), "x"]);
     assert!(!ok && err.contains("config.json"), "{err}");
 }
+
+#[test]
+fn a_cross_encoder_trains_on_sentence_pairs_and_reranks() {
+    use cairn_core::retrieve::Reranker;
+    let minilm = common::model("all-minilm-l6-v2");
+    // Pairs are encoded with BERT's pair template and token types.
+    let tok = cairn_core::tokenizer::Tokenizer::from_bytes(
+        &std::fs::read(minilm.join("tokenizer.json")).unwrap(),
+        "tokenizer.json",
+    )
+    .unwrap();
+    let (ids, types) = tok.encode_pair("my cat", "the bank").unwrap();
+    assert_eq!(ids, vec![101, 2026, 4937, 102, 1996, 2924, 102]);
+    assert_eq!(types, vec![0, 0, 0, 0, 1, 1, 1]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let queries = [
+        ("Which pet needs walks?", "pets"),
+        ("What did the kitten do?", "pets"),
+        ("Who changed the interest rate?", "money"),
+        ("How do I pay my loan?", "money"),
+    ];
+    let mut rows = String::new();
+    for (q, topic) in queries {
+        for (passages, t) in [(&PETS, "pets"), (&MONEY, "money")] {
+            for p in passages.iter().take(4) {
+                let labels: Vec<&str> = if t == topic { vec!["relevant"] } else { vec![] };
+                rows += &(serde_json::json!({"text": q, "text_pair": p, "labels": labels})
+                    .to_string()
+                    + "\n");
+            }
+        }
+    }
+    let train = dir.path().join("pairs.jsonl");
+    std::fs::write(&train, &rows).unwrap();
+    let out = dir.path().join("reranker");
+    let (ok, _, err) = cairn(&[
+        "train",
+        "classify",
+        "--multi-label",
+        "--data",
+        train.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-4",
+        "--max-length",
+        "48",
+    ]);
+    assert!(ok, "{err}");
+    let r = cairn::train::load_classifier(&out, None).unwrap();
+    let order = r
+        .rerank(
+            "Which animal chased something in the garden?",
+            &[MONEY[6], PETS[7], MONEY[7]],
+            3,
+        )
+        .unwrap();
+    assert_eq!(order[0].0, 1, "{order:?}");
+    assert!(order[0].1 > 0.5 && order[2].1 < 0.5, "{order:?}");
+    // The report reads pairs too.
+    let (ok, stdout, err) = cairn(&[
+        "eval",
+        "classify",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("relevant"), "{stdout}");
+    // Pairs and single texts do not mix; a classifier with several labels is no reranker.
+    std::fs::write(
+        &train,
+        rows + &serde_json::json!({"text": "alone", "labels": []}).to_string(),
+    )
+    .unwrap();
+    let (ok, _, err) = cairn(&[
+        "eval",
+        "classify",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("32 of 33 examples have a 'text_pair'"),
+        "{err}"
+    );
+}

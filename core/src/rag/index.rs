@@ -427,3 +427,24 @@ impl RagIndex {
         Ok(hits.into_iter().map(|(h, _)| h).collect())
     }
 }
+
+/// Re-scores `hits` with a cross-encoder on (query, matched chunk) and
+/// keeps the best `k`, best first; each hit's `score` becomes the
+/// reranker's. (The matched child is what the reranker reads: a passage of
+/// the size it was trained on.)
+pub fn rerank(
+    reranker: &dyn crate::retrieve::Reranker,
+    query: &str,
+    hits: Vec<Hit>,
+    k: usize,
+) -> Result<Vec<Hit>> {
+    let texts: Vec<&str> = hits.iter().map(|h| h.matched.text.as_str()).collect();
+    let order = reranker.rerank(query, &texts, k)?;
+    Ok(order
+        .into_iter()
+        .map(|(i, score)| Hit {
+            score,
+            ..hits[i].clone()
+        })
+        .collect())
+}

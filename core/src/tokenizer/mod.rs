@@ -115,6 +115,17 @@ impl Tokenizer {
         })
     }
 
+    /// Encodes a sentence pair (`[CLS] a [SEP] b [SEP]` for BERT) as the
+    /// tokenizer's pair template does, truncated by its rule (e.g. longest
+    /// first): the ids and their token type ids (0 for `a`, 1 for `b`).
+    pub fn encode_pair(&self, a: &str, b: &str) -> Result<(Vec<u32>, Vec<u32>)> {
+        let enc = self
+            .inner
+            .encode((a, b), true)
+            .map_err(|e| Error::Tokenizer(format!("encoding a pair failed: {e}")))?;
+        Ok((enc.get_ids().to_vec(), enc.get_type_ids().to_vec()))
+    }
+
     /// Encodes several texts and pads them to the longest with `pad_id`
     /// (dynamic padding): `ids` and `attention_mask` are `texts.len() × max_len`, row-major.
     pub fn encode_batch(

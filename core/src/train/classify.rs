@@ -157,6 +157,8 @@ pub trait Hooks {
 #[derive(Debug, Clone)]
 pub struct Encoded {
     ids: Vec<Vec<u32>>,
+    /// Token types of sentence pairs (`None` for single texts).
+    types: Option<Vec<Vec<u32>>>,
     labels: Vec<Vec<usize>>,
 }
 
@@ -174,7 +176,41 @@ impl Encoded {
             .iter()
             .map(|t| Ok(tokenizer.encode(t, true)?.ids))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { ids, labels })
+        Ok(Self {
+            ids,
+            types: None,
+            labels,
+        })
+    }
+
+    /// Tokenizes sentence pairs `(firsts[i], seconds[i])` with token types
+    /// (a cross-encoder's (query, passage)), with their label ids.
+    pub fn pairs(
+        tokenizer: &Tokenizer,
+        firsts: &[&str],
+        seconds: &[&str],
+        labels: Vec<Vec<usize>>,
+    ) -> Result<Self> {
+        if firsts.len() != labels.len() || seconds.len() != labels.len() {
+            return Err(Error::Input(format!(
+                "{} first texts and {} second texts with {} label sets",
+                firsts.len(),
+                seconds.len(),
+                labels.len()
+            )));
+        }
+        let (ids, types) = firsts
+            .iter()
+            .zip(seconds)
+            .map(|(a, b)| tokenizer.encode_pair(a, b))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        Ok(Self {
+            ids,
+            types: Some(types),
+            labels,
+        })
     }
 
     /// Examples.
@@ -375,9 +411,17 @@ impl Trainer {
         let rows: Vec<&[u32]> = idx.iter().map(|&i| data.ids[i].as_slice()).collect();
         let padded = pad_batch(&rows, self.pad_id);
         let (b, seq) = (idx.len(), padded.max_len);
-        let mut pooled = self
-            .model
-            .pooled(&padded.ids, &padded.attention_mask, b, seq)?;
+        let types = data.types.as_ref().map(|t| {
+            let rows: Vec<&[u32]> = idx.iter().map(|&i| t[i].as_slice()).collect();
+            pad_batch(&rows, 0).ids
+        });
+        let mut pooled = self.model.pooled_typed(
+            &padded.ids,
+            types.as_deref(),
+            &padded.attention_mask,
+            b,
+            seq,
+        )?;
         if let Some(rng) = dropout
             && self.config.dropout > 0.0
         {
@@ -599,7 +643,11 @@ mod tests {
             })
             .collect();
         let labels = (0..8).map(|i| vec![i % 2]).collect();
-        Encoded { ids, labels }
+        Encoded {
+            ids,
+            types: None,
+            labels,
+        }
     }
 
     struct Keep(Vec<Checkpoint>, Vec<f32>);

@@ -2,7 +2,8 @@
 //!
 //! One JSON object per line: `{"text": "...", "label": "name"}` for
 //! single-label data, `{"text": "...", "labels": ["a", "b"]}` for
-//! multi-label data (an integer label is taken as an id). Blank lines are
+//! multi-label data (an integer label is taken as an id). Sentence pairs
+//! (a cross-encoder's query and passage) add `"text_pair": "..."`. Blank lines are
 //! skipped; anything else that is not such an object is an error naming the
 //! file and line.
 
@@ -20,6 +21,8 @@ pub struct Example {
     pub text: String,
     /// Label names (one for single-label data).
     pub labels: Vec<String>,
+    /// The second text of a sentence pair (e.g. the passage for a query).
+    pub text_pair: Option<String>,
 }
 
 /// Parses JSONL `bytes`; `file` names the source in errors.
@@ -58,9 +61,15 @@ pub fn read_jsonl(bytes: &[u8], file: &str) -> Result<Vec<Example>> {
                 ));
             }
         };
+        let text_pair = match v.get("text_pair") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p.clone()),
+            Some(other) => return Err(err(format!("'text_pair' must be a string, got {other}"))),
+        };
         out.push(Example {
             text: text.to_string(),
             labels,
+            text_pair,
         });
     }
     if out.is_empty() {
@@ -182,6 +191,24 @@ mod tests {
             .to_string();
         assert!(e.contains("missing string field 'text'"), "{e}");
         assert!(read_jsonl(b"\n", "empty.jsonl").is_err());
+    }
+
+    #[test]
+    fn reads_sentence_pairs() {
+        let ok = b"{\"text\":\"q\",\"text_pair\":\"p\",\"labels\":[\"relevant\"]}\n{\"text\":\"q\",\"text_pair\":\"n\",\"labels\":[]}\n";
+        let ex = read_jsonl(ok, "pairs.jsonl").unwrap();
+        assert_eq!(ex[0].text_pair.as_deref(), Some("p"));
+        assert!(ex[1].labels.is_empty());
+        let e = read_jsonl(
+            b"{\"text\":\"q\",\"text_pair\":3,\"label\":\"x\"}",
+            "p.jsonl",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("p.jsonl") && e.contains("line 1: 'text_pair' must be a string"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -492,7 +492,8 @@ impl Trainer {
 
     /// Trains until the configured epochs are done or early stopping
     /// triggers, then restores the best epoch's weights (by validation
-    /// macro-F1; without validation data, the last). Returns every epoch's log.
+    /// macro-F1, ties broken by the lower validation loss; without
+    /// validation data, the last). Returns every epoch's log.
     pub fn fit(
         &mut self,
         train: &Encoded,
@@ -558,8 +559,22 @@ impl Trainer {
                 val_accuracy,
                 step_losses,
             };
+            // Better macro-F1 wins; at equal F1 (e.g. a reranker whose
+            // scores stay under the threshold early on) the lower loss does.
             let improved = match (val_macro_f1, self.state.best) {
-                (Some(f), Some((b, _))) => f > b,
+                (Some(f), Some((b, e))) => {
+                    let best_loss = self
+                        .state
+                        .history
+                        .iter()
+                        .find(|h| h.epoch == e)
+                        .and_then(|h| h.val_loss);
+                    f > b
+                        || (f == b
+                            && val_loss
+                                .zip(best_loss)
+                                .is_some_and(|(now, then)| now < then))
+                }
                 (Some(_), None) => true,
                 (None, _) => true,
             };

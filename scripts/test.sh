@@ -4,7 +4,7 @@
 #   whatever adapter exists — Mesa lavapipe on a CPU-only machine — required),
 #   the wasm32 build of cairn-core + cairn-wasm, the wasm build in node, and
 #   the demo page end to end in headless Chromium (screenshots and a report in
-#   ~/.cache/cairn/artifacts, or $CAIRN_ARTIFACTS).
+#   artifacts/ of the checkout, or $CAIRN_ARTIFACTS).
 # Build output is cached outside the clone, in ~/.cache/cairn/build
 # (override the root with CAIRN_BUILD_CACHE). Usage: scripts/test.sh
 set -euo pipefail

@@ -3,13 +3,13 @@
 // model URL that 404s), load the models, ingest the committed 3-page PDF,
 // refuse a non-PDF named .pdf and a 200 MB file, ask a question, and check
 // the streamed answer and its citation. Screenshots go to $CAIRN_ARTIFACTS
-// (default ~/.cache/cairn/artifacts). Then, if Chromium offers a WebGPU
+// (default artifacts/ in the checkout). Then, if Chromium offers a WebGPU
 // adapter (SwiftShader), the models again on WebGPU against the CPU's results.
 // Run: node --test www/tests/   (after scripts/build-wasm.sh and cairn fetch)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -17,7 +17,7 @@ import { serve } from '../serve.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pdf = join(here, '../../tests/fixtures/mini.pdf');
-const artifacts = process.env.CAIRN_ARTIFACTS || join(homedir(), '.cache/cairn/artifacts');
+const artifacts = process.env.CAIRN_ARTIFACTS || join(here, '../../artifacts');
 mkdirSync(artifacts, { recursive: true });
 const QUESTION = 'How do I install a package from a local file?';
 

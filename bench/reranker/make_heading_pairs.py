@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Cross-encoder pairs from the manuals' own structure (no human labels):
+each numbered section heading ("6.3 Installing packages") is a query, the
+~80 words that follow it on its page are the positive passage, and the 3
+passages of other sections BM25 ranks highest for it (plus one random) are
+negatives. Sources: the R manuals except the R FAQ, and the Debian Reference
+(the FAQs are the evaluation set, bench/rag_eval_set.json, and never used).
+A seeded sample of 240 headings; 90% train, 10% val, split by heading.
+
+    python3 bench/reranker/make_heading_pairs.py path/to/cairn   # writes heading_{train,val}.jsonl
+"""
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from make_pairs import BM25, words
+
+HERE = Path(__file__).parent
+CACHE = Path.home() / ".cache/cairn/corpus"
+HEADING = re.compile(r"^(\d+(?:\.\d+){1,3})\s+([A-Z][^\n]{3,70})$")
+
+
+def sections(cairn, pdf):
+    doc = json.loads(subprocess.run([cairn, "extract", str(pdf)], capture_output=True, check=True).stdout)
+    out = []
+    for seg in doc["segments"]:
+        lines = seg["text"].split("\n")
+        for i, line in enumerate(lines):
+            m = HEADING.match(line.strip())
+            if not m or line.strip().endswith((".", ",")) or re.search(r"\.{4,}|\s\d+$", line):
+                continue  # table-of-contents lines end in dots / page numbers
+            body = " ".join(" ".join(lines[i + 1:]).split()[:80])
+            if len(body.split()) >= 40:
+                out.append((m.group(2).strip(), body, f"{pdf.name}:{seg['page']}"))
+    return out
+
+
+def main():
+    cairn = sys.argv[1] if len(sys.argv) > 1 else "cairn"
+    pdfs = [p for p in sorted((CACHE / "r-manuals").glob("*.pdf")) if p.name != "R-FAQ.pdf"]
+    pdfs += [p for p in sorted((CACHE / "debian").glob("*.pdf")) if "faq" not in p.name.lower()]
+    secs = [s for p in pdfs for s in sections(cairn, p)]
+    passages = [b for _, b, _ in secs]
+    bm25 = BM25(passages)
+    rng = random.Random(7)
+    pick = rng.sample(range(len(secs)), min(240, len(secs)))
+    n_val = len(pick) // 10
+    for name, part in (("val", pick[:n_val]), ("train", pick[n_val:])):
+        out = []
+        for i in part:
+            q, pos, where = secs[i]
+            out.append({"text": q, "text_pair": pos, "labels": ["relevant"]})
+            s = bm25.scores(q)
+            order = sorted(range(len(passages)), key=lambda j: -s[j])
+            negs = [passages[j] for j in order if secs[j][2] != where][:3]
+            negs.append(passages[rng.choice([j for j in range(len(secs)) if secs[j][2] != where])])
+            out += [{"text": q, "text_pair": n, "labels": []} for n in negs]
+        with open(HERE / f"heading_{name}.jsonl", "w") as f:
+            for o in out:
+                f.write(json.dumps(o) + "\n")
+        print(f"{name}: {len(part)} headings, {len(out)} pairs")
+    print(f"{len(secs)} sections found in {len(pdfs)} PDFs")
+
+
+if __name__ == "__main__":
+    main()

@@ -88,8 +88,9 @@ impl Opened {
 pub(crate) const CPU_NAME: &str = "cpu (wasm simd128)";
 
 /// Whether this JavaScript environment offers WebGPU (`navigator.gpu` with an
-/// adapter). The browser demo reports it; `"auto"` backends use it.
+/// adapter and a device). The browser demo reports it. Only the device is
+/// opened: the kernels are compiled when a model is loaded on it.
 #[wasm_bindgen(js_name = webgpuAvailable)]
 pub async fn webgpu_available() -> bool {
-    GpuBackend::new().await.is_ok()
+    cairn_core::backend::gpu::GpuContext::new().await.is_ok()
 }

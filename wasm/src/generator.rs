@@ -10,7 +10,7 @@ use cairn_core::generate::{ChatMessage, FinishReason, Generation};
 use wasm_bindgen::prelude::*;
 
 use crate::engine::{Choice, OnBackend, Opened, on_backend};
-use crate::{js_err, options};
+use crate::{js_err, options, to_js};
 
 pub(crate) type Gen = OnBackend<
     cairn_core::generate::Generator<CpuBackend>,
@@ -82,11 +82,6 @@ impl Streamer {
             }
         }
     }
-}
-
-fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| JsError::new(&e.to_string()).into())
 }
 
 #[wasm_bindgen]

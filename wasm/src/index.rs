@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 use crate::embedder::Emb;
 use crate::engine::on_backend;
 use crate::generator::Streamer;
-use crate::{Embedder, Generator, js_err, options};
+use crate::{Embedder, Generator, js_err, options, to_js};
 
 /// A searchable collection of documents.
 #[wasm_bindgen]
@@ -84,11 +84,6 @@ struct AnswerJs {
     /// Tokens generated (0 when the documents did not support an answer).
     #[serde(rename = "generatedTokens")]
     generated_tokens: usize,
-}
-
-fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| JsError::new(&e.to_string()).into())
 }
 
 /// Search settings taken out of a JS options object: `method`
@@ -250,7 +245,7 @@ impl Index {
     }
 
     /// Indexed files: `[{ collection, source, pages, chunks }]`.
-    pub fn files(&self) -> Result<JsValue, JsError> {
+    pub fn files(&self) -> Result<JsValue, JsValue> {
         #[derive(serde::Serialize)]
         struct FileJs {
             collection: String,
@@ -270,7 +265,7 @@ impl Index {
                 });
             }
         }
-        to_js(&out).map_err(|_| JsError::new("files: serialization failed"))
+        to_js(&out)
     }
 
     /// Retrieves passages for `query`. Options: `method` (`"hybrid"`

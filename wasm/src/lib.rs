@@ -26,6 +26,12 @@ pub use generator::Generator;
 pub use index::Index;
 use wasm_bindgen::prelude::*;
 
+/// A Rust value as a plain JS object (maps as objects, not `Map`s).
+pub(crate) fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()).into())
+}
+
 pub(crate) fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }

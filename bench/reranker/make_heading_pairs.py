@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from make_pairs import BM25, words
+from make_pairs import BM25, pair_rows, words, write_jsonl
 
 HERE = Path(__file__).parent
 CACHE = Path.home() / ".cache/cairn/corpus"
@@ -52,15 +52,12 @@ def main():
         out = []
         for i in part:
             q, pos, where = secs[i]
-            out.append({"text": q, "text_pair": pos, "labels": ["relevant"]})
             s = bm25.scores(q)
             order = sorted(range(len(passages)), key=lambda j: -s[j])
             negs = [passages[j] for j in order if secs[j][2] != where][:3]
             negs.append(passages[rng.choice([j for j in range(len(secs)) if secs[j][2] != where])])
-            out += [{"text": q, "text_pair": n, "labels": []} for n in negs]
-        with open(HERE / f"heading_{name}.jsonl", "w") as f:
-            for o in out:
-                f.write(json.dumps(o) + "\n")
+            out += pair_rows(q, pos, negs)
+        write_jsonl(HERE / f"heading_{name}.jsonl", out)
         print(f"{name}: {len(part)} headings, {len(out)} pairs")
     print(f"{len(secs)} sections found in {len(pdfs)} PDFs")
 

@@ -50,6 +50,18 @@ class BM25:
         return out
 
 
+def pair_rows(query, positive, negatives):
+    """The JSONL rows of one query: its positive, then its negatives."""
+    return [{"text": query, "text_pair": positive, "labels": ["relevant"]}] + \
+        [{"text": query, "text_pair": n, "labels": []} for n in negatives]
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for o in rows:
+            f.write(json.dumps(o) + "\n")
+
+
 def main():
     rows = [json.loads(l) for l in open(HERE / "../router/generated_questions.jsonl")]
     rows = [r for r in rows if r.get("question") and r.get("passage")]
@@ -65,7 +77,6 @@ def main():
         out = []
         for r in part:
             q, pos = r["question"], r["passage"]
-            out.append({"text": q, "text_pair": pos, "labels": ["relevant"]})
             s = bm25.scores(q)
             order = sorted(range(len(passages)), key=lambda i: -s[i])
             negs = [passages[i] for i in order if i != index[pos]][:3]
@@ -74,10 +85,8 @@ def main():
                 if x != pos and x not in negs:
                     negs.append(x)
                     break
-            out += [{"text": q, "text_pair": n, "labels": []} for n in negs]
-        with open(HERE / f"{name}.jsonl", "w") as f:
-            for o in out:
-                f.write(json.dumps(o) + "\n")
+            out += pair_rows(q, pos, negs)
+        write_jsonl(HERE / f"{name}.jsonl", out)
         print(f"{name}: {len(part)} questions, {len(out)} pairs")
     print(f"dropped {len(rows) - len(kept)} of {len(rows)} questions sharing no content word with their passage")
 

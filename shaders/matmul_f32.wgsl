@@ -16,6 +16,11 @@
 // Bindings (group 0): 0 A (storage, read), 1 B (storage, read),
 //   2 C (storage, read_write), 3 params (uniform), 4 bias (storage, read).
 // Dispatch: (ceil(n / 16), ceil(m / 16), batch).
+// Weight type: `WT` is f32 here; kernels.rs builds an f16-weight variant
+//   (`enable f16;`, `alias WT = f16;`) for adapters with shader-f16, where
+//   weights are stored as f16 and everything is computed in f32.
+
+alias WT = f32;
 
 struct Params {
     m: u32,
@@ -31,7 +36,7 @@ struct Params {
 const TILE: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<WT>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
@@ -61,9 +66,9 @@ fn main(
         let b_row = t * TILE + lid.y;
         if (b_row < params.k && col < params.n) {
             if (params.transpose_b == 1u) {
-                tile_b[lid.y][lid.x] = b[b0 + col * params.k + b_row];
+                tile_b[lid.y][lid.x] = f32(b[b0 + col * params.k + b_row]);
             } else {
-                tile_b[lid.y][lid.x] = b[b0 + b_row * params.n + col];
+                tile_b[lid.y][lid.x] = f32(b[b0 + b_row * params.n + col]);
             }
         } else {
             tile_b[lid.y][lid.x] = 0.0;

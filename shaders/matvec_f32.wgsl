@@ -12,6 +12,11 @@
 // Bindings (group 0): 0 A (storage, read), 1 B (storage, read),
 //   2 C (storage, read_write), 3 params (uniform), 4 bias (storage, read).
 // Dispatch: (min(g, 65535), ceil(g / 65535), m · batch), g = ceil(n / 16).
+// Weight type: `WT` is f32 here; kernels.rs builds an f16-weight variant
+//   (`enable f16;`, `alias WT = f16;`) for adapters with shader-f16, where
+//   weights are stored as f16 and everything is computed in f32.
+
+alias WT = f32;
 
 struct Params {
     m: u32,
@@ -28,7 +33,7 @@ const LANES: u32 = 4u;
 const OUTS: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<WT>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
@@ -49,7 +54,7 @@ fn main(
         let a0 = batch * params.a_stride + row * params.k;
         let b0 = batch * params.b_stride + col * params.k;
         for (var i = lane; i < params.k; i = i + LANES) {
-            s = s + a[a0 + i] * b[b0 + i];
+            s = s + a[a0 + i] * f32(b[b0 + i]);
         }
     }
     partial[lid] = s;

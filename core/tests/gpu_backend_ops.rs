@@ -414,3 +414,267 @@ fn shader_errors_and_storage_limits_are_named_errors() {
         "{e}"
     );
 }
+
+/// `shaders/attention.wgsl` (decode, prefill, grouped-query heads, encoder
+/// padding) against the CPU's composed matmul–softmax–matmul, on head sizes
+/// and lengths around its 8-row and 64-key tiles; heads above 128 take the
+/// composed path on the GPU too.
+#[test]
+fn fused_attention_matches_the_composed_ops() {
+    let Some(g) = gpu() else { return };
+    let k = Check {
+        g: &g,
+        c: CpuBackend::new(),
+    };
+    let t = |shape: &[usize], seed| (values(shape.iter().product(), seed), shape.to_vec());
+    // (query heads, kv heads, new queries, cached length incl. them, capacity, head dim)
+    for (i, &(nh, nkv, nq, len, cap, d)) in [
+        (9, 3, 1, 1, 4, 64),
+        (9, 3, 1, 70, 80, 64),
+        (4, 4, 1, 130, 130, 32),
+        (6, 2, 1, 65, 100, 80),
+        (9, 3, 17, 17, 20, 64),
+        (9, 3, 5, 40, 40, 64),
+        (2, 1, 70, 70, 70, 128),
+        (3, 3, 9, 9, 9, 1),
+        (2, 2, 3, 3, 3, 160),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 100 + 3 * i as u64;
+        k.run(
+            &format!("attention heads {nh}/{nkv}, {nq} queries, {len} of {cap}, d {d}"),
+            &[
+                t(&[1, nh, nq, d], seed),
+                t(&[1, nkv, cap, d], seed + 1),
+                t(&[1, nkv, cap, d], seed + 2),
+            ],
+            2e-4,
+            |b, x| b.attention(&x[0], &x[1], &x[2], len).unwrap(),
+            |b, x| b.attention(&x[0], &x[1], &x[2], len).unwrap(),
+        );
+    }
+    let c = CpuBackend::new();
+    for (i, (heads, d, lens)) in [
+        (4, 32, vec![5, 3]),
+        (12, 32, vec![70, 1, 33]),
+        (2, 128, vec![9]),
+        (2, 144, vec![4, 2]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seq = *lens.iter().max().unwrap();
+        let batch = lens.len();
+        let mask: Vec<u32> = lens
+            .iter()
+            .flat_map(|&n| (0..seq).map(move |j| u32::from(j < n)))
+            .collect();
+        let shape = [batch, seq, 3 * heads * d];
+        let data = values(shape.iter().product(), 200 + i as u64);
+        let want = pollster::block_on(
+            c.read_f32(
+                &c.encoder_attention(&c.tensor_f32(&data, &shape).unwrap(), &mask, heads)
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+        let got = pollster::block_on(
+            g.read_f32(
+                &g.encoder_attention(&g.tensor_f32(&data, &shape).unwrap(), &mask, heads)
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+        let h = heads * d;
+        for (r, _) in mask.iter().enumerate().filter(|(_, m)| **m == 1) {
+            for j in r * h..(r + 1) * h {
+                assert!(
+                    (want[j] - got[j]).abs() <= 2e-4 * (1.0 + want[j].abs()),
+                    "encoder_attention heads {heads} d {d} lens {lens:?} token {r}: {} vs {}",
+                    want[j],
+                    got[j]
+                );
+            }
+        }
+    }
+}
+
+/// `shaders/argmax.wgsl`: the host's argmax (first index on ties, −∞ rows → 0).
+#[test]
+fn argmax_matches_the_host() {
+    let Some(g) = gpu() else { return };
+    let c = CpuBackend::new();
+    let mut cases: Vec<(Vec<f32>, [usize; 2])> = vec![
+        (values(49_152, 300), [1, 49_152]),
+        (values(3 * 17, 301), [3, 17]),
+        (vec![f32::NEG_INFINITY; 2 * 5], [2, 5]),
+    ];
+    let mut ties = values(2 * 65, 302);
+    for row in ties.chunks_mut(65) {
+        row[5] = 100.0;
+        row[40] = 100.0;
+        row[64] = 100.0;
+    }
+    cases.push((ties, [2, 65]));
+    for (data, shape) in cases {
+        let want =
+            pollster::block_on(c.read_argmax(&c.tensor_f32(&data, &shape).unwrap())).unwrap();
+        let got = pollster::block_on(g.read_argmax(&g.tensor_f32(&data, &shape).unwrap())).unwrap();
+        assert_eq!(want, got, "argmax {shape:?}");
+    }
+    assert_eq!(
+        pollster::block_on(c.read_argmax(&c.tensor_f32(&[1.0, 7.0, 7.0], &[3]).unwrap())).unwrap(),
+        vec![1]
+    );
+}
+
+/// `shaders/qmatmul.wgsl` on row counts around its 8-row tile (decode is
+/// one row, prefill many).
+#[test]
+fn quantized_matmul_tiles_match_the_cpu_backend() {
+    let Some(g) = gpu() else { return };
+    let c = CpuBackend::new();
+    let (n, cols) = (37, 96);
+    let w = values(n * cols, 60);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        let bytes = cairn_core::quant::quantize(ty, &w, "w").unwrap();
+        let qc = c.qmatrix(ty, &bytes, n, cols, "w").unwrap();
+        let qg = g.qmatrix(ty, &bytes, n, cols, "w").unwrap();
+        for rows in [1, 4, 8, 9, 17, 70] {
+            let x = values(rows * cols, 61 + rows as u64);
+            let want = pollster::block_on(
+                c.read_f32(
+                    &c.qlinear(&c.tensor_f32(&x, &[rows, cols]).unwrap(), &qc)
+                        .unwrap(),
+                ),
+            )
+            .unwrap();
+            let got = pollster::block_on(
+                g.read_f32(
+                    &g.qlinear(&g.tensor_f32(&x, &[rows, cols]).unwrap(), &qg)
+                        .unwrap(),
+                ),
+            )
+            .unwrap();
+            for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-3 * (1.0 + a.abs()),
+                    "{ty:?} rows {rows} output {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
+
+fn f16_rounded(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// Weight matrices through [`Backend::weight_f32`]: f16 storage (where the
+/// adapter has shader-f16) and, under a small binding limit, row ranges that
+/// each fit — `linear` (+ bias), `embedding`, quantized `qlinear` and reads
+/// all give the CPU's results on the same (f16-rounded) weights, and other
+/// ops refuse a split matrix by name.
+#[test]
+fn f16_and_split_weights_match_the_cpu_backend() {
+    use cairn_core::backend::gpu::{GpuContext, GpuOptions};
+    let Some(g) = gpu() else { return };
+    drop(g);
+    let c = CpuBackend::new();
+    let read_c = |t| pollster::block_on(c.read_f32(&t)).unwrap();
+    for (f16, limit) in [(true, u64::MAX), (false, 8192), (true, 8192)] {
+        let ctx = pollster::block_on(GpuContext::new()).unwrap();
+        let g = pollster::block_on(GpuBackend::with_options(
+            ctx,
+            GpuOptions {
+                max_binding: limit,
+                f16_weights: f16,
+            },
+        ))
+        .unwrap();
+        let f16 = g.f16_weights();
+        let case = format!("f16 {f16}, limit {limit}");
+        let round = |v: &[f32]| if f16 { f16_rounded(v) } else { v.to_vec() };
+        let read_g = |t| pollster::block_on(g.read_f32(&t)).unwrap();
+        for (m, k, n) in [(1, 100, 70), (3, 100, 70), (12, 33, 129)] {
+            let (x, w, bias) = (values(m * k, 70), values(n * k, 71), values(n, 72));
+            let wg = g.weight_f32(&w, &[n, k]).unwrap();
+            assert_eq!(
+                format!("{wg:?}").contains("split into"),
+                limit < u64::MAX,
+                "{case}: {wg:?}"
+            );
+            assert_eq!(read_g(wg.clone()), round(&w), "{case}: weight read back");
+            let want = read_c(
+                c.linear(
+                    &c.tensor_f32(&x, &[m, k]).unwrap(),
+                    &c.tensor_f32(&round(&w), &[n, k]).unwrap(),
+                    Some(&c.tensor_f32(&bias, &[n]).unwrap()),
+                )
+                .unwrap(),
+            );
+            let got = read_g(
+                g.linear(
+                    &g.tensor_f32(&x, &[m, k]).unwrap(),
+                    &wg,
+                    Some(&g.tensor_f32(&bias, &[n]).unwrap()),
+                )
+                .unwrap(),
+            );
+            for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+                    "{case}: linear {m}x{k}x{n} output {i}: {a} vs {b}"
+                );
+            }
+        }
+        let table = values(1000 * 6, 73);
+        let ids = [999u32, 0, 500, 3, 999, 341, 342];
+        let tg = g.weight_f32(&table, &[1000, 6]).unwrap();
+        assert_eq!(format!("{tg:?}").contains("split into"), limit < u64::MAX);
+        let want = read_c(
+            c.embedding(
+                &c.tensor_u32(&ids, &[7]).unwrap(),
+                &c.tensor_f32(&round(&table), &[1000, 6]).unwrap(),
+            )
+            .unwrap(),
+        );
+        let got = read_g(
+            g.embedding(&g.tensor_u32(&ids, &[7]).unwrap(), &tg)
+                .unwrap(),
+        );
+        assert_eq!(want, got, "{case}: embedding");
+        if limit < u64::MAX {
+            let e = g.add(&tg, &tg).unwrap_err().to_string();
+            assert!(e.contains("split over the storage-binding limit"), "{e}");
+        }
+        let (rows, cols) = (200, 96);
+        let w = values(rows * cols, 74);
+        let x = values(5 * cols, 75);
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_1] {
+            let bytes = cairn_core::quant::quantize(ty, &w, "w").unwrap();
+            let want = read_c(
+                c.qlinear(
+                    &c.tensor_f32(&x, &[5, cols]).unwrap(),
+                    &c.qmatrix(ty, &bytes, rows, cols, "w").unwrap(),
+                )
+                .unwrap(),
+            );
+            let got = read_g(
+                g.qlinear(
+                    &g.tensor_f32(&x, &[5, cols]).unwrap(),
+                    &g.qmatrix(ty, &bytes, rows, cols, "w").unwrap(),
+                )
+                .unwrap(),
+            );
+            for (a, b) in want.iter().zip(&got) {
+                assert!(
+                    (a - b).abs() < 1e-3 * (1.0 + a.abs()),
+                    "{case}: {ty:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}

@@ -102,6 +102,16 @@ fn gpu_applies_the_adapter_like_the_cpu() {
     let Some(gpu) = cairn_core::testing::gpu_backend_or_skip() else {
         return;
     };
+    drop(gpu);
+    // f32 weights: this compares the adapter path, not f16 rounding of the tiny model's table.
+    let gpu = pollster::block_on(cairn_core::backend::gpu::GpuBackend::with_options(
+        pollster::block_on(cairn_core::backend::gpu::GpuContext::new()).unwrap(),
+        cairn_core::backend::gpu::GpuOptions {
+            f16_weights: false,
+            ..Default::default()
+        },
+    ))
+    .unwrap();
     let bytes = tiny_llama_gguf(&TinyLlama::default()).unwrap();
     let g = Gguf::parse(&bytes, "tiny.gguf").unwrap();
     let mut cpu = Llama::load(CpuBackend::new(), &g).unwrap();

@@ -15,7 +15,6 @@ use cairn_core::backend::Backend;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::backend::gpu::GpuBackend;
 use cairn_core::embedder::EmbedderOptions;
-use cairn_core::generate::sampler::argmax;
 use cairn_core::models::llama::Logits;
 
 struct Speeds {
@@ -38,19 +37,20 @@ fn measure<B: Backend>(backend: B, prompt_len: usize, decode_len: usize, n_sent:
         .repeat(prompt_len / 8 + 8);
     let ids: Vec<u32> = g.encode(&text).expect("encode")[..prompt_len].to_vec();
     let mut kv = m.new_cache(prompt_len + decode_len + 1).expect("cache");
-    let read = |t: &B::Tensor| pollster::block_on(b.read_f32(t)).expect("read");
-    read(
+    // Greedy, as `cairn generate` runs it: the backend's argmax, so a GPU
+    // reads back one token id per step.
+    let next = |t: &B::Tensor| pollster::block_on(b.read_argmax(t)).expect("read")[0];
+    next(
         &m.forward(&ids[..4], &mut kv, Logits::Last)
             .expect("warm-up"),
     );
     kv.truncate(0);
     let t = Instant::now();
-    let mut last = read(&m.forward(&ids, &mut kv, Logits::Last).expect("prefill"));
+    let mut id = next(&m.forward(&ids, &mut kv, Logits::Last).expect("prefill"));
     let prefill = prompt_len as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
     for _ in 0..decode_len {
-        let next = argmax(&last) as u32;
-        last = read(&m.forward(&[next], &mut kv, Logits::Last).expect("decode"));
+        id = next(&m.forward(&[id], &mut kv, Logits::Last).expect("decode"));
     }
     let decode = decode_len as f64 / t.elapsed().as_secs_f64();
     let e = load_embedder(

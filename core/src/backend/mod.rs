@@ -38,6 +38,15 @@ pub trait Backend: Clone + std::fmt::Debug {
 
     /// A tensor from f32 host data in row-major order.
     fn tensor_f32(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
+    /// A weight matrix (`[out, in]` for [`Backend::linear`], or a table for
+    /// [`Backend::embedding`]) from f32 host data. A backend may store it
+    /// narrower or split: the GPU backend keeps it in f16 where the adapter
+    /// has shader-f16, and splits matrices over the storage-binding limit into
+    /// row ranges. Such a tensor is only an operand of `linear` and
+    /// `embedding` (and can be read back).
+    fn weight_f32(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor> {
+        self.tensor_f32(data, shape)
+    }
     /// A tensor of token ids (or other indices) from host data.
     fn tensor_u32(&self, data: &[u32], shape: &[usize]) -> Result<Self::Tensor>;
     /// Copies a tensor back to the host as f32, row-major.
@@ -152,6 +161,27 @@ pub trait Backend: Clone + std::fmt::Debug {
         len: usize,
     ) -> Result<Self::Tensor> {
         composed_attention(self, q, k_cache, v_cache, len)
+    }
+
+    /// The index of the largest value of each row (the last dimension) of
+    /// `t`, read back to the host; ties go to the lowest index, as
+    /// [`crate::generate::sampler::argmax`]. Greedy decoding uses it so that a
+    /// GPU backend reads one number per row instead of the whole vocabulary.
+    fn read_argmax(&self, t: &Self::Tensor) -> impl Future<Output = Result<Vec<u32>>> {
+        async move {
+            let cols = self.shape(t).last().copied().unwrap_or(0);
+            if cols == 0 {
+                return Err(Error::Shape {
+                    op: "argmax",
+                    detail: format!("rows of {:?} are empty", self.shape(t)),
+                });
+            }
+            let values = self.read_f32(t).await?;
+            Ok(values
+                .chunks(cols)
+                .map(|row| crate::generate::sampler::argmax(row) as u32)
+                .collect())
+        }
     }
 
     /// Bidirectional (encoder) self-attention with key padding: `qkv` is

@@ -60,6 +60,17 @@ impl Default for GenerationConfig {
 }
 
 impl GenerationConfig {
+    /// Whether the next token is simply the most likely one: greedy, with no
+    /// processor that changes which logit is largest (repetition penalty,
+    /// no-repeat n-grams). Then the backend's argmax decides and only the
+    /// token id is read back from a GPU.
+    pub fn is_plain_greedy(&self) -> bool {
+        !self.do_sample
+            && self.num_beams <= 1
+            && self.repetition_penalty == 1.0
+            && self.no_repeat_ngram_size == 0
+    }
+
     /// Rejects values `transformers` rejects, naming the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, why: String| Err(Error::Input(format!("{field}: {why}")));

@@ -297,13 +297,19 @@ impl<B: Backend> Generator<B> {
                 break;
             }
             let logits = self.model.forward(&next_input, &mut cache, Logits::Last)?;
-            let mut logits = b.read_f32(&logits).await?;
-            processors::process(&mut logits, &all, config);
-            let id = if config.do_sample {
-                sampler::sample(&logits, &mut rng)
+            let id = if config.is_plain_greedy() {
+                let ids = b.read_argmax(&logits).await?;
+                *ids.first()
+                    .ok_or_else(|| Error::Input("the model returned no logits".into()))?
             } else {
-                sampler::argmax(&logits)
-            } as u32;
+                let mut logits = b.read_f32(&logits).await?;
+                processors::process(&mut logits, &all, config);
+                (if config.do_sample {
+                    sampler::sample(&logits, &mut rng)
+                } else {
+                    sampler::argmax(&logits)
+                }) as u32
+            };
             generated.push(id);
             all.push(id);
             if eos.contains(&id) {

@@ -250,6 +250,11 @@ impl<B: Backend> Loader<'_, '_, B> {
         self.backend.tensor_f32(&self.host(name, shape)?, shape)
     }
 
+    /// A matrix used only by `linear` / `embedding` ([`Backend::weight_f32`]).
+    fn weight(&self, name: &str, shape: &[usize]) -> Result<B::Tensor> {
+        self.backend.weight_f32(&self.host(name, shape)?, shape)
+    }
+
     /// Query, key and value projections (`prefix` + each name) stacked row-wise.
     fn qkv(&self, prefix: &str, names: [&str; 3], h: usize) -> Result<Linear<B::Tensor>> {
         let (mut w, mut b) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
@@ -258,7 +263,7 @@ impl<B: Backend> Loader<'_, '_, B> {
             b.extend(self.host(&format!("{prefix}.{n}.bias"), &[h])?);
         }
         Ok(Linear {
-            weight: self.backend.tensor_f32(&w, &[3 * h, h])?,
+            weight: self.backend.weight_f32(&w, &[3 * h, h])?,
             bias: self.backend.tensor_f32(&b, &[3 * h])?,
         })
     }
@@ -285,7 +290,7 @@ impl<B: Backend> Loader<'_, '_, B> {
 
     fn linear(&self, name: &str, out: usize, inp: usize) -> Result<Linear<B::Tensor>> {
         Ok(Linear {
-            weight: self.tensor(&format!("{name}.weight"), &[out, inp])?,
+            weight: self.weight(&format!("{name}.weight"), &[out, inp])?,
             bias: self.tensor(&format!("{name}.bias"), &[out])?,
         })
     }
@@ -322,7 +327,7 @@ impl<B: Backend> Encoder<B> {
             backend: &backend,
             prefix,
         };
-        let word_embeddings = l.tensor(word_key, &[config.vocab_size, h])?;
+        let word_embeddings = l.weight(word_key, &[config.vocab_size, h])?;
         let position_embeddings = l.tensor(
             "embeddings.position_embeddings.weight",
             &[config.max_position_embeddings, h],

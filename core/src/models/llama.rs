@@ -362,7 +362,7 @@ impl<B: Backend> Llama<B> {
                 &[c.vocab_size, c.hidden_size],
             ));
         }
-        let embed = backend.tensor_f32(&emb_values, &emb_dims)?;
+        let embed = backend.weight_f32(&emb_values, &emb_dims)?;
         drop(emb_values);
         let q_out = c.num_heads * c.head_dim;
         let kv_out = c.num_kv_heads * c.head_dim;

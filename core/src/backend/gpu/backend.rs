@@ -27,6 +27,8 @@ use crate::formats::gguf::GgmlType;
 enum DType {
     F32,
     U32,
+    /// Weights only ([`Backend::weight_f32`] on an adapter with shader-f16).
+    F16,
 }
 
 /// Free buffers by size class.
@@ -74,11 +76,19 @@ pub struct GpuTensor {
     /// For id tensors uploaded from the host: the largest id (checked by
     /// `embedding` without reading the GPU).
     max_id: Option<u32>,
+    /// A weight matrix over the storage-binding limit: its row ranges, each
+    /// its own buffer (`storage` is then the first one's). Only `linear`,
+    /// `embedding` and reads take such a tensor; every other op refuses it.
+    parts: Option<Arc<Vec<GpuTensor>>>,
 }
 
 impl std::fmt::Debug for GpuTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GpuTensor({:?}, {:?})", self.dtype, self.shape)
+        write!(f, "GpuTensor({:?}, {:?}", self.dtype, self.shape)?;
+        if let Some(parts) = &self.parts {
+            write!(f, ", split into {} row ranges", parts.len())?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -89,11 +99,60 @@ impl GpuTensor {
     fn buf(&self) -> &wgpu::Buffer {
         self.storage.buffer()
     }
+    /// The row ranges of a weight matrix: itself when it is not split.
+    fn row_parts(&self) -> Vec<GpuTensor> {
+        match &self.parts {
+            Some(p) => p.to_vec(),
+            None => vec![self.clone()],
+        }
+    }
+}
+
+/// Options of [`GpuBackend::with_options`].
+#[derive(Debug, Clone, Copy)]
+pub struct GpuOptions {
+    /// Largest storage buffer to bind, capped by the adapter's limit. Weight
+    /// matrices above it are split into row ranges; any other tensor above it
+    /// is an error naming the op. WebGPU guarantees 128 MiB, which phones give.
+    pub max_binding: u64,
+    /// Store weight matrices ([`Backend::weight_f32`]) as f16 when the
+    /// adapter has shader-f16 (half the memory and bandwidth; arithmetic stays
+    /// f32). Without shader-f16 weights stay f32 whatever this says.
+    pub f16_weights: bool,
+}
+
+impl GpuOptions {
+    /// The defaults, overridden by `CAIRN_GPU_F16=0` (f32 weights) and
+    /// `CAIRN_GPU_MAX_BINDING=<bytes>` (e.g. 134217728 to load models as a
+    /// phone's WebGPU would). Unset or unreadable values keep the defaults
+    /// (in a browser there is no environment).
+    pub fn from_env() -> Self {
+        let mut o = GpuOptions::default();
+        if let Ok(v) = std::env::var("CAIRN_GPU_F16") {
+            o.f16_weights = !matches!(v.trim(), "0" | "off" | "false");
+        }
+        if let Some(bytes) = std::env::var("CAIRN_GPU_MAX_BINDING")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            o.max_binding = bytes;
+        }
+        o
+    }
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            max_binding: u64::MAX,
+            f16_weights: true,
+        }
+    }
 }
 
 /// A weight matrix for [`Backend::qlinear`]. Q8_0, Q4_0 and Q4_1 stay in
 /// their block format on the GPU (repacked into aligned scale / min / quant
-/// arrays, `shaders/qmatvec.wgsl` dequantizes in registers); other block
+/// arrays, `shaders/qmatmul.wgsl` dequantizes in registers); other block
 /// types are expanded to f32 on upload.
 #[derive(Debug, Clone)]
 pub struct GpuQMatrix {
@@ -104,14 +163,23 @@ pub struct GpuQMatrix {
 
 #[derive(Debug, Clone)]
 enum QKind {
-    /// `ty` is the qmatvec.wgsl type code.
+    /// `ty` is the qmatmul.wgsl type code; `parts` are row ranges, more than
+    /// one when the matrix is over the storage-binding limit.
     Blocks {
         ty: u32,
-        scales: GpuTensor,
-        mins: GpuTensor,
-        quants: GpuTensor,
+        parts: Vec<QPart>,
     },
     Dense(GpuTensor),
+}
+
+/// Rows `first .. first + rows` of a quantized matrix, repacked.
+#[derive(Debug, Clone)]
+struct QPart {
+    first: usize,
+    rows: usize,
+    scales: GpuTensor,
+    mins: GpuTensor,
+    quants: GpuTensor,
 }
 
 struct Inner {
@@ -119,6 +187,11 @@ struct Inner {
     pool: Arc<Pool>,
     pending: Mutex<Option<wgpu::CommandEncoder>>,
     max_binding: u64,
+    /// Weight matrices are stored as f16.
+    f16: bool,
+    /// A 4-byte buffer bound where a kernel's optional input is unused (the
+    /// attention mask of causal attention).
+    unused: wgpu::Buffer,
 }
 
 /// The GPU backend (wgpu: Vulkan, Metal, DX12, WebGPU).
@@ -136,6 +209,14 @@ impl std::fmt::Debug for GpuBackend {
 /// Up to this many rows, `A · Bᵀ` runs as matrix-vector products
 /// (`shaders/matvec_f32.wgsl`); from here on the tiled kernel wins.
 const MATVEC_MAX_ROWS: usize = 4;
+
+/// Input rows per workgroup of `shaders/qmatmul.wgsl`.
+const QMATMUL_ROWS: usize = 8;
+
+/// Query rows per workgroup of `shaders/attention.wgsl`, and the largest
+/// head dimension it takes (larger heads use the composed ops).
+const ATTN_ROWS: usize = 8;
+const ATTN_MAX_D: usize = 128;
 
 /// Groups for `n` one-element-per-invocation items (256 per group), spread
 /// over two dimensions to stay under 65,535 groups per dimension.
@@ -212,12 +293,48 @@ struct QuadF {
     d: u32,
 }
 
+/// Uniforms of `shaders/qmatmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct QMatmulParams {
+    n: u32,
+    k: u32,
+    ty: u32,
+    rows: u32,
+    out_stride: u32,
+    out_offset: u32,
+    pad: [u32; 2],
+}
+
+/// Uniforms of `shaders/attention.wgsl` (element strides; see its header).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttentionParams {
+    t: u32,
+    keys: u32,
+    d: u32,
+    rep: u32,
+    heads: u32,
+    causal: u32,
+    scale: f32,
+    q_off: u32,
+    q_b: u32,
+    q_h: u32,
+    q_t: u32,
+    k_off: u32,
+    k_b: u32,
+    k_h: u32,
+    k_t: u32,
+    v_off: u32,
+}
+
 impl GpuBackend {
     /// Opens the best GPU adapter (see [`GpuContext::new`]) and compiles every
-    /// kernel; a missing adapter or a shader that does not compile is an error.
+    /// kernel, with [`GpuOptions::from_env`]; a missing adapter or a shader
+    /// that does not compile is an error.
     pub async fn new() -> Result<Self> {
         let ctx = GpuContext::new().await?;
-        Self::from_context(ctx).await
+        Self::with_options(ctx, GpuOptions::from_env()).await
     }
 
     /// The backend on an existing context.
@@ -230,20 +347,50 @@ impl GpuBackend {
     /// 128 MiB (WebGPU's default, what phones give) a model that would not
     /// load on a phone fails here too, with the same message.
     pub async fn with_binding_limit(ctx: GpuContext, bytes: u64) -> Result<Self> {
+        Self::with_options(
+            ctx,
+            GpuOptions {
+                max_binding: bytes,
+                ..GpuOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// The backend on an existing context with `options`.
+    pub async fn with_options(ctx: GpuContext, options: GpuOptions) -> Result<Self> {
         ctx.compile_all().await?;
+        let f16 = options.f16_weights && ctx.has_f16();
+        if f16 {
+            ctx.compile(Kernel::F16_WEIGHTS).await?;
+        }
         let max_binding = ctx
             .device
             .limits()
             .max_storage_buffer_binding_size
-            .min(bytes);
+            .min(options.max_binding);
+        let unused = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("cairn unused binding"),
+                contents: &[0u8; 4],
+                usage: wgpu::BufferUsages::STORAGE,
+            });
         Ok(GpuBackend {
             inner: Arc::new(Inner {
+                f16,
+                unused,
                 ctx,
                 pool: Arc::default(),
                 pending: Mutex::new(None),
                 max_binding,
             }),
         })
+    }
+
+    /// Whether weight matrices are kept in f16 (see [`GpuOptions::f16_weights`]).
+    pub fn f16_weights(&self) -> bool {
+        self.inner.f16
     }
 
     /// The adapter in use.
@@ -303,6 +450,7 @@ impl GpuBackend {
             shape: shape.to_vec(),
             dtype,
             max_id: None,
+            parts: None,
         })
     }
 
@@ -327,7 +475,48 @@ impl GpuBackend {
             shape: shape.to_vec(),
             dtype,
             max_id: None,
+            parts: None,
         })
+    }
+
+    /// A tensor from host data: f16 when `f16`, and when `split` a 2-D matrix
+    /// over the binding limit split into row ranges that each fit.
+    fn weight(&self, data: &[f32], shape: &[usize], f16: bool, split: bool) -> Result<GpuTensor> {
+        check_count("tensor_f32", data.len(), shape)?;
+        let elem = if f16 { 2 } else { 4 };
+        let upload = |d: &[f32], shape: &[usize]| -> Result<GpuTensor> {
+            if !f16 {
+                return self.upload(bytemuck::cast_slice(d), shape, DType::F32);
+            }
+            let mut halves: Vec<half::f16> = d.iter().map(|&v| half::f16::from_f32(v)).collect();
+            if halves.len() % 2 == 1 {
+                halves.push(half::f16::ZERO);
+            }
+            self.upload(bytemuck::cast_slice(&halves), shape, DType::F16)
+        };
+        let bytes = (data.len() * elem) as u64;
+        let ([rows, cols], true) = (shape, split) else {
+            return upload(data, shape);
+        };
+        if bytes <= self.inner.max_binding || *cols == 0 {
+            return upload(data, shape);
+        }
+        let per_part = (self.inner.max_binding / (cols * elem) as u64) as usize;
+        if per_part == 0 {
+            self.check_size("one row of a weight matrix", (cols * elem) as u64)?;
+        }
+        let mut parts = Vec::with_capacity(rows.div_ceil(per_part));
+        for first in (0..*rows).step_by(per_part) {
+            let n = per_part.min(rows - first);
+            parts.push(upload(
+                &data[first * cols..(first + n) * cols],
+                &[n, *cols],
+            )?);
+        }
+        let mut whole = parts[0].clone();
+        whole.shape = shape.to_vec();
+        whole.parts = Some(Arc::new(parts));
+        Ok(whole)
     }
 
     /// Records one dispatch of `kernel` with `buffers` bound at 0, 1, … and
@@ -437,6 +626,14 @@ impl GpuBackend {
     }
 
     fn f32_only(op: &'static str, ts: &[&GpuTensor]) -> Result<()> {
+        if let Some(t) = ts.iter().find(|t| t.parts.is_some()) {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "{t:?} is a weight matrix split over the storage-binding limit; only linear and embedding take it"
+                ),
+            });
+        }
         if let Some(t) = ts.iter().find(|t| t.dtype != DType::F32) {
             return Err(Error::Shape {
                 op,
@@ -533,7 +730,13 @@ impl GpuBackend {
         transpose_b: bool,
         bias: Option<&GpuTensor>,
     ) -> Result<GpuTensor> {
-        Self::f32_only(op, &[a, b])?;
+        // f16 weights are a linear layer's B (transposed, unbatched).
+        if b.dtype == DType::F16 && transpose_b && b.shape.len() == 2 && b.parts.is_none() {
+            Self::f32_only(op, &[a])?;
+        } else {
+            Self::f32_only(op, &[a, b])?;
+        }
+        let f16 = b.dtype == DType::F16;
         let (ad, bd) = (&a.shape, &b.shape);
         let bad = || Error::Shape {
             op,
@@ -598,7 +801,11 @@ impl GpuBackend {
             // Few rows against a weight: one workgroup per output, no idle tile rows.
             let (x, y, _) = groups_1d(n, 16);
             self.dispatch(
-                Kernel::MatvecF32,
+                if f16 {
+                    Kernel::MatvecF16w
+                } else {
+                    Kernel::MatvecF32
+                },
                 &[a.buf(), b.buf(), out.buf(), bias_buf],
                 &bytes_of(&p),
                 3,
@@ -607,7 +814,11 @@ impl GpuBackend {
             return Ok(out);
         }
         self.dispatch(
-            Kernel::MatmulF32,
+            if f16 {
+                Kernel::MatmulF16w
+            } else {
+                Kernel::MatmulF32
+            },
             &[a.buf(), b.buf(), out.buf(), bias_buf],
             &bytes_of(&p),
             3,
@@ -616,6 +827,41 @@ impl GpuBackend {
                 (m as u32).div_ceil(TILE),
                 batch as u32,
             ),
+        );
+        Ok(out)
+    }
+
+    /// Records `shaders/attention.wgsl` over `rep · t` query rows per KV head.
+    /// `mask` is the encoder's padding mask (`None`: causal).
+    fn fused_attention(
+        &self,
+        (q, k, v): (&GpuTensor, &GpuTensor, &GpuTensor),
+        p: AttentionParams,
+        batch: usize,
+        kv_heads: usize,
+        mask: Option<&GpuTensor>,
+    ) -> Result<GpuTensor> {
+        let (t, d, heads) = (p.t as usize, p.d as usize, p.heads as usize);
+        let out = self.output("attention", &[batch, t, heads * d], DType::F32)?;
+        let tiles = (p.rep as usize * t).div_ceil(ATTN_ROWS);
+        if out.len() == 0 {
+            return Ok(out);
+        }
+        if tiles > 65_535 || kv_heads > 65_535 || batch > 65_535 {
+            return Err(Error::Shape {
+                op: "attention",
+                detail: format!(
+                    "{tiles} query tiles × {kv_heads} KV heads × batch {batch} exceed 65,535 dispatch groups per dimension"
+                ),
+            });
+        }
+        let mask_buf = mask.map(GpuTensor::buf).unwrap_or(&self.inner.unused);
+        self.dispatch(
+            Kernel::Attention,
+            &[q.buf(), k.buf(), v.buf(), mask_buf, out.buf()],
+            &bytes_of(&p),
+            5,
+            (tiles as u32, kv_heads as u32, batch as u32),
         );
         Ok(out)
     }
@@ -645,8 +891,11 @@ impl Backend for GpuBackend {
     }
 
     fn tensor_f32(&self, data: &[f32], shape: &[usize]) -> Result<GpuTensor> {
-        check_count("tensor_f32", data.len(), shape)?;
-        self.upload(bytemuck::cast_slice(data), shape, DType::F32)
+        self.weight(data, shape, false, false)
+    }
+
+    fn weight_f32(&self, data: &[f32], shape: &[usize]) -> Result<GpuTensor> {
+        self.weight(data, shape, self.inner.f16 && shape.len() == 2, true)
     }
 
     fn tensor_u32(&self, data: &[u32], shape: &[usize]) -> Result<GpuTensor> {
@@ -658,21 +907,36 @@ impl Backend for GpuBackend {
 
     async fn read_f32(&self, t: &GpuTensor) -> Result<Vec<f32>> {
         self.flush();
+        if let Some(parts) = &t.parts {
+            let mut all = Vec::with_capacity(t.len());
+            for p in parts.iter() {
+                all.extend(Box::pin(self.read_f32(p)).await?);
+            }
+            return Ok(all);
+        }
         let n = t.len();
         if n == 0 {
             return Ok(Vec::new());
         }
+        let words = match t.dtype {
+            DType::F16 => n.div_ceil(2),
+            DType::F32 | DType::U32 => n,
+        };
         let raw = read_f32(
             self.device(),
             &self.inner.ctx.queue,
             t.buf(),
             "tensor",
-            (n * 4) as u64,
+            (words * 4) as u64,
         )
         .await?;
         Ok(match t.dtype {
             DType::F32 => raw,
             DType::U32 => raw.iter().map(|v| v.to_bits() as f32).collect(),
+            DType::F16 => bytemuck::cast_slice::<f32, half::f16>(&raw)[..n]
+                .iter()
+                .map(|h| h.to_f32())
+                .collect(),
         })
     }
 
@@ -742,7 +1006,21 @@ impl Backend for GpuBackend {
         }
         let rows = x.len() / inner.max(1);
         let x2 = self.reshape(x, &[rows, inner])?;
-        let y = self.matmul_impl("linear", &x2, w, true, bias)?;
+        let y = match &w.parts {
+            None => self.matmul_impl("linear", &x2, w, true, bias)?,
+            Some(parts) => {
+                // One product per row range of the weight, joined along the outputs.
+                let mut ys = Vec::with_capacity(parts.len());
+                let mut first = 0;
+                for p in parts.iter() {
+                    let n = p.shape[0];
+                    let b = bias.map(|b| self.narrow(b, 0, first, n)).transpose()?;
+                    ys.push(self.matmul_impl("linear", &x2, p, true, b.as_ref())?);
+                    first += n;
+                }
+                self.cat(&ys, 1)?
+            }
+        };
         let mut shape = x.shape.clone();
         if let Some(last) = shape.last_mut() {
             *last = w.shape[0];
@@ -859,10 +1137,10 @@ impl Backend for GpuBackend {
     }
 
     fn embedding(&self, ids: &GpuTensor, table: &GpuTensor) -> Result<GpuTensor> {
-        if table.shape.len() != 2 || table.dtype != DType::F32 {
+        if table.shape.len() != 2 || table.dtype == DType::U32 {
             return Err(Error::Shape {
                 op: "embedding",
-                detail: format!("table must be f32 [vocab, dim], got {table:?}"),
+                detail: format!("table must be f32 (or f16) [vocab, dim], got {table:?}"),
             });
         }
         if ids.dtype != DType::U32 {
@@ -886,19 +1164,29 @@ impl Backend for GpuBackend {
         shape.push(cols);
         let out = self.output("embedding", &shape, DType::F32)?;
         if rows * cols > 0 {
-            let p = Quad {
-                a: u32_of("embedding", rows)?,
-                b: u32_of("embedding", cols)?,
-                c: u32_of("embedding", vocab)?,
-                d: 0,
-            };
-            self.dispatch(
-                Kernel::GatherRows,
-                &[ids.buf(), table.buf(), out.buf()],
-                &bytes_of(&p),
-                3,
-                groups_1d(rows * cols, 256),
-            );
+            // One dispatch per row range of a split table; each writes the ids it holds.
+            let mut first = 0;
+            for part in table.row_parts() {
+                let count = part.shape[0];
+                let p = Quad {
+                    a: u32_of("embedding", rows)?,
+                    b: u32_of("embedding", cols)?,
+                    c: u32_of("embedding", first)?,
+                    d: u32_of("embedding", count)?,
+                };
+                self.dispatch(
+                    if part.dtype == DType::F16 {
+                        Kernel::GatherRowsF16
+                    } else {
+                        Kernel::GatherRows
+                    },
+                    &[ids.buf(), part.buf(), out.buf()],
+                    &bytes_of(&p),
+                    3,
+                    groups_1d(rows * cols, 256),
+                );
+                first += count;
+            }
         }
         Ok(out)
     }
@@ -990,7 +1278,7 @@ impl Backend for GpuBackend {
             _ => {
                 let values = crate::quant::dequantize(ty, data, rows * cols, name)?;
                 return Ok(GpuQMatrix {
-                    kind: QKind::Dense(self.tensor_f32(&values, &[rows, cols])?),
+                    kind: QKind::Dense(self.weight_f32(&values, &[rows, cols])?),
                     rows,
                     cols,
                 });
@@ -1008,37 +1296,48 @@ impl Backend for GpuBackend {
             });
         }
         let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
-        let blocks = rows * nb;
-        let mut scales = Vec::with_capacity(blocks);
-        let mut mins = Vec::with_capacity(if code == 2 { blocks } else { 1 });
-        let mut quants: Vec<u32> = Vec::with_capacity(blocks * if code == 0 { 8 } else { 4 });
-        for blk in data.chunks_exact(block_bytes) {
-            scales.push(f16(blk));
-            let q = match code {
-                2 => {
-                    mins.push(f16(&blk[2..]));
-                    &blk[4..]
-                }
-                _ => &blk[2..],
-            };
-            quants.extend(
-                q.chunks_exact(4)
-                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-            );
+        let words = if code == 0 { 8 } else { 4 };
+        // Row ranges whose quants fit one storage binding.
+        let row_bytes = (nb * words * 4).max(1) as u64;
+        let per_part = (self.inner.max_binding / row_bytes) as usize;
+        if per_part == 0 {
+            self.check_size(&format!("one row of '{name}'"), row_bytes)?;
         }
-        if mins.is_empty() {
-            mins.push(0.0);
-        }
-        let mut quants_t =
-            self.upload(bytemuck::cast_slice(&quants), &[quants.len()], DType::U32)?;
-        quants_t.max_id = None;
-        Ok(GpuQMatrix {
-            kind: QKind::Blocks {
-                ty: code,
+        let mut parts = Vec::new();
+        for first in (0..rows).step_by(per_part.max(1)) {
+            let n = per_part.min(rows - first);
+            let blocks = n * nb;
+            let mut scales = Vec::with_capacity(blocks);
+            let mut mins = Vec::with_capacity(if code == 2 { blocks } else { 1 });
+            let mut quants: Vec<u32> = Vec::with_capacity(blocks * words);
+            let bytes = &data[first * nb * block_bytes..(first + n) * nb * block_bytes];
+            for blk in bytes.chunks_exact(block_bytes) {
+                scales.push(f16(blk));
+                let q = match code {
+                    2 => {
+                        mins.push(f16(&blk[2..]));
+                        &blk[4..]
+                    }
+                    _ => &blk[2..],
+                };
+                quants.extend(
+                    q.chunks_exact(4)
+                        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+                );
+            }
+            if mins.is_empty() {
+                mins.push(0.0);
+            }
+            parts.push(QPart {
+                first,
+                rows: n,
                 scales: self.tensor_f32(&scales, &[scales.len()])?,
                 mins: self.tensor_f32(&mins, &[mins.len()])?,
-                quants: quants_t,
-            },
+                quants: self.upload(bytemuck::cast_slice(&quants), &[quants.len()], DType::U32)?,
+            });
+        }
+        Ok(GpuQMatrix {
+            kind: QKind::Blocks { ty: code, parts },
             rows,
             cols,
         })
@@ -1049,14 +1348,9 @@ impl Backend for GpuBackend {
     }
 
     fn qlinear(&self, x: &GpuTensor, w: &GpuQMatrix) -> Result<GpuTensor> {
-        let (scales, mins, quants, ty) = match &w.kind {
+        let (parts, ty) = match &w.kind {
             QKind::Dense(t) => return self.linear(x, t, None),
-            QKind::Blocks {
-                ty,
-                scales,
-                mins,
-                quants,
-            } => (scales, mins, quants, *ty),
+            QKind::Blocks { ty, parts } => (parts, *ty),
         };
         Self::f32_only("qlinear", &[x])?;
         if x.shape.last() != Some(&w.cols) {
@@ -1077,26 +1371,41 @@ impl Backend for GpuBackend {
         if rows == 0 || w.rows == 0 {
             return Ok(out);
         }
-        if rows > 65_535 {
+        let tiles = rows.div_ceil(QMATMUL_ROWS);
+        if tiles > 65_535 {
             return Err(Error::Shape {
                 op: "qlinear",
-                detail: format!("{rows} input rows exceed 65,535 dispatch groups"),
+                detail: format!(
+                    "{rows} input rows exceed 65,535 dispatch groups of {QMATMUL_ROWS}"
+                ),
             });
         }
-        let p = Quad {
-            a: u32_of("qlinear", w.rows)?,
-            b: u32_of("qlinear", w.cols)?,
-            c: ty,
-            d: 0,
-        };
-        let (gx, gy, _) = groups_1d(w.rows, 16);
-        self.dispatch(
-            Kernel::QMatvec,
-            &[x.buf(), scales.buf(), mins.buf(), quants.buf(), out.buf()],
-            &bytes_of(&p),
-            5,
-            (gx, gy, rows as u32),
-        );
+        // Each row range of the weight writes its columns of the output.
+        for part in parts {
+            let p = QMatmulParams {
+                n: u32_of("qlinear", part.rows)?,
+                k: u32_of("qlinear", w.cols)?,
+                ty,
+                rows: u32_of("qlinear", rows)?,
+                out_stride: u32_of("qlinear", w.rows)?,
+                out_offset: u32_of("qlinear", part.first)?,
+                pad: [0; 2],
+            };
+            let (gx, gy, _) = groups_1d(part.rows, 16);
+            self.dispatch(
+                Kernel::QMatmul,
+                &[
+                    x.buf(),
+                    part.scales.buf(),
+                    part.mins.buf(),
+                    part.quants.buf(),
+                    out.buf(),
+                ],
+                &bytes_of(&p),
+                5,
+                (gx, gy, tiles as u32),
+            );
+        }
         Ok(out)
     }
 
@@ -1175,5 +1484,118 @@ impl Backend for GpuBackend {
             );
         }
         Ok(out)
+    }
+
+    async fn read_argmax(&self, t: &GpuTensor) -> Result<Vec<u32>> {
+        Self::f32_only("argmax", &[t])?;
+        let cols = *t.shape.last().unwrap_or(&0);
+        if cols == 0 {
+            return Err(Error::Shape {
+                op: "argmax",
+                detail: format!("rows of {:?} are empty", t.shape),
+            });
+        }
+        let rows = t.len() / cols;
+        let out = self.output("argmax", &[rows], DType::U32)?;
+        let p = Quad {
+            a: u32_of("argmax", rows)?,
+            b: u32_of("argmax", cols)?,
+            c: 0,
+            d: 0,
+        };
+        self.dispatch(
+            Kernel::Argmax,
+            &[t.buf(), out.buf()],
+            &bytes_of(&p),
+            2,
+            Self::rows_groups(rows),
+        );
+        self.flush();
+        let raw = read_f32(
+            self.device(),
+            &self.inner.ctx.queue,
+            out.buf(),
+            "argmax",
+            (rows * 4) as u64,
+        )
+        .await?;
+        Ok(raw.iter().map(|v| v.to_bits()).collect())
+    }
+
+    fn attention(
+        &self,
+        q: &GpuTensor,
+        k_cache: &GpuTensor,
+        v_cache: &GpuTensor,
+        len: usize,
+    ) -> Result<GpuTensor> {
+        let (qd, kd) = (&q.shape, &k_cache.shape);
+        let fits = qd.len() == 4
+            && kd.len() == 4
+            && qd[0] == 1
+            && kd[0] == 1
+            && qd[3] == kd[3]
+            && kd[1] > 0
+            && qd[1] % kd[1] == 0
+            && v_cache.shape == *kd
+            && qd[2] <= len
+            && len <= kd[2];
+        if !fits || qd[3] > ATTN_MAX_D {
+            // Shape errors are named there; large heads take the composed ops.
+            return crate::backend::composed_attention(self, q, k_cache, v_cache, len);
+        }
+        Self::f32_only("attention", &[q, k_cache, v_cache])?;
+        let (nh, t, d, nkv, cap) = (qd[1], qd[2], qd[3], kd[1], kd[2]);
+        let u = |v: usize| u32_of("attention", v);
+        let p = AttentionParams {
+            t: u(t)?,
+            keys: u(len)?,
+            d: u(d)?,
+            rep: u(nh / nkv)?,
+            heads: u(nh)?,
+            causal: 1,
+            scale: 1.0 / (d as f32).sqrt(),
+            q_off: 0,
+            q_b: u(nh * t * d)?,
+            q_h: u(t * d)?,
+            q_t: u(d)?,
+            k_off: 0,
+            k_b: u(nkv * cap * d)?,
+            k_h: u(cap * d)?,
+            k_t: u(d)?,
+            v_off: 0,
+        };
+        self.fused_attention((q, k_cache, v_cache), p, 1, nkv, None)
+    }
+
+    fn encoder_attention(&self, qkv: &GpuTensor, mask: &[u32], heads: usize) -> Result<GpuTensor> {
+        let (batch, seq, h) =
+            crate::backend::encoder_attention_shape(&qkv.shape, mask.len(), heads)?;
+        let d = h / heads;
+        if d > ATTN_MAX_D {
+            return crate::backend::composed_encoder_attention(self, qkv, mask, heads);
+        }
+        Self::f32_only("encoder_attention", &[qkv])?;
+        let u = |v: usize| u32_of("encoder_attention", v);
+        let p = AttentionParams {
+            t: u(seq)?,
+            keys: u(seq)?,
+            d: u(d)?,
+            rep: 1,
+            heads: u(heads)?,
+            causal: 0,
+            scale: 1.0 / (d as f32).sqrt(),
+            q_off: 0,
+            q_b: u(seq * 3 * h)?,
+            q_h: u(d)?,
+            q_t: u(3 * h)?,
+            k_off: u(h)?,
+            k_b: u(seq * 3 * h)?,
+            k_h: u(d)?,
+            k_t: u(3 * h)?,
+            v_off: u(2 * h)?,
+        };
+        let mask = self.tensor_u32(mask, &[batch, seq])?;
+        self.fused_attention((qkv, qkv, qkv), p, batch, heads, Some(&mask))
     }
 }

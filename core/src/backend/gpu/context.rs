@@ -93,7 +93,8 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("cairn"),
-                required_features: wgpu::Features::empty(),
+                // f16 weights where the adapter can (kernels fall back to f32 otherwise).
+                required_features: adapter.features() & wgpu::Features::SHADER_F16,
                 required_limits: adapter.limits(),
                 ..Default::default()
             })
@@ -140,10 +141,20 @@ impl GpuContext {
         &self.adapter
     }
 
+    /// Whether the device runs f16 shaders (WGSL `enable f16;`).
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
+    }
+
     /// Compiles every kernel (once), turning a WGSL validation error into an
     /// error that names the shader file instead of a panic.
     pub async fn compile_all(&self) -> Result<()> {
-        for &kernel in Kernel::ALL {
+        self.compile(Kernel::ALL).await
+    }
+
+    /// Compiles `kernels` (once each), as [`GpuContext::compile_all`].
+    pub async fn compile(&self, kernels: &[Kernel]) -> Result<()> {
+        for &kernel in kernels {
             let cached = self
                 .pipelines
                 .lock()
@@ -152,7 +163,7 @@ impl GpuContext {
             if cached {
                 continue;
             }
-            let pipeline = self.validated(kernel.file_name(), kernel.source()).await?;
+            let pipeline = self.validated(kernel.file_name(), &kernel.source()).await?;
             self.pipelines
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -199,7 +210,7 @@ impl GpuContext {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .entry(kernel)
-            .or_insert_with(|| Arc::new(self.build(kernel.file_name(), kernel.source())))
+            .or_insert_with(|| Arc::new(self.build(kernel.file_name(), &kernel.source())))
             .clone()
     }
 }

@@ -11,7 +11,7 @@ mod kernels;
 mod matmul;
 mod readback;
 
-pub use backend::{GpuBackend, GpuQMatrix, GpuTensor};
+pub use backend::{GpuBackend, GpuOptions, GpuQMatrix, GpuTensor};
 pub use context::{AdapterSummary, GpuContext};
 pub use kernels::Kernel;
 pub use matmul::matmul_f32;

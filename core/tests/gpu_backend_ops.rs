@@ -678,3 +678,25 @@ fn f16_and_split_weights_match_the_cpu_backend() {
         }
     }
 }
+
+/// More dispatches than the kernel-parameter ring has slots, recorded before
+/// one read: the ring submits and starts over, and every op keeps its own
+/// parameters (the scale factors differ per step).
+#[test]
+fn long_recordings_wrap_the_parameter_ring() {
+    let Some(g) = gpu() else { return };
+    let mut x = g.tensor_f32(&[1.0, -2.0, 0.5], &[3]).unwrap();
+    let mut want = vec![1.0f32, -2.0, 0.5];
+    for i in 0..5000 {
+        let s = if i % 2 == 0 { 2.0 } else { 0.5 };
+        x = g.scale(&x, s).unwrap();
+        want.iter_mut().for_each(|v| *v *= s);
+        if i % 1000 == 999 {
+            x = g
+                .add(&x, &g.tensor_f32(&[1.0, 1.0, 1.0], &[3]).unwrap())
+                .unwrap();
+            want.iter_mut().for_each(|v| *v += 1.0);
+        }
+    }
+    assert_eq!(pollster::block_on(g.read_f32(&x)).unwrap(), want);
+}

@@ -108,6 +108,21 @@ impl GpuTensor {
     }
 }
 
+/// Slots of the kernel-parameter buffer: each dispatch of a forward pass takes
+/// the next one; when they run out the pending work is submitted and the ring
+/// starts over (queue writes for the next submission are ordered after the
+/// work already submitted).
+struct UniformRing {
+    buffer: wgpu::Buffer,
+    stride: u64,
+    next: u64,
+}
+
+/// Parameter slots in the ring (a SmolLM2 decode step takes about 300).
+const UNIFORM_SLOTS: u64 = 2048;
+/// The largest parameter block a kernel takes, in bytes.
+const MAX_PARAMS: u64 = 64;
+
 /// Options of [`GpuBackend::with_options`].
 #[derive(Debug, Clone, Copy)]
 pub struct GpuOptions {
@@ -189,6 +204,9 @@ struct Inner {
     max_binding: u64,
     /// Weight matrices are stored as f16.
     f16: bool,
+    /// Kernel parameters: one uniform buffer of fixed slots, filled with
+    /// `queue.write_buffer`, so dispatches allocate nothing.
+    uniforms: Mutex<UniformRing>,
     /// A 4-byte buffer bound where a kernel's optional input is unused (the
     /// attention mask of causal attention).
     unused: wgpu::Buffer,
@@ -376,8 +394,22 @@ impl GpuBackend {
                 contents: &[0u8; 4],
                 usage: wgpu::BufferUsages::STORAGE,
             });
+        let stride = u64::from(ctx.device.limits().min_uniform_buffer_offset_alignment)
+            .max(MAX_PARAMS)
+            .next_power_of_two();
+        let uniforms = Mutex::new(UniformRing {
+            buffer: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("cairn params"),
+                size: stride * UNIFORM_SLOTS,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            stride,
+            next: 0,
+        });
         Ok(GpuBackend {
             inner: Arc::new(Inner {
+                uniforms,
                 f16,
                 unused,
                 ctx,
@@ -530,10 +562,26 @@ impl GpuBackend {
         groups: (u32, u32, u32),
     ) {
         let device = self.device();
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("cairn params"),
-            contents: params,
-            usage: wgpu::BufferUsages::UNIFORM,
+        debug_assert!(params.len() as u64 <= MAX_PARAMS && params.len() % 16 == 0);
+        let mut ring = self
+            .inner
+            .uniforms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if ring.next == UNIFORM_SLOTS {
+            self.flush();
+            ring.next = 0;
+        }
+        let offset = ring.next * ring.stride;
+        ring.next += 1;
+        self.inner
+            .ctx
+            .queue
+            .write_buffer(&ring.buffer, offset, params);
+        let uniform = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &ring.buffer,
+            offset,
+            size: std::num::NonZeroU64::new(params.len() as u64),
         });
         let pipeline = self.inner.ctx.pipeline(kernel);
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = Vec::with_capacity(buffers.len() + 1);
@@ -541,7 +589,7 @@ impl GpuBackend {
         let mut it = buffers.iter();
         while entries.len() < buffers.len() + 1 {
             let resource = if slot == params_at {
-                uniform.as_entire_binding()
+                uniform.clone()
             } else {
                 match it.next() {
                     Some(b) => b.as_entire_binding(),

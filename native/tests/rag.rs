@@ -217,6 +217,18 @@ fn index_retrieve_update_and_answer() {
     assert!(!a.text.is_empty());
     assert_eq!(streamed.trim(), a.text);
     assert!(a.cited.iter().all(|&c| c >= 1 && c <= a.sources.len()));
+    // Constrained decoding: every bracket in the raw answer is a citation of a given source.
+    for (i, _) in a.text.match_indices('[') {
+        let inner: String = a.text[i + 1..].chars().take_while(|&c| c != ']').collect();
+        assert!(
+            inner.split(',').all(|n| n
+                .trim()
+                .parse::<usize>()
+                .is_ok_and(|n| (1..=a.sources.len()).contains(&n))),
+            "invalid citation [{inner}] in {:?}",
+            a.text
+        );
+    }
 
     // Post-hoc attribution: a sentence that restates a source is traced to
     // it; an unrelated sentence is traced to none.

@@ -5,6 +5,7 @@
 //! - [`sampler`]: argmax and seeded sampling.
 //! - [`chat_template`]: Jinja chat templates (ChatML for SmolLM2).
 //! - [`stop`]: stop sequences over a text stream.
+//! - [`constraint`]: constrained decoding (valid source citations).
 //!
 //! Greedy and sampled decoding stream text through a callback as soon as it
 //! is whole UTF-8 and cannot be the start of a stop sequence; beam search
@@ -12,12 +13,14 @@
 
 pub mod chat_template;
 pub mod config;
+pub mod constraint;
 pub mod processors;
 pub mod sampler;
 pub mod stop;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use config::GenerationConfig;
+pub use constraint::{CitationConstraint, TokenConstraint};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -233,6 +236,34 @@ impl<B: Backend> Generator<B> {
         self.generate_ids_stream(&ids, config, on_text).await
     }
 
+    /// Like [`Generator::generate_stream`] with `constraint` banning tokens
+    /// at each step (greedy or sampled decoding; not beam search).
+    pub async fn generate_constrained_stream(
+        &self,
+        prompt: &str,
+        config: &GenerationConfig,
+        constraint: &mut dyn TokenConstraint,
+        on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        config.validate()?;
+        if config.num_beams > 1 {
+            return Err(Error::Input(
+                "constrained decoding runs greedy or sampled decoding, not beam search (num_beams 1)"
+                    .into(),
+            ));
+        }
+        let ids = self.encode(prompt)?;
+        self.check_len(ids.len(), 0)?;
+        self.decode_loop(&ids, config, Some(constraint), on_text)
+            .await
+    }
+
+    /// A [`CitationConstraint`] over this model's vocabulary for a prompt
+    /// with `sources` numbered sources.
+    pub fn citation_constraint(&self, sources: usize) -> CitationConstraint<'_> {
+        CitationConstraint::new(&self.byte_table, &self.special, sources)
+    }
+
     /// Like [`Generator::generate_stream`] from prompt token ids (no
     /// tokenization: exactly these ids are the prompt).
     pub async fn generate_ids_stream(
@@ -258,7 +289,7 @@ impl<B: Backend> Generator<B> {
             on_text(&g.text);
             return Ok(g);
         }
-        self.decode_loop(&ids, config, on_text).await
+        self.decode_loop(&ids, config, None, on_text).await
     }
 
     fn eos_for(&self, config: &GenerationConfig) -> Vec<u32> {
@@ -273,6 +304,7 @@ impl<B: Backend> Generator<B> {
         &self,
         prompt: &[u32],
         config: &GenerationConfig,
+        mut constraint: Option<&mut dyn TokenConstraint>,
         mut on_text: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
         let b = self.model.backend();
@@ -297,13 +329,16 @@ impl<B: Backend> Generator<B> {
                 break;
             }
             let logits = self.model.forward(&next_input, &mut cache, Logits::Last)?;
-            let id = if config.is_plain_greedy() {
+            let id = if config.is_plain_greedy() && constraint.is_none() {
                 let ids = b.read_argmax(&logits).await?;
                 *ids.first()
                     .ok_or_else(|| Error::Input("the model returned no logits".into()))?
             } else {
                 let mut logits = b.read_f32(&logits).await?;
                 processors::process(&mut logits, &all, config);
+                if let Some(c) = constraint.as_deref_mut() {
+                    c.constrain(&mut logits, &generated);
+                }
                 (if config.do_sample {
                     sampler::sample(&logits, &mut rng)
                 } else {

@@ -1,5 +1,7 @@
 //! Grounded answering: numbered sources in the prompt, the answer streamed
-//! from the decoder, citations `[n]` mapped back to file and page.
+//! from the decoder, citations `[n]` mapped back to file and page. Decoding
+//! is constrained ([`crate::generate::CitationConstraint`]) so that a `[n]`
+//! can only name a source the prompt gave.
 //!
 //! When does cairn say it does not know? Before generating: when no
 //! retrieved passage is semantically close to the question (best cosine
@@ -180,9 +182,18 @@ pub async fn answer<B: Backend>(
     let ctx = generator.model().config().context_length;
     let budget = ctx.saturating_sub(opts.generation.max_new_tokens.max(1));
     let (prompt, sources, prompt_tokens) = build_prompt(generator, question, hits, budget)?;
-    let out = generator
-        .generate_stream(&prompt, &opts.generation, &mut on_text)
-        .await?;
+    // Citations can only name the sources in the prompt (constrained
+    // decoding; beam search runs unconstrained and keeps only valid numbers).
+    let out = if opts.generation.num_beams > 1 {
+        generator
+            .generate_stream(&prompt, &opts.generation, &mut on_text)
+            .await?
+    } else {
+        let mut citations = generator.citation_constraint(sources.len());
+        generator
+            .generate_constrained_stream(&prompt, &opts.generation, &mut citations, &mut on_text)
+            .await?
+    };
     let text = out.text.trim().to_string();
     let cited = parse_citations(&text, sources.len());
     let grounded = !text.to_lowercase().starts_with("i don't know");

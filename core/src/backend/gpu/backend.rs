@@ -562,7 +562,7 @@ impl GpuBackend {
         groups: (u32, u32, u32),
     ) {
         let device = self.device();
-        debug_assert!(params.len() as u64 <= MAX_PARAMS && params.len() % 16 == 0);
+        debug_assert!(params.len() as u64 <= MAX_PARAMS && params.len().is_multiple_of(16));
         let mut ring = self
             .inner
             .uniforms

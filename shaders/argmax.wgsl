@@ -35,7 +35,7 @@ fn main(
     }
     let lid = lid3.x;
     let base = row * params.cols;
-    var m = -3.4028235e38;
+    var m = -3.0e38; // below every logit; −∞ entries never win (a row of them gives 0)
     var at = 0xffffffffu;
     for (var j = lid; j < params.cols; j = j + ROW_WG) {
         let v = x[base + j];

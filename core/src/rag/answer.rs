@@ -154,6 +154,95 @@ pub fn parse_citations(text: &str, sources: usize) -> Vec<usize> {
     out
 }
 
+/// Lines of at least this many characters end the answer when repeated.
+const REPEAT_MIN: usize = 16;
+
+/// Forwards streamed answer text, ending the answer when the model starts
+/// looping: a whole line (of [`REPEAT_MIN`]+ characters) equal to an earlier
+/// line stops generation. A line is held back only while it could still be
+/// such a repeat (it is a prefix of an earlier line), so novel text streams
+/// at once and what was streamed is exactly the answer.
+struct RepeatGuard {
+    /// Earlier complete lines (trimmed).
+    lines: Vec<String>,
+    /// The current line so far, and how many of its bytes were forwarded.
+    line: String,
+    sent: usize,
+    /// Everything forwarded.
+    text: String,
+    /// A repeated line was seen.
+    looped: bool,
+}
+
+impl RepeatGuard {
+    fn new() -> Self {
+        RepeatGuard {
+            lines: Vec::new(),
+            line: String::new(),
+            sent: 0,
+            text: String::new(),
+            looped: false,
+        }
+    }
+
+    fn could_repeat(&self, partial: &str) -> bool {
+        let p = partial.trim();
+        !p.is_empty()
+            && self
+                .lines
+                .iter()
+                .any(|l| l.len() >= REPEAT_MIN && l.starts_with(p))
+    }
+
+    fn send(&mut self, s: &str, out: &mut impl FnMut(&str) -> bool) -> bool {
+        if s.is_empty() {
+            return true;
+        }
+        self.text.push_str(s);
+        out(s)
+    }
+
+    /// Takes a piece of generated text; `false` stops generation.
+    fn push(&mut self, piece: &str, out: &mut impl FnMut(&str) -> bool) -> bool {
+        let mut go_on = true;
+        for part in piece.split_inclusive('\n') {
+            self.line.push_str(part);
+            if !self.line.ends_with('\n') {
+                if !self.could_repeat(&self.line) {
+                    let rest = self.line[self.sent..].to_string();
+                    self.sent = self.line.len();
+                    go_on &= self.send(&rest, out);
+                }
+                continue;
+            }
+            let whole = self.line.trim().to_string();
+            if whole.len() >= REPEAT_MIN && self.lines.contains(&whole) {
+                self.looped = true;
+                return false;
+            }
+            let rest = self.line[self.sent..].to_string();
+            go_on &= self.send(&rest, out);
+            if !whole.is_empty() {
+                self.lines.push(whole);
+            }
+            self.line.clear();
+            self.sent = 0;
+        }
+        go_on
+    }
+
+    /// Forwards a held tail unless it is the start of a repeat; the answer text.
+    fn finish(mut self, out: &mut impl FnMut(&str) -> bool) -> String {
+        let truncated_repeat =
+            self.could_repeat(&self.line) && self.line.trim().len() >= REPEAT_MIN;
+        if !self.looped && !truncated_repeat {
+            let rest = self.line[self.sent..].to_string();
+            self.send(&rest, out);
+        }
+        self.text
+    }
+}
+
 /// Answers `question` from `hits` (already retrieved), streaming the text
 /// through `on_text`. The prompt never exceeds the model's context minus the
 /// tokens reserved for the answer.
@@ -184,17 +273,20 @@ pub async fn answer<B: Backend>(
     let (prompt, sources, prompt_tokens) = build_prompt(generator, question, hits, budget)?;
     // Citations can only name the sources in the prompt (constrained
     // decoding; beam search runs unconstrained and keeps only valid numbers).
+    // A line the model repeats ends the answer (small models loop).
+    let mut guard = RepeatGuard::new();
+    let forward = |piece: &str| guard.push(piece, &mut on_text);
     let out = if opts.generation.num_beams > 1 {
         generator
-            .generate_stream(&prompt, &opts.generation, &mut on_text)
+            .generate_stream(&prompt, &opts.generation, forward)
             .await?
     } else {
         let mut citations = generator.citation_constraint(sources.len());
         generator
-            .generate_constrained_stream(&prompt, &opts.generation, &mut citations, &mut on_text)
+            .generate_constrained_stream(&prompt, &opts.generation, &mut citations, forward)
             .await?
     };
-    let text = out.text.trim().to_string();
+    let text = guard.finish(&mut on_text).trim().to_string();
     let cited = parse_citations(&text, sources.len());
     let grounded = !text.to_lowercase().starts_with("i don't know");
     Ok(Answer {
@@ -311,6 +403,64 @@ mod tests {
             ]
         );
         assert!(sentences("  ... ").is_empty());
+    }
+
+    #[test]
+    fn a_repeated_line_ends_the_answer_and_is_not_streamed() {
+        let mut streamed = String::new();
+        let mut out = |s: &str| {
+            streamed.push_str(s);
+            true
+        };
+        let mut g = RepeatGuard::new();
+        let line = "You can install it with R CMD INSTALL.\n";
+        let mut go = true;
+        for piece in [
+            "You can ",
+            "install it with R CMD INSTALL.\n",
+            "\n",
+            "Short\n",
+            "You can ",
+            "inst",
+        ] {
+            go &= g.push(piece, &mut out);
+        }
+        assert!(go);
+        // The second "You can inst…" is held: it may be a repeat.
+        assert_eq!(g.text, format!("{line}\nShort\n"));
+        assert!(!g.push("all it with R CMD INSTALL.\nMore", &mut out));
+        let text = g.finish(&mut out);
+        assert_eq!(text, format!("{line}\nShort\n"));
+        assert_eq!(streamed, text);
+        // A line that diverges from the earlier one is streamed once it does.
+        let mut streamed = String::new();
+        let mut out = |s: &str| {
+            streamed.push_str(s);
+            true
+        };
+        let mut g = RepeatGuard::new();
+        for piece in [
+            "You can install it with R CMD INSTALL.\n",
+            "You can ",
+            "also use install.packages()",
+        ] {
+            assert!(g.push(piece, &mut out));
+        }
+        assert_eq!(
+            g.finish(&mut out),
+            format!("{line}You can also use install.packages()")
+        );
+        assert_eq!(
+            streamed,
+            format!("{line}You can also use install.packages()")
+        );
+        // Short repeated lines (code fences, blank lines) are kept.
+        let mut g = RepeatGuard::new();
+        let mut sink = |_: &str| true;
+        for piece in ["```\n", "x <- 1\n", "```\n"] {
+            assert!(g.push(piece, &mut sink));
+        }
+        assert_eq!(g.finish(&mut sink), "```\nx <- 1\n```\n");
     }
 
     #[test]

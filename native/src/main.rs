@@ -17,7 +17,7 @@ use cairn_core::backend::{block_on_ready, cpu, gpu};
 use cairn_core::embedder::{Embedder, EmbedderOptions, cosine_similarity, similarity_matrix};
 use cairn_core::generate::{ChatMessage, GenerationConfig, Generator};
 use cairn_core::models::pooling::Pooling;
-use cairn_core::rag::answer::AskOptions;
+use cairn_core::rag::answer::{AskOptions, SourceText};
 use cairn_core::rag::{Method, SearchOptions};
 use cairn_core::retrieve::dense::{
     AnyIndex, Collection, FlatIndex, HnswIndex, HnswParams, VectorIndex,
@@ -230,9 +230,14 @@ enum Cmd {
         /// Most answer tokens.
         #[arg(long, default_value_t = 256)]
         max_new_tokens: usize,
-        /// Repetition penalty of the answer (small models loop without one; 1 = off).
-        #[arg(long, default_value_t = 1.15)]
+        /// Repetition penalty of the answer (1 = off: a grounded answer should
+        /// be free to copy its sources; a repeated line ends the answer instead).
+        #[arg(long, default_value_t = 1.0)]
         repetition_penalty: f32,
+        /// Source text in the prompt: the matched 128-token chunk ("matched",
+        /// best for small models) or its whole 512-token passage ("passage").
+        #[arg(long, default_value = "matched", value_parser = ["matched", "passage"])]
+        context: String,
     },
     /// Write a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32),
     /// from a GGUF file or a Hugging Face Llama directory (config.json + model.safetensors + tokenizer.json).
@@ -867,6 +872,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             max_new_tokens,
             repetition_penalty,
+            context,
         } => {
             use std::io::Write;
             let path = retrieval
@@ -949,6 +955,11 @@ fn run(cli: Cli) -> Result<()> {
                     ..Default::default()
                 },
                 min_cosine,
+                source_text: if context == "passage" {
+                    SourceText::Passage
+                } else {
+                    SourceText::Matched
+                },
             };
             let a = block_on_ready(cairn_core::rag::answer::answer(
                 &generator,

@@ -13,7 +13,7 @@ use cairn::rag::{index_dir, read_index};
 use cairn_core::backend::block_on_ready;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::embedder::{Embedder, EmbedderOptions};
-use cairn_core::rag::answer::{AskOptions, NO_ANSWER, answer, attribute, build_prompt};
+use cairn_core::rag::answer::{AskOptions, NO_ANSWER, SourceText, answer, attribute, build_prompt};
 use cairn_core::rag::{Method, RagIndex, SearchOptions};
 
 fn embedder() -> Embedder<CpuBackend> {
@@ -194,11 +194,11 @@ fn index_retrieve_update_and_answer() {
     // A supported question: sources numbered in the prompt, within budget.
     let q = "How do I install a package from a local file?";
     let hits = ask(&mut ix, q, Method::Hybrid);
-    let (prompt, used, n) = build_prompt(&g, q, &hits, 8192).unwrap();
+    let (prompt, used, n) = build_prompt(&g, q, &hits, SourceText::Passage, 8192).unwrap();
     assert!(prompt.contains("[1] (mini.pdf, page 1)"), "{prompt}");
     assert_eq!(used.len(), hits.len());
     // A tight budget drops or cuts sources but never exceeds the limit.
-    let (_, used_small, n_small) = build_prompt(&g, q, &hits, n - 20).unwrap();
+    let (_, used_small, n_small) = build_prompt(&g, q, &hits, SourceText::Passage, n - 20).unwrap();
     assert!(n_small <= n - 20 && used_small.len() <= used.len());
     let opts = AskOptions {
         generation: cairn_core::generate::GenerationConfig {

@@ -58,6 +58,8 @@ export interface SearchOptions {
 export interface AskOptions extends SearchOptions, GenerationOptions {
   /** Below this best question–passage cosine the answer is "I don't know" (0.35). */
   minCosine?: number;
+  /** Source text in the prompt: the matched chunk (default, best for small models) or its whole passage. */
+  context?: "matched" | "passage";
 }
 
 /** A retrieved passage. */

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use cairn_core::rag::answer::{AskOptions, answer};
+use cairn_core::rag::answer::{AskOptions, SourceText, answer};
 use cairn_core::rag::{Hit, Ingestor, Method, RagIndex, SearchOptions, content_hash};
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
@@ -295,8 +295,9 @@ impl Index {
     /// Answers `question` from the index with `generator`, streaming the
     /// answer's pieces to `onText`. Options: the search options (`k`
     /// default 5 of `candidates` 20, `method`, ...), `minCosine` (0.35:
-    /// below it the answer is "I don't know" without generating) and the
-    /// decoding options (`maxNewTokens` 256, ...). Resolves to
+    /// below it the answer is "I don't know" without generating), `context`
+    /// (`"matched"`: the matched chunk, the default; `"passage"`: its whole
+    /// passage) and the decoding options (`maxNewTokens` 256, ...). Resolves to
     /// `{ text, sources, cited, grounded, promptTokens, generatedTokens }`: `sources` are
     /// the passages numbered as the prompt gave them, `cited` the numbers
     /// the answer cites.
@@ -313,6 +314,7 @@ impl Index {
         let opts = options::object(&options, "ask").and_then(|mut o| {
             let s = search_options(&mut o, "ask")?;
             let min_cosine = options::take::<f32>(&mut o, "minCosine", "ask")?;
+            let context = options::take::<SourceText>(&mut o, "context", "ask")?;
             let g = options::generation(o, "ask")?;
             let mut ask = AskOptions {
                 generation: g,
@@ -320,6 +322,9 @@ impl Index {
             };
             if let Some(m) = min_cosine {
                 ask.min_cosine = m;
+            }
+            if let Some(c) = context {
+                ask.source_text = c;
             }
             Ok((s, ask))
         });

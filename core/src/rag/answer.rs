@@ -31,6 +31,32 @@ pub struct AskOptions {
     pub generation: GenerationConfig,
     /// Below this best question–passage cosine, answer [`NO_ANSWER`] without generating.
     pub min_cosine: f32,
+    /// Which text of each hit the prompt shows.
+    #[serde(default)]
+    pub source_text: SourceText,
+}
+
+/// Which text of a retrieved hit goes into the prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceText {
+    /// The child chunk that matched the question (128 tokens by default):
+    /// short, focused prompts — what a small model answers from best
+    /// (SmolLM2-135M copies the relevant sentence instead of wandering).
+    #[default]
+    Matched,
+    /// The whole parent passage (512 tokens by default), for larger models.
+    Passage,
+}
+
+impl SourceText {
+    /// The text of `h` this choice shows.
+    pub fn of(self, h: &Hit) -> &str {
+        match self {
+            SourceText::Matched => &h.matched.text,
+            SourceText::Passage => &h.chunk.text,
+        }
+    }
 }
 
 impl Default for AskOptions {
@@ -38,6 +64,7 @@ impl Default for AskOptions {
         AskOptions {
             generation: GenerationConfig::default(),
             min_cosine: 0.35,
+            source_text: SourceText::default(),
         }
     }
 }
@@ -68,14 +95,16 @@ fn label(h: &Hit) -> String {
     }
 }
 
-/// The chat prompt for `question` over `hits`, keeping as many sources (in
-/// order) as fit in `max_tokens` prompt tokens; returns the prompt, the hits
+/// The chat prompt for `question` over `hits` (each shown by its
+/// `source_text`), keeping as many sources (in order) as fit in `max_tokens`
+/// prompt tokens; returns the prompt, the hits
 /// used and the prompt's token count. A source too long for the remaining
 /// budget is cut at a token boundary; sources that do not fit at all are dropped.
 pub fn build_prompt<B: Backend>(
     generator: &Generator<B>,
     question: &str,
     hits: &[Hit],
+    source_text: SourceText,
     max_tokens: usize,
 ) -> Result<(String, Vec<Hit>, usize)> {
     let render = |sources: &[(String, Hit)]| -> Result<String> {
@@ -96,7 +125,7 @@ pub fn build_prompt<B: Backend>(
     let mut used: Vec<(String, Hit)> = Vec::new();
     for h in hits {
         let mut candidate = used.clone();
-        candidate.push((h.chunk.text.clone(), h.clone()));
+        candidate.push((source_text.of(h).to_string(), h.clone()));
         let n = count(&render(&candidate)?)?;
         if n <= max_tokens {
             used = candidate;
@@ -106,7 +135,7 @@ pub fn build_prompt<B: Backend>(
         let base = count(&render(&used)?)?;
         let room = max_tokens.saturating_sub(base + 16);
         if room >= 32 {
-            let ids = generator.tokenizer().encode(&h.chunk.text, false)?.ids;
+            let ids = generator.tokenizer().encode(source_text.of(h), false)?.ids;
             let cut = generator.decode(&ids[..room.min(ids.len())]);
             let mut candidate = used.clone();
             candidate.push((cut, h.clone()));
@@ -270,7 +299,8 @@ pub async fn answer<B: Backend>(
     }
     let ctx = generator.model().config().context_length;
     let budget = ctx.saturating_sub(opts.generation.max_new_tokens.max(1));
-    let (prompt, sources, prompt_tokens) = build_prompt(generator, question, hits, budget)?;
+    let (prompt, sources, prompt_tokens) =
+        build_prompt(generator, question, hits, opts.source_text, budget)?;
     // Citations can only name the sources in the prompt (constrained
     // decoding; beam search runs unconstrained and keeps only valid numbers).
     // A line the model repeats ends the answer (small models loop).

@@ -252,8 +252,8 @@ impl<B: Backend> Generator<B> {
                     .into(),
             ));
         }
+        // decode_loop checks the prompt against the context length.
         let ids = self.encode(prompt)?;
-        self.check_len(ids.len(), 0)?;
         self.decode_loop(&ids, config, Some(constraint), on_text)
             .await
     }

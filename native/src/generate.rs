@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+use crate::progress::Progress;
 use cairn_core::backend::Backend;
 use cairn_core::formats::gguf::{self, GgmlType, Gguf, TensorData};
 use cairn_core::generate::Generator;
 use cairn_core::quant;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic::{persist, temp_beside};
 use crate::error::{Error, Result};
@@ -119,12 +119,7 @@ pub fn quantize_gguf(
                 .collect::<Result<Vec<_>>>()?;
             (g.header.metadata.clone(), tensors, g.header.alignment)
         };
-    let bar = ProgressBar::new(source.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("quantize [{bar:30}] {pos}/{len} tensors {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let mut bar = Progress::new("quantize", "tensors", source.len() as u64);
     let mut out = Vec::with_capacity(source.len());
     let mut report = QuantizeReport {
         quantized: 0,
@@ -165,7 +160,7 @@ pub fn quantize_gguf(
         out.push(tensor);
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
     let mut meta = meta;
     // llama.cpp's `enum llama_ftype` for the "mostly <type>" files cairn writes.
     let file_type = match ty {

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod inspect;
 pub mod lora;
 pub mod manifest;
+pub mod progress;
 pub mod rag;
 pub mod train;
 

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::progress::Progress;
 use cairn_core::backend::Backend;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::formats::gguf::{self, GgmlType, Gguf};
@@ -23,7 +24,6 @@ use cairn_core::lora::{Adapter, LoraConfig};
 use cairn_core::train::classify::EpochLog;
 use cairn_core::train::plot::{Series, svg};
 use cairn_core::train::sft::{Sequence, SftConfig, SftTrainer, example, pack};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::atomic::{persist, temp_beside, write_atomic};
@@ -206,25 +206,19 @@ pub fn train_lora(o: &TrainLoraOptions) -> Result<LoraSummary> {
     } else {
         Some(trainer.eval_nll(&val)?)
     };
-    let bar = ProgressBar::new(trainer.schedule().total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps {elapsed_precise} (eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let mut bar = Progress::new("train lora", "steps", trainer.schedule().total);
     let started = Instant::now();
     let mut tokens = 0usize;
     let epochs = trainer.fit(&train, &val, dropout, |s| {
         tokens += s.examples;
-        bar.set_position(s.step);
         bar.set_message(format!(
             "epoch {} loss {:.4} lr {:.2e} |g| {:.2}",
             s.epoch, s.loss, s.lr, s.grad_norm
         ));
+        bar.set_position(s.step);
     })?;
     let seconds = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
+    bar.finish();
     let steps = trainer.schedule().total.max(1);
     let after = if val.is_empty() {
         None

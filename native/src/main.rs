@@ -474,12 +474,14 @@ struct RetrieveArgs {
     #[arg(long, default_value = "all-minilm-l6-v2")]
     embedder: String,
     /// A classifier directory whose labels are collection names (`cairn
-    /// train classify`): the question is searched only in the predicted
-    /// collection (ignored when --collection is given).
+    /// train classify`): the question is searched only in the collections
+    /// the router picks (ignored when --collection is given).
     #[arg(long)]
     router: Option<PathBuf>,
-    /// Below this router probability, every collection is searched.
-    #[arg(long, default_value_t = 0.6)]
+    /// The router picks the fewest collections whose probabilities sum to
+    /// this (most probable first); when that takes every label, every
+    /// collection is searched.
+    #[arg(long, default_value_t = 0.9)]
     router_threshold: f32,
     /// A cross-encoder directory (one-label pair classifier from `cairn
     /// train classify`): the `--candidates` fused hits are reranked by it

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::progress::Progress;
 use cairn_core::backend::block_on_ready;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::embedder::Embedder;
 use cairn_core::rag::{Ingestor, RagIndex, content_hash};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
@@ -108,12 +108,7 @@ pub fn index_dir(
     let mut ix = read_index(index_path, embedder_name, embedder.dim())?;
     let ingest = Ingestor::new(embedder)?;
     let mut report = IndexReport::default();
-    let bar = ProgressBar::new(files.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("index [{bar:30}] {pos}/{len} files {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let mut bar = Progress::new("index", "files", files.len() as u64);
     let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     // Files that disappeared from this directory leave the collection.
     let prefix = dir.display().to_string();
@@ -168,7 +163,7 @@ pub fn index_dir(
         write_atomic(index_path, &ix.to_bytes()?)?;
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
     if report.indexed == 0 && report.removed > 0 {
         write_atomic(index_path, &ix.to_bytes()?)?;
     }

@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::progress::Progress;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::classify::{ClassifierFiles, TextClassifier};
 use cairn_core::eval::classification::{Report, report};
@@ -30,7 +31,6 @@ use cairn_core::train::classify::{
 };
 use cairn_core::train::data::{Example, balanced_class_weights, label_ids, label_set, read_jsonl};
 use cairn_core::train::plot::{Series, svg};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
@@ -133,23 +133,23 @@ pub struct TrainSummary {
     pub examples_per_second: f64,
 }
 
-struct Progress {
-    bar: ProgressBar,
+struct TrainHooks {
+    bar: Progress,
     dir: PathBuf,
     examples: usize,
     started: Instant,
 }
 
-impl Hooks for Progress {
+impl Hooks for TrainHooks {
     fn on_step(&mut self, log: &StepLog) {
         self.examples += log.examples;
         let rate = self.examples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         self.bar.set_length(log.total_steps);
-        self.bar.set_position(log.step);
         self.bar.set_message(format!(
             "epoch {} loss {:.4} lr {:.2e} |g| {:.2} {:.1} ex/s",
             log.epoch, log.loss, log.lr, log.grad_norm, rate
         ));
+        self.bar.set_position(log.step);
     }
 
     fn on_epoch(&mut self, log: &EpochLog, c: &Checkpoint) -> cairn_core::Result<()> {
@@ -175,7 +175,7 @@ impl Hooks for Progress {
             (Some(f), Some(a)) => format!(", val macro-F1 {f:.4}, accuracy {a:.4}"),
             _ => String::new(),
         };
-        self.bar.println(format!(
+        self.bar.println(&format!(
             "epoch {}: train loss {:.4}{val}{}",
             log.epoch,
             log.train_loss,
@@ -308,14 +308,8 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
         );
     }
     std::fs::create_dir_all(&o.out).map_err(Error::io("creating", &o.out))?;
-    let bar = ProgressBar::new(trainer.schedule().total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps {elapsed_precise} (eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut hooks = Progress {
+    let bar = Progress::new("train classify", "steps", trainer.schedule().total);
+    let mut hooks = TrainHooks {
         bar,
         dir: o.out.clone(),
         examples: 0,
@@ -324,7 +318,7 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
     let train_started = Instant::now();
     let epochs = trainer.fit(&enc_train, enc_val.as_ref(), &mut hooks)?;
     let train_seconds = train_started.elapsed().as_secs_f64();
-    hooks.bar.finish_and_clear();
+    hooks.bar.finish();
     let val_report = match &enc_val {
         Some(v) => Some(trainer.evaluate(v)?.1),
         None => None,
@@ -466,13 +460,13 @@ pub fn eval_classifier(
     Ok((report(&labels, &truth, &preds)?, preds))
 }
 
-/// Where a question goes: the router's top label when it is confident
-/// enough and names a collection of the index, else every collection.
+/// Where a question goes: the fewest collections the router is sure
+/// enough of, or every collection.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Route {
     /// Collections to search (empty: all).
     pub collections: Vec<String>,
-    /// The router's top label and its probability.
+    /// The router's top label.
     pub label: String,
     /// Probability of `label`.
     pub score: f32,
@@ -480,7 +474,8 @@ pub struct Route {
     pub reason: String,
 }
 
-/// Routes `question` with `router` among `available` collections.
+/// Routes `question` with `router` among `available` collections (see
+/// [`route_scores`]).
 pub fn route(
     router: &TextClassifier<CpuBackend>,
     question: &str,
@@ -491,31 +486,57 @@ pub fn route(
         .predict(&[question])?
         .pop()
         .ok_or_else(|| Error::Model("the router returned no prediction".into()))?;
-    let (best, score) = p
-        .scores
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, s)| (i, *s))
-        .unwrap_or((0, 0.0));
-    let label = router.labels()[best].clone();
-    let (collections, reason) = if score < threshold {
-        (
-            Vec::new(),
-            format!("confidence {score:.3} < {threshold}: searching all"),
-        )
-    } else if !available.contains(&label) {
+    route_scores(router.labels(), &p.scores, threshold, available)
+}
+
+/// The route for the router's label probabilities `scores`: labels in
+/// falling probability until their sum reaches `threshold` (like top-p
+/// sampling: one collection when the router is sure, two when it hesitates
+/// between them). Every collection is searched (an empty list) when that
+/// takes every label, or when a chosen label is not a collection of
+/// `available`.
+pub fn route_scores(
+    labels: &[String],
+    scores: &[f32],
+    threshold: f32,
+    available: &[String],
+) -> Result<Route> {
+    if labels.is_empty() || labels.len() != scores.len() {
+        return Err(Error::Model(format!(
+            "the router gave {} scores for {} labels",
+            scores.len(),
+            labels.len()
+        )));
+    }
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (label, score) = (labels[order[0]].clone(), scores[order[0]]);
+    let mut chosen = Vec::new();
+    let mut sum = 0.0f32;
+    for &i in &order {
+        chosen.push(labels[i].clone());
+        sum += scores[i];
+        if sum >= threshold {
+            break;
+        }
+    }
+    let (collections, reason) = if sum < threshold || chosen.len() == labels.len() {
         (
             Vec::new(),
             format!(
-                "label '{label}' is not a collection of the index ({available:?}): searching all"
+                "no fewer than all labels reach {threshold} (top {label} {score:.3}): searching all"
+            ),
+        )
+    } else if let Some(missing) = chosen.iter().find(|l| !available.contains(l)) {
+        (
+            Vec::new(),
+            format!(
+                "label '{missing}' is not a collection of the index ({available:?}): searching all"
             ),
         )
     } else {
-        (
-            vec![label.clone()],
-            format!("confidence {score:.3} ≥ {threshold}"),
-        )
+        let reason = format!("{chosen:?} hold probability {sum:.3} ≥ {threshold}");
+        (chosen, reason)
     };
     Ok(Route {
         collections,
@@ -523,4 +544,41 @@ pub fn route(
         score,
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_scores;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn routes_to_the_fewest_collections_that_reach_the_threshold() {
+        let labels = s(&["debian", "r-admin", "r-devel", "r-lang"]);
+        let all = labels.clone();
+        // Sure: one collection.
+        let r = route_scores(&labels, &[0.05, 0.92, 0.02, 0.01], 0.9, &all).unwrap();
+        assert_eq!(r.collections, s(&["r-admin"]));
+        assert_eq!((r.label.as_str(), r.score), ("r-admin", 0.92));
+        // Hesitating between two: both, most probable first.
+        let r = route_scores(&labels, &[0.02, 0.40, 0.55, 0.03], 0.9, &all).unwrap();
+        assert_eq!(r.collections, s(&["r-devel", "r-admin"]));
+        // Flat: it would take every label, so everything is searched.
+        let r = route_scores(&labels, &[0.3, 0.3, 0.2, 0.2], 0.9, &all).unwrap();
+        assert!(r.collections.is_empty(), "{r:?}");
+        // Unreachable threshold: everything.
+        let r = route_scores(&labels, &[0.0, 1.0, 0.0, 0.0], 1.01, &all).unwrap();
+        assert!(r.collections.is_empty());
+        // A label the index does not have: everything, and the reason says so.
+        let r = route_scores(&labels, &[0.95, 0.05, 0.0, 0.0], 0.9, &s(&["r-admin"])).unwrap();
+        assert!(
+            r.collections.is_empty() && r.reason.contains("'debian'"),
+            "{r:?}"
+        );
+        // Mismatched lengths are an error, not a panic.
+        let e = route_scores(&labels, &[1.0], 0.9, &all).unwrap_err();
+        assert!(e.to_string().contains("1 scores for 4 labels"), "{e}");
+    }
 }

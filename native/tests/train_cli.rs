@@ -90,9 +90,24 @@ fn trains_resumes_classifies_and_reports() {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
     assert_eq!(state["epoch"], 1);
-    // Resume to 3 epochs: continues at epoch 2.
-    let (ok, _, err) = run(args("3", true));
-    assert!(ok, "{err}");
+    // Resume to 3 epochs: continues at epoch 2. stderr is not a terminal
+    // here, so the progress and the epoch summaries go to the log instead of
+    // a hidden bar.
+    let out2 = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args("3", true))
+        .env("CAIRN_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out2.stderr);
+    assert!(out2.status.success(), "{err}");
+    assert!(
+        err.contains("train classify") && err.contains(" steps after "),
+        "{err}"
+    );
+    assert!(
+        err.contains("epoch 2: train loss") && err.contains("epoch 3: train loss"),
+        "{err}"
+    );
     let log: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("training_log.json")).unwrap()).unwrap();
     assert_eq!(log["history"].as_array().unwrap().len(), 3);

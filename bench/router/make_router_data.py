@@ -8,14 +8,17 @@ Collections (labels) and their manuals:
                                                    (R-intro.pdf, R-lang.pdf, R-data.pdf)
   r-devel  Writing R Extensions, R Internals       (R-exts.pdf, R-ints.pdf)
 
-Training and validation data come from the manuals only:
-  * passages: the text of every page cut into 60-word pieces (at most
+Training and validation data come from the manuals only, three kinds of
+example (--kinds= picks some; default all three):
+  * passage: the text of every page cut into 60-word pieces (at most
     PASSAGES_PER_CLASS per collection, a seeded sample);
-  * headings: the numbered section titles ("6.3 Installing packages");
-  * generated questions: SmolLM2-135M-Instruct (through `cairn generate`,
-    greedy, a one-example Text/Question prompt) asked for one question per
-    sampled passage (answers without a question mark are dropped); cached in
+  * heading: the numbered section titles ("6.3 Installing packages");
+  * generated: SmolLM2-135M-Instruct (through `cairn generate`, greedy, a
+    one-example Text/Question prompt) asked for one question per sampled
+    passage (answers without a question mark are dropped); cached in
     generated_questions.jsonl so a rerun does not regenerate them.
+REPORT.md has what each kind does to the test score (probe_kinds.py) and
+the passage-only runs.
 10% of each (collection, kind) goes to validation.
 
 The test set is human-written questions that never appear in training: the
@@ -23,7 +26,7 @@ numbered questions of the Debian FAQ (all `debian`) and of the R FAQ,
 labeled by hand in rfaq_labels.tsv (questions no single collection answers
 are left out there, with the reason). Neither FAQ is a training source.
 
-    python3 bench/router/make_router_data.py ~/.cache/cairn/corpus [path/to/cairn]
+    python3 bench/router/make_router_data.py ~/.cache/cairn/corpus [path/to/cairn] [--kinds=passage,heading,generated]
 
 Writes train.jsonl, val.jsonl, test.jsonl next to this script.
 """
@@ -121,8 +124,16 @@ def faq_questions(cairn, path, skip_pages=0):
 
 
 def main():
-    corpus = Path(sys.argv[1]).expanduser()
-    cairn = sys.argv[2] if len(sys.argv) > 2 else "cairn"
+    args = [a for a in sys.argv[1:] if not a.startswith("--kinds")]
+    kinds = ["passage", "heading", "generated"]
+    for a in sys.argv[1:]:
+        if a.startswith("--kinds="):
+            kinds = a.split("=", 1)[1].split(",")
+    unknown = set(kinds) - {"passage", "heading", "generated"}
+    if unknown:
+        sys.exit(f"--kinds: unknown kind(s) {sorted(unknown)} (passage, heading, generated)")
+    corpus = Path(args[0]).expanduser()
+    cairn = args[1] if len(args) > 1 else "cairn"
     rng = random.Random(SEED)
     cache_path = HERE / "generated_questions.jsonl"
     cache = {}
@@ -140,7 +151,7 @@ def main():
         rng.shuffle(passages)
         passages = passages[:PASSAGES_PER_CLASS]
         generated = []
-        for p in passages[:GENERATED_PER_CLASS]:
+        for p in passages[:GENERATED_PER_CLASS] if "generated" in kinds else []:
             if p not in cache:
                 q = generate_question(cairn, p)
                 cache[p] = {"label": label, "passage": p, "question": q}
@@ -151,6 +162,8 @@ def main():
         print(f"{label}: {len(passages)} passages, {len(headings)} headings, "
               f"{len(generated)} generated questions", file=sys.stderr)
         for kind, texts in (("passage", passages), ("heading", headings), ("generated", generated)):
+            if kind not in kinds:
+                continue
             texts = sorted(set(texts))
             rng.shuffle(texts)
             cut = max(1, len(texts) // 10)

@@ -429,6 +429,10 @@ struct TrainClassifyArgs {
     /// Continue from OUT/checkpoint (written after every epoch).
     #[arg(long)]
     resume: bool,
+    /// Train only the head (BERT's pooler, DistilBERT's pre-classifier, and
+    /// the classifier); the encoder stays frozen and runs forward only.
+    #[arg(long)]
+    freeze_encoder: bool,
 }
 
 /// What `cairn eval` evaluates.
@@ -1116,6 +1120,7 @@ fn run(cli: Cli) -> Result<()> {
                     class_weights: None,
                     patience: a.patience,
                     seed: a.seed,
+                    freeze_encoder: a.freeze_encoder,
                 },
             };
             let s = cairn::train::train_classifier(&opts)?;

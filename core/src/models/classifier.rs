@@ -317,13 +317,32 @@ impl<B: Backend> SequenceClassifier<B> {
         batch: usize,
         seq: usize,
     ) -> Result<B::Tensor> {
+        self.pool_first(&self.first_token_states(ids, token_types, mask, batch, seq)?)
+    }
+
+    /// The encoder's last hidden state of the first token (`[CLS]`),
+    /// `[batch, hidden]`: what the head pools.
+    pub fn first_token_states(
+        &self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+        mask: &[u32],
+        batch: usize,
+        seq: usize,
+    ) -> Result<B::Tensor> {
         let b = self.encoder.backend();
         let h = self.config.encoder.hidden_size;
         let states = self
             .encoder
             .forward_typed(ids, token_types, mask, batch, seq)?;
-        let first = b.reshape(&b.narrow(&states, 1, 0, 1)?, &[batch, h])?;
-        let x = b.linear(&first, &self.pre.weight, Some(&self.pre.bias))?;
+        b.reshape(&b.narrow(&states, 1, 0, 1)?, &[batch, h])
+    }
+
+    /// The head's pooling of first-token states `[batch, hidden]`: BERT's
+    /// pooler (dense + tanh) or DistilBERT's pre-classifier (dense + ReLU).
+    pub fn pool_first(&self, first: &B::Tensor) -> Result<B::Tensor> {
+        let b = self.encoder.backend();
+        let x = b.linear(first, &self.pre.weight, Some(&self.pre.bias))?;
         match self.config.encoder.architecture {
             Architecture::Bert => b.tanh(&x),
             Architecture::DistilBert => b.relu(&x),
@@ -377,6 +396,19 @@ impl<B: Backend> SequenceClassifier<B> {
         out.push((format!("{cls_name}.weight"), &mut self.classifier.weight));
         out.push((format!("{cls_name}.bias"), &mut self.classifier.bias));
         out
+    }
+
+    /// The head's weights (pooler or pre-classifier, and classifier) under
+    /// transformers' names: what [`crate::train::classify::TrainConfig::freeze_encoder`]
+    /// trains.
+    pub fn head_parameters_mut(&mut self) -> Vec<(String, &mut B::Tensor)> {
+        let (_, pre_name, cls_name) = head_names(self.config.encoder.architecture);
+        vec![
+            (format!("{pre_name}.weight"), &mut self.pre.weight),
+            (format!("{pre_name}.bias"), &mut self.pre.bias),
+            (format!("{cls_name}.weight"), &mut self.classifier.weight),
+            (format!("{cls_name}.bias"), &mut self.classifier.bias),
+        ]
     }
 
     /// All weights under the names transformers' task model loads, read back

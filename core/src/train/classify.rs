@@ -53,6 +53,11 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Seed of shuffles and dropout.
     pub seed: u64,
+    /// Train only the head (pooler/pre-classifier and classifier); the
+    /// encoder stays as loaded and runs forward only — a linear probe with a
+    /// hidden layer, for little data far from the test distribution, where
+    /// tuning every weight overfits the training text's style.
+    pub freeze_encoder: bool,
 }
 
 impl Default for TrainConfig {
@@ -70,6 +75,7 @@ impl Default for TrainConfig {
             class_weights: None,
             patience: None,
             seed: 42,
+            freeze_encoder: false,
         }
     }
 }
@@ -141,6 +147,9 @@ pub struct TrainState {
     pub history: Vec<EpochLog>,
     /// The seed (a resumed run must use the same).
     pub seed: u64,
+    /// Whether only the head trains (a resumed run must match).
+    #[serde(default)]
+    pub freeze_encoder: bool,
 }
 
 /// Callbacks of a run (progress bars, checkpoint writing).
@@ -233,6 +242,9 @@ pub struct Trainer {
     pad_id: u32,
     state: TrainState,
     best_weights: Option<Vec<Tensor>>,
+    /// With a frozen encoder: each example's first-token state, keyed by
+    /// its token ids and types (the encoder runs once per distinct input).
+    frozen: std::sync::Mutex<std::collections::HashMap<Vec<u32>, Vec<f32>>>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -246,7 +258,8 @@ impl std::fmt::Debug for Trainer {
 
 impl Trainer {
     /// Prepares `model` (built on [`CpuBackend::for_training`]) for
-    /// `train_len` examples: every weight becomes a variable.
+    /// `train_len` examples: every weight becomes a variable (only the head's
+    /// with [`TrainConfig::freeze_encoder`]).
     pub fn new(
         mut model: SequenceClassifier<CpuBackend>,
         config: TrainConfig,
@@ -267,7 +280,12 @@ impl Trainer {
                 model.config().labels.len()
             )));
         }
-        let params = make_params(model.parameters_mut())?;
+        let named = if config.freeze_encoder {
+            model.head_parameters_mut()
+        } else {
+            model.parameters_mut()
+        };
+        let params = make_params(named)?;
         let opt = AdamW::new(params, config.adamw)?;
         let micro = train_len.div_ceil(config.batch_size);
         let total = (micro.div_ceil(config.grad_accum) * config.epochs) as u64;
@@ -280,6 +298,7 @@ impl Trainer {
             bad_epochs: 0,
             history: Vec::new(),
             seed: config.seed,
+            freeze_encoder: config.freeze_encoder,
         };
         Ok(Self {
             model,
@@ -289,6 +308,7 @@ impl Trainer {
             pad_id,
             state,
             best_weights: None,
+            frozen: Default::default(),
         })
     }
 
@@ -321,6 +341,20 @@ impl Trainer {
             return Err(Error::Input(format!(
                 "the checkpoint was trained with seed {}, this run uses {}",
                 state.seed, self.config.seed
+            )));
+        }
+        if state.freeze_encoder != self.config.freeze_encoder {
+            let how = |f: bool| {
+                if f {
+                    "with the encoder frozen"
+                } else {
+                    "with every weight"
+                }
+            };
+            return Err(Error::Input(format!(
+                "the checkpoint was trained {}, this run trains {}",
+                how(state.freeze_encoder),
+                how(self.config.freeze_encoder)
             )));
         }
         let w = SafeTensors::parse(weights, "checkpoint weights")?;
@@ -415,13 +449,17 @@ impl Trainer {
             let rows: Vec<&[u32]> = idx.iter().map(|&i| t[i].as_slice()).collect();
             pad_batch(&rows, 0).ids
         });
-        let mut pooled = self.model.pooled_typed(
-            &padded.ids,
-            types.as_deref(),
-            &padded.attention_mask,
-            b,
-            seq,
-        )?;
+        let mut pooled = if self.config.freeze_encoder {
+            self.model.pool_first(&self.frozen_states(data, idx)?)?
+        } else {
+            self.model.pooled_typed(
+                &padded.ids,
+                types.as_deref(),
+                &padded.attention_mask,
+                b,
+                seq,
+            )?
+        };
         if let Some(rng) = dropout
             && self.config.dropout > 0.0
         {
@@ -467,6 +505,54 @@ impl Trainer {
             }
         };
         Ok((loss, logits))
+    }
+
+    /// First-token states `[idx.len(), hidden]` of a frozen encoder, from
+    /// the cache; the examples not in it go through the encoder once.
+    fn frozen_states(&self, data: &Encoded, idx: &[usize]) -> Result<Tensor> {
+        let key = |i: usize| {
+            let mut k = data.ids[i].clone();
+            if let Some(t) = &data.types {
+                k.push(u32::MAX);
+                k.extend(&t[i]);
+            }
+            k
+        };
+        let mut cache = self
+            .frozen
+            .lock()
+            .map_err(|_| Error::Input("the frozen-encoder cache was poisoned".into()))?;
+        let missing: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| !cache.contains_key(&key(i)))
+            .collect();
+        if !missing.is_empty() {
+            let rows: Vec<&[u32]> = missing.iter().map(|&i| data.ids[i].as_slice()).collect();
+            let padded = pad_batch(&rows, self.pad_id);
+            let types = data.types.as_ref().map(|t| {
+                let rows: Vec<&[u32]> = missing.iter().map(|&i| t[i].as_slice()).collect();
+                pad_batch(&rows, 0).ids
+            });
+            let first = self.model.first_token_states(
+                &padded.ids,
+                types.as_deref(),
+                &padded.attention_mask,
+                missing.len(),
+                padded.max_len,
+            )?;
+            let h = first.dim(1)?;
+            let host = first.detach().flatten_all()?.to_vec1::<f32>()?;
+            for (r, &i) in missing.iter().enumerate() {
+                cache.insert(key(i), host[r * h..(r + 1) * h].to_vec());
+            }
+        }
+        let rows: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| cache[&key(i)].iter().copied())
+            .collect();
+        let h = rows.len() / idx.len().max(1);
+        Ok(Tensor::from_vec(rows, (idx.len(), h), &Device::Cpu)?)
     }
 
     /// Loss, predictions and report on `data` (no dropout, no updates).
@@ -685,6 +771,55 @@ mod tests {
             dropout: 0.1,
             ..TrainConfig::default()
         }
+    }
+
+    #[test]
+    fn a_frozen_encoder_trains_only_the_head() {
+        let cfg = TrainConfig {
+            lr: 1e-2,
+            decay: Decay::Constant,
+            freeze_encoder: true,
+            ..config(20)
+        };
+        let mut t = Trainer::new(tiny(&["a", "b"], false, 1), cfg.clone(), 8, 0).unwrap();
+        // Pooler 16×16 + 16, classifier 2×16 + 2.
+        assert_eq!(t.trainable_parameters(), 16 * 16 + 16 + 2 * 16 + 2);
+        let export = |t: &Trainer| {
+            crate::backend::block_on_ready(t.model().export())
+                .unwrap()
+                .into_iter()
+                .map(|(name, _, data)| (name, data))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let start = export(&t);
+        let d = data();
+        let (before, _) = t.evaluate(&d).unwrap();
+        let mut k = Keep(vec![], vec![]);
+        t.fit(&d, None, &mut k).unwrap();
+        let (after, _) = t.evaluate(&d).unwrap();
+        assert!(after < before, "loss {before} → {after}");
+        // The cached encoder states give the model's own logits.
+        let cached = t.logits(&d).unwrap();
+        for (i, ids) in d.ids.iter().enumerate() {
+            let mask = vec![1u32; ids.len()];
+            let direct = t.model().forward(ids, &mask, 1, ids.len()).unwrap();
+            let direct = direct.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (a, b) in direct.iter().zip(&cached[i * 2..i * 2 + 2]) {
+                assert!((a - b).abs() < 1e-4, "example {i}: {a} vs {b}");
+            }
+        }
+        let end = export(&t);
+        for (name, w) in &start {
+            let head = name.starts_with("bert.pooler.") || name.starts_with("classifier.");
+            assert_eq!(head, w != &end[name], "{name}: changed only if in the head");
+        }
+        // A checkpoint of a frozen run does not resume a full one.
+        let mut full = Trainer::new(tiny(&["a", "b"], false, 1), config(20), 8, 0).unwrap();
+        let c = &k.0[0];
+        let e = full
+            .resume(&c.weights, &c.optimizer, c.state.clone(), None)
+            .unwrap_err();
+        assert!(e.to_string().contains("encoder frozen"), "{e}");
     }
 
     #[test]

@@ -7,9 +7,13 @@ example = the prompt `cairn ask` builds (core/src/rag/answer.rs: the same
 system line, "Sources:" with numbered passages labelled "(file, page N)",
 then "Question: ...") over three sources — the answer passage at a random
 position and two passages answering other questions — and as the target
-the answer's first sentences followed by the gold source's number, e.g.
-"... [2]". One question in ten gets only the two distractors and the target
-"I don't know." Questions are split 80/20 (seeded) into train.jsonl and
+the gold source's number followed by the answer's first sentences,
+"According to [2], ...". The citation comes first so that the first answer
+token is the same for every answerable question: with the citation at the
+end, answers began with many different words and greedy decoding picked the
+refusal's "I" (one target in ten) — the first adapter refused 27 of 30
+answerable questions (REPORT.md). One question in ten gets only the two
+distractors and the target "I don't know." Questions are split 80/20 (seeded) into train.jsonl and
 test.jsonl; test.jsonl carries the gold source number for scoring.
 
     python3 bench/grounded/make_grounded_sft.py ~/.cache/cairn/corpus [path/to/cairn]
@@ -28,6 +32,17 @@ SYSTEM = ("You answer questions using only the numbered sources given by the use
           "not contain the answer, reply exactly: I don't know.")
 FILES = {"R-FAQ.pdf": "r-manuals/R-FAQ.pdf", "debian-faq.en.pdf": "debian/debian-faq.en.pdf"}
 SEED = 5
+# About one 128-token chunk, what `cairn ask` gives the model by default.
+PASSAGE_WORDS = 70
+
+
+def cited_answer(answer, n):
+    """ "According to [n], <answer>", the answer's first word in lower case
+    unless it is a name or code ("R", "Debian", "apt-get")."""
+    first = answer.split(" ", 1)[0]
+    if first[:1].isupper() and first[1:].islower() and first.isalpha():
+        answer = answer[:1].lower() + answer[1:]
+    return f"According to [{n}], {answer}"
 
 
 def pages(cairn, path):
@@ -77,7 +92,8 @@ def main():
         words = text.split()
         if len(words) < 15:
             continue
-        items.append({**q, "passage": " ".join(words[:90]), "answer": first_sentences(text)})
+        items.append({**q, "passage": " ".join(words[:PASSAGE_WORDS]),
+                      "answer": first_sentences(text)})
     rng = random.Random(SEED)
     rng.shuffle(items)
     cut = len(items) // 5
@@ -97,7 +113,7 @@ def main():
                     f"[{i + 1}] ({fname}, page {page})\n{text}\n\n"
                     for i, (text, fname, page) in enumerate(sources))
                 user += f"Question: {it['question']}"
-                target = "I don't know." if unanswerable else f"{it['answer']} [{gold + 1}]"
+                target = "I don't know." if unanswerable else cited_answer(it["answer"], gold + 1)
                 row = {"messages": [{"role": "system", "content": SYSTEM},
                                     {"role": "user", "content": user},
                                     {"role": "assistant", "content": target}],

@@ -238,6 +238,10 @@ enum Cmd {
         /// best for small models) or its whole 512-token passage ("passage").
         #[arg(long, default_value = "matched", value_parser = ["matched", "passage"])]
         context: String,
+        /// A LoRA adapter directory in PEFT's layout applied (unmerged) to the
+        /// decoder, e.g. the grounded-answering adapter of bench/grounded.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
     },
     /// Write a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32),
     /// from a GGUF file or a Hugging Face Llama directory (config.json + model.safetensors + tokenizer.json).
@@ -879,6 +883,7 @@ fn run(cli: Cli) -> Result<()> {
             max_new_tokens,
             repetition_penalty,
             context,
+            adapter,
         } => {
             use std::io::Write;
             let path = retrieval
@@ -953,7 +958,10 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
-            let generator = load_generator(CpuBackend::new(), &resolve_model(&model, &cache)?)?;
+            let mut generator = load_generator(CpuBackend::new(), &resolve_model(&model, &cache)?)?;
+            if let Some(a) = &adapter {
+                cairn::lora::apply_adapter(&mut generator, a)?;
+            }
             let ask = AskOptions {
                 generation: GenerationConfig {
                     max_new_tokens,

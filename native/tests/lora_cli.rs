@@ -92,6 +92,42 @@ fn trains_applies_and_merges_an_adapter() {
     assert!(ok, "{err}");
     assert_eq!(generate(&["--model", merged.to_str().unwrap()]), adapted);
 
+    // `ask --adapter`: the same adapter on the RAG answer.
+    let doc = dir.path().join("vault.txt");
+    std::fs::write(
+        &doc,
+        "The password of the vault is kept by the guard at the north gate.",
+    )
+    .unwrap();
+    let ix = dir.path().join("ix.cidx");
+    let (ok, _, err) = cairn(&[
+        "index",
+        doc.to_str().unwrap(),
+        "--collection",
+        "vault",
+        "--index",
+        ix.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let ask = |extra: &[&str]| {
+        let mut a = vec![
+            "ask",
+            "--index",
+            ix.to_str().unwrap(),
+            "--max-new-tokens",
+            "12",
+        ];
+        a.extend_from_slice(extra);
+        a.push("What is the password?");
+        let (ok, out, err) = cairn(&a);
+        assert!(ok, "{err}");
+        out
+    };
+    let (base, adapted) = (ask(&[]), ask(&["--adapter", out.to_str().unwrap()]));
+    // (Trained on a bare prompt, the adapter does not say "zebra" inside the
+    // RAG prompt, but it is applied: the greedy answer changes.)
+    assert_ne!(base, adapted, "ask --adapter did not change the answer");
+
     // An adapter whose tensors do not fit its config.
     let mut bad: serde_json::Value = cfg.clone();
     bad["r"] = 8.into();
@@ -101,4 +137,13 @@ fn trains_applies_and_merges_an_adapter() {
         !ok && err.contains("lora_A.weight' has shape [4, 576]") && err.contains("r = 8"),
         "{err}"
     );
+    let (ok, _, err) = cairn(&[
+        "ask",
+        "--index",
+        ix.to_str().unwrap(),
+        "--adapter",
+        out.to_str().unwrap(),
+        "What is the password?",
+    ]);
+    assert!(!ok && err.contains("r = 8"), "{err}");
 }

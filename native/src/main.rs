@@ -635,6 +635,19 @@ fn embed_texts<B: cairn_core::backend::Backend>(
     Ok(pollster::block_on(embedder.encode_async(texts, normalize))?)
 }
 
+/// A GGUF decoder with a PEFT LoRA adapter applied unmerged, if one is given.
+fn load_adapted<B: cairn_core::backend::Backend>(
+    backend: B,
+    path: &Path,
+    adapter: Option<&Path>,
+) -> Result<Generator<B>> {
+    let mut generator = load_generator(backend, path)?;
+    if let Some(a) = adapter {
+        cairn::lora::apply_adapter(&mut generator, a)?;
+    }
+    Ok(generator)
+}
+
 /// `cairn generate` on any backend: `messages` set means chat-formatted.
 fn generate_once<B: cairn_core::backend::Backend>(
     backend: B,
@@ -644,10 +657,7 @@ fn generate_once<B: cairn_core::backend::Backend>(
     config: &GenerationConfig,
     adapter: Option<&Path>,
 ) -> Result<()> {
-    let mut generator = load_generator(backend, path)?;
-    if let Some(a) = adapter {
-        cairn::lora::apply_adapter(&mut generator, a)?;
-    }
+    let generator = load_adapted(backend, path, adapter)?;
     let prompt = match messages {
         Some(m) => generator.apply_chat_template(m, true)?,
         None => prompt.to_string(),
@@ -665,10 +675,7 @@ fn chat_loop<B: cairn_core::backend::Backend>(
     adapter: Option<&Path>,
 ) -> Result<()> {
     use std::io::{BufRead, IsTerminal, Write};
-    let mut generator = load_generator(backend, path)?;
-    if let Some(a) = adapter {
-        cairn::lora::apply_adapter(&mut generator, a)?;
-    }
+    let generator = load_adapted(backend, path, adapter)?;
     let mut msgs: Vec<ChatMessage> = system
         .iter()
         .map(|s| ChatMessage::new("system", s))
@@ -958,10 +965,11 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
-            let mut generator = load_generator(CpuBackend::new(), &resolve_model(&model, &cache)?)?;
-            if let Some(a) = &adapter {
-                cairn::lora::apply_adapter(&mut generator, a)?;
-            }
+            let generator = load_adapted(
+                CpuBackend::new(),
+                &resolve_model(&model, &cache)?,
+                adapter.as_deref(),
+            )?;
             let ask = AskOptions {
                 generation: GenerationConfig {
                     max_new_tokens,

@@ -23,7 +23,7 @@ use crate::eval::classification::{Report, report};
 use crate::formats::safetensors::write_f32;
 use crate::formats::tensors::SafeTensors;
 use crate::models::classifier::{ProblemType, SequenceClassifier, predict_row};
-use crate::tokenizer::{Tokenizer, pad_batch};
+use crate::tokenizer::{BatchEncoding, Tokenizer, pad_batch};
 use crate::util::Rng;
 
 /// Hyper-parameters (defaults: transformers' `TrainingArguments` where it has one).
@@ -442,22 +442,17 @@ impl Trainer {
         idx: &[usize],
         dropout: Option<&mut Rng>,
     ) -> Result<(Tensor, Tensor)> {
-        let rows: Vec<&[u32]> = idx.iter().map(|&i| data.ids[i].as_slice()).collect();
-        let padded = pad_batch(&rows, self.pad_id);
-        let (b, seq) = (idx.len(), padded.max_len);
-        let types = data.types.as_ref().map(|t| {
-            let rows: Vec<&[u32]> = idx.iter().map(|&i| t[i].as_slice()).collect();
-            pad_batch(&rows, 0).ids
-        });
+        let b = idx.len();
         let mut pooled = if self.config.freeze_encoder {
             self.model.pool_first(&self.frozen_states(data, idx)?)?
         } else {
+            let (padded, types) = self.padded(data, idx);
             self.model.pooled_typed(
                 &padded.ids,
                 types.as_deref(),
                 &padded.attention_mask,
                 b,
-                seq,
+                padded.max_len,
             )?
         };
         if let Some(rng) = dropout
@@ -507,50 +502,55 @@ impl Trainer {
         Ok((loss, logits))
     }
 
+    /// The examples `idx` padded into one batch: ids and mask, and the
+    /// token types of sentence pairs.
+    fn padded(&self, data: &Encoded, idx: &[usize]) -> (BatchEncoding, Option<Vec<u32>>) {
+        let rows: Vec<&[u32]> = idx.iter().map(|&i| data.ids[i].as_slice()).collect();
+        let types = data.types.as_ref().map(|t| {
+            let rows: Vec<&[u32]> = idx.iter().map(|&i| t[i].as_slice()).collect();
+            pad_batch(&rows, 0).ids
+        });
+        (pad_batch(&rows, self.pad_id), types)
+    }
+
     /// First-token states `[idx.len(), hidden]` of a frozen encoder, from
     /// the cache; the examples not in it go through the encoder once.
     fn frozen_states(&self, data: &Encoded, idx: &[usize]) -> Result<Tensor> {
-        let key = |i: usize| {
-            let mut k = data.ids[i].clone();
-            if let Some(t) = &data.types {
-                k.push(u32::MAX);
-                k.extend(&t[i]);
-            }
-            k
-        };
+        let keys: Vec<Vec<u32>> = idx
+            .iter()
+            .map(|&i| {
+                let mut k = data.ids[i].clone();
+                if let Some(t) = &data.types {
+                    k.push(u32::MAX);
+                    k.extend(&t[i]);
+                }
+                k
+            })
+            .collect();
         let mut cache = self
             .frozen
             .lock()
             .map_err(|_| Error::Input("the frozen-encoder cache was poisoned".into()))?;
-        let missing: Vec<usize> = idx
-            .iter()
-            .copied()
-            .filter(|&i| !cache.contains_key(&key(i)))
+        let missing: Vec<usize> = (0..idx.len())
+            .filter(|&r| !cache.contains_key(&keys[r]))
             .collect();
         if !missing.is_empty() {
-            let rows: Vec<&[u32]> = missing.iter().map(|&i| data.ids[i].as_slice()).collect();
-            let padded = pad_batch(&rows, self.pad_id);
-            let types = data.types.as_ref().map(|t| {
-                let rows: Vec<&[u32]> = missing.iter().map(|&i| t[i].as_slice()).collect();
-                pad_batch(&rows, 0).ids
-            });
+            let examples: Vec<usize> = missing.iter().map(|&r| idx[r]).collect();
+            let (padded, types) = self.padded(data, &examples);
             let first = self.model.first_token_states(
                 &padded.ids,
                 types.as_deref(),
                 &padded.attention_mask,
-                missing.len(),
+                examples.len(),
                 padded.max_len,
             )?;
             let h = first.dim(1)?;
             let host = first.detach().flatten_all()?.to_vec1::<f32>()?;
-            for (r, &i) in missing.iter().enumerate() {
-                cache.insert(key(i), host[r * h..(r + 1) * h].to_vec());
+            for (n, &r) in missing.iter().enumerate() {
+                cache.insert(keys[r].clone(), host[n * h..(n + 1) * h].to_vec());
             }
         }
-        let rows: Vec<f32> = idx
-            .iter()
-            .flat_map(|&i| cache[&key(i)].iter().copied())
-            .collect();
+        let rows: Vec<f32> = keys.iter().flat_map(|k| cache[k].iter().copied()).collect();
         let h = rows.len() / idx.len().max(1);
         Ok(Tensor::from_vec(rows, (idx.len(), h), &Device::Cpu)?)
     }

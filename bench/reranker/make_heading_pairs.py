@@ -6,8 +6,12 @@ passages of other sections BM25 ranks highest for it (plus one random) are
 negatives. Sources: the R manuals except the R FAQ, and the Debian Reference
 (the FAQs are the evaluation set, bench/rag_eval_set.json, and never used).
 A seeded sample of 240 headings; 90% train, 10% val, split by heading.
+--sample=N takes N headings instead and --out=NAME writes NAME_{train,val}.jsonl
+(the listwise run of REPORT.md: --sample=1200 --out=listwise). Each query's
+rows are consecutive (positive first), the layout `cairn train classify
+--listwise` groups by.
 
-    python3 bench/reranker/make_heading_pairs.py path/to/cairn   # writes heading_{train,val}.jsonl
+    python3 bench/reranker/make_heading_pairs.py path/to/cairn [--sample=N] [--out=NAME]
 """
 import json
 import random
@@ -39,14 +43,17 @@ def sections(cairn, pdf):
 
 
 def main():
-    cairn = sys.argv[1] if len(sys.argv) > 1 else "cairn"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    opts = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+    cairn = args[0] if args else "cairn"
+    sample, prefix = int(opts.get("sample", 240)), opts.get("out", "heading")
     pdfs = [p for p in sorted((CACHE / "r-manuals").glob("*.pdf")) if p.name != "R-FAQ.pdf"]
     pdfs += [p for p in sorted((CACHE / "debian").glob("*.pdf")) if "faq" not in p.name.lower()]
     secs = [s for p in pdfs for s in sections(cairn, p)]
     passages = [b for _, b, _ in secs]
     bm25 = BM25(passages)
     rng = random.Random(7)
-    pick = rng.sample(range(len(secs)), min(240, len(secs)))
+    pick = rng.sample(range(len(secs)), min(sample, len(secs)))
     n_val = len(pick) // 10
     for name, part in (("val", pick[:n_val]), ("train", pick[n_val:])):
         out = []
@@ -57,7 +64,7 @@ def main():
             negs = [passages[j] for j in order if secs[j][2] != where][:3]
             negs.append(passages[rng.choice([j for j in range(len(secs)) if secs[j][2] != where])])
             out += pair_rows(q, pos, negs)
-        write_jsonl(HERE / f"heading_{name}.jsonl", out)
+        write_jsonl(HERE / f"{prefix}_{name}.jsonl", out)
         print(f"{name}: {len(part)} headings, {len(out)} pairs")
     print(f"{len(secs)} sections found in {len(pdfs)} PDFs")
 

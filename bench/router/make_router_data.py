@@ -22,13 +22,16 @@ the passage-only runs.
 10% of each (collection, kind) goes to validation.
 
 The test set is human-written questions that never appear in training: the
-numbered questions of the Debian FAQ (all `debian`) and of the R FAQ,
-labeled by hand in rfaq_labels.tsv (questions no single collection answers
-are left out there, with the reason). Neither FAQ is a training source.
+numbered questions of the R FAQ and of the Debian FAQ, labeled by hand in
+rfaq_labels.tsv and dfaq_labels.tsv by one rule: questions about the project
+(history, mailing lists, licensing, contributing), about third-party software,
+or that two collections answer equally are left out, with the reason
+(test.jsonl); test_full.jsonl keeps every Debian FAQ question (the first
+protocol, REPORT.md). Neither FAQ is a training source.
 
     python3 bench/router/make_router_data.py ~/.cache/cairn/corpus [path/to/cairn] [--kinds=passage,heading,generated]
 
-Writes train.jsonl, val.jsonl, test.jsonl next to this script.
+Writes train.jsonl, val.jsonl, test.jsonl, test_full.jsonl next to this script.
 """
 import json
 import random
@@ -123,6 +126,17 @@ def faq_questions(cairn, path, skip_pages=0):
     return found
 
 
+def read_labels(name):
+    """Question number → label ("-" = left out) from a hand-labeled TSV."""
+    labels = {}
+    for line in (HERE / name).read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        num, lab = line.split("\t")[:2]
+        labels[num] = lab
+    return labels
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--kinds")]
     kinds = ["passage", "heading", "generated"]
@@ -172,23 +186,24 @@ def main():
     rng.shuffle(train)
     rng.shuffle(val)
 
-    labels = {}
-    for line in (HERE / "rfaq_labels.tsv").read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        num, lab = line.split("\t")[:2]
-        labels[num] = lab
-    test = []
+    rlabels, dlabels = read_labels("rfaq_labels.tsv"), read_labels("dfaq_labels.tsv")
+    test, test_full = [], []
     for num, q in faq_questions(cairn, corpus / "r-manuals/R-FAQ.pdf", skip_pages=6).items():
-        if labels.get(num, "-") != "-":
-            test.append({"text": q, "label": labels[num], "source": f"R FAQ {num}"})
+        if rlabels.get(num, "-") != "-":
+            test.append({"text": q, "label": rlabels[num], "source": f"R FAQ {num}"})
+    test_full += test
     for num, q in faq_questions(cairn, corpus / "debian/debian-faq.en.pdf", skip_pages=6).items():
-        test.append({"text": q, "label": "debian", "source": f"Debian FAQ {num}"})
+        row = {"text": q, "label": "debian", "source": f"Debian FAQ {num}"}
+        if num not in dlabels:
+            sys.exit(f"dfaq_labels.tsv: Debian FAQ question {num} is not labeled")
+        test_full.append(row)
+        if dlabels[num] != "-":
+            test.append(row)
     train_texts = {e["text"].lower() for e in train + val}
-    leaked = [t["text"] for t in test if t["text"].lower() in train_texts]
+    leaked = [t["text"] for t in test_full if t["text"].lower() in train_texts]
     if leaked:
         sys.exit(f"test questions found in the training data: {leaked}")
-    for name, rows in (("train", train), ("val", val), ("test", test)):
+    for name, rows in (("train", train), ("val", val), ("test", test), ("test_full", test_full)):
         with (HERE / f"{name}.jsonl").open("w") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -189,7 +189,8 @@ enum Cmd {
         #[arg(long, default_value = "all-minilm-l6-v2")]
         embedder: String,
         /// A cross-encoder directory (one-label pair classifier from `cairn
-        /// train classify`): adds a "hybrid+rerank" row (hybrid top-20 reranked).
+        /// train classify`): adds "hybrid+rerank" (hybrid top-20 reranked) and
+        /// "hybrid+rerank-rrf" (the two rankings fused) rows.
         #[arg(long)]
         reranker: Option<PathBuf>,
     },
@@ -382,7 +383,7 @@ struct TrainClassifyArgs {
     /// Training data: JSONL with {"text", "label"} (or "labels": [...] with --multi-label).
     #[arg(long)]
     data: PathBuf,
-    /// Validation data (same format): early stopping and the best epoch use its macro-F1.
+    /// Validation data (same format): early stopping and the best epoch use its macro-F1 (MRR with --listwise).
     #[arg(long)]
     val: Option<PathBuf>,
     /// Output model directory.
@@ -394,7 +395,7 @@ struct TrainClassifyArgs {
     /// Epochs.
     #[arg(long, default_value_t = 3)]
     epochs: usize,
-    /// Examples per batch.
+    /// Examples per batch (query groups with --listwise).
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// Batches per optimizer step.
@@ -421,7 +422,7 @@ struct TrainClassifyArgs {
     /// Class weights in the loss: none, balanced, or comma-separated values in label order.
     #[arg(long, default_value = "none")]
     class_weights: String,
-    /// Stop after this many epochs without a better validation macro-F1.
+    /// Stop after this many epochs without a better validation macro-F1 (MRR with --listwise).
     #[arg(long)]
     patience: Option<usize>,
     /// Seed of shuffles, dropout and head initialisation.
@@ -437,6 +438,13 @@ struct TrainClassifyArgs {
     /// the classifier); the encoder stays frozen and runs forward only.
     #[arg(long)]
     freeze_encoder: bool,
+    /// Listwise cross-encoder training: consecutive examples with the same
+    /// `text` (the query) form a group with exactly one relevant `text_pair`
+    /// (`"labels": ["relevant"]`) and negatives (`"labels": []`); the loss is
+    /// the softmax cross-entropy of the relevant one within its group,
+    /// --batch-size counts groups, and validation reports MRR.
+    #[arg(long)]
+    listwise: bool,
 }
 
 /// What `cairn eval` evaluates.
@@ -496,6 +504,10 @@ struct RetrieveArgs {
     /// and the best `--k` kept.
     #[arg(long)]
     reranker: Option<PathBuf>,
+    /// With --reranker: fuse the first stage's ranking and the reranker's
+    /// (reciprocal rank fusion, c = 60) instead of trusting the reranker alone.
+    #[arg(long)]
+    rerank_fusion: bool,
 }
 
 /// Decoding options shared by `generate` and `chat` (names as in transformers' `generate`).
@@ -835,12 +847,12 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             println!("{} questions, index {}", qs.questions.len(), path.display());
             println!(
-                "{:12} {:>9} {:>10} {:>6} {:>8} {:>8}",
+                "{:17} {:>9} {:>10} {:>6} {:>8} {:>8}",
                 "method", "recall@5", "recall@20", "MRR", "p50 ms", "p95 ms"
             );
             for r in rows {
                 println!(
-                    "{:12} {:>9.3} {:>10.3} {:>6.3} {:>8.1} {:>8.1}",
+                    "{:17} {:>9.3} {:>10.3} {:>6.3} {:>8.1} {:>8.1}",
                     r.method, r.recall_at_5, r.recall_at_20, r.mrr, r.p50_ms, r.p95_ms
                 );
             }
@@ -949,7 +961,11 @@ fn run(cli: Cli) -> Result<()> {
                             ..opts.clone()
                         },
                     )?;
-                    cairn_core::rag::rerank(&r, &question, candidates, retrieval.k)?
+                    if retrieval.rerank_fusion {
+                        cairn_core::rag::rerank_fused(&r, &question, candidates, retrieval.k, 60.0)?
+                    } else {
+                        cairn_core::rag::rerank(&r, &question, candidates, retrieval.k)?
+                    }
                 }
                 None => ix.search(&question, &qv, &opts)?,
             };
@@ -1116,7 +1132,8 @@ fn run(cli: Cli) -> Result<()> {
                 data: a.data.clone(),
                 val: a.val.clone(),
                 out: a.out.clone(),
-                multi_label: a.multi_label,
+                multi_label: a.multi_label || a.listwise,
+                listwise: a.listwise,
                 class_weights,
                 max_length: a.max_length,
                 resume: a.resume,
@@ -1140,6 +1157,9 @@ fn run(cli: Cli) -> Result<()> {
                 },
             };
             let s = cairn::train::train_classifier(&opts)?;
+            if let Some(mrr) = s.val_mrr {
+                println!("validation MRR of the relevant candidate: {mrr:.4}");
+            }
             if let Some(r) = &s.val_report {
                 println!(
                     "validation ({}):\n{r}",

@@ -200,8 +200,10 @@ pub struct EvalRow {
     pub p95_ms: f64,
 }
 
-/// Runs every question through BM25, dense, hybrid and hybrid + MMR (λ 0.7),
-/// searching the question's own collection, and scores the ranked pages.
+/// Runs every question through BM25, dense, hybrid and hybrid + MMR (λ 0.7)
+/// — with a reranker also hybrid top-20 reranked, and reranked with the
+/// hybrid ranking fused back in (RRF) — searching the question's own
+/// collection, and scores the ranked pages.
 pub fn eval_retrieval(
     ix: &mut RagIndex,
     embedder: &Embedder<CpuBackend>,
@@ -217,6 +219,7 @@ pub fn eval_retrieval(
     ];
     if reranker.is_some() {
         methods.push(("hybrid+rerank", Method::Hybrid, None, true));
+        methods.push(("hybrid+rerank-rrf", Method::Hybrid, None, true));
     }
     let mut rows = Vec::new();
     for (name, method, mmr, rerank) in methods {
@@ -238,6 +241,9 @@ pub fn eval_retrieval(
                 },
             )?;
             let hits = match (rerank, reranker) {
+                (true, Some(r)) if name.ends_with("-rrf") => {
+                    cairn_core::rag::rerank_fused(r, &q.question, hits, 20, 60.0)?
+                }
                 (true, Some(r)) => cairn_core::rag::rerank(r, &q.question, hits, 20)?,
                 _ => hits,
             };

@@ -84,6 +84,30 @@ fn encode(
     })
 }
 
+/// `enc` as ranking data: groups are the runs of consecutive examples with
+/// the same `text` (the query); errors name `file` and its lines.
+fn group(enc: Encoded, examples: &[Example], file: &Path) -> Result<Encoded> {
+    if examples.iter().any(|e| e.text_pair.is_none()) {
+        return Err(Error::Model(format!(
+            "{}: --listwise needs (query, passage) pairs: every example a 'text_pair'",
+            file.display()
+        )));
+    }
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, e) in examples.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if examples[g.start].text == e.text => g.end = i + 1,
+            _ => groups.push(i..i + 1),
+        }
+    }
+    enc.grouped(groups).map_err(|e| {
+        Error::Model(format!(
+            "{} (examples count non-blank lines): {e}",
+            file.display()
+        ))
+    })
+}
+
 /// How to weight classes in the loss.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClassWeights {
@@ -108,6 +132,9 @@ pub struct TrainClassifyOptions {
     pub out: PathBuf,
     /// Multi-label (sigmoid + BCE) instead of single-label.
     pub multi_label: bool,
+    /// Listwise ranking of query groups (consecutive examples with the same
+    /// `text`; see [`Encoded::grouped`]) for a one-logit cross-encoder.
+    pub listwise: bool,
     /// Class weights.
     pub class_weights: ClassWeights,
     /// Longest input in tokens.
@@ -125,6 +152,8 @@ pub struct TrainSummary {
     pub epochs: Vec<EpochLog>,
     /// Validation report of the saved (best) model, if there was validation data.
     pub val_report: Option<Report>,
+    /// Validation MRR of the saved model (listwise runs).
+    pub val_mrr: Option<f64>,
     /// Wall time of the run in seconds.
     pub seconds: f64,
     /// Trainable parameters.
@@ -171,8 +200,9 @@ impl Hooks for TrainHooks {
         write_atomic(&dir.join("optimizer.safetensors"), &c.optimizer).map_err(io)?;
         let state = serde_json::to_vec_pretty(&c.state).unwrap_or_default();
         write_atomic(&dir.join("state.json"), &state).map_err(io)?;
-        let val = match (log.val_macro_f1, log.val_accuracy) {
-            (Some(f), Some(a)) => format!(", val macro-F1 {f:.4}, accuracy {a:.4}"),
+        let val = match (log.val_macro_f1, log.val_accuracy, log.val_mrr) {
+            (Some(f), Some(a), _) => format!(", val macro-F1 {f:.4}, accuracy {a:.4}"),
+            (_, _, Some(m)) => format!(", val loss {:.4}, MRR {m:.4}", log.val_loss.unwrap_or(0.0)),
             _ => String::new(),
         };
         self.bar.println(&format!(
@@ -229,6 +259,14 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
             o.data.display()
         )));
     }
+    if o.listwise && (labels.len() != 1 || o.class_weights != ClassWeights::None) {
+        return Err(Error::Model(format!(
+            "{}: --listwise trains a one-logit reranker: examples label the relevant candidate \
+             with one label (e.g. \"labels\": [\"relevant\"]) and the others with none, \
+             without class weights; found labels {labels:?}",
+            o.data.display()
+        )));
+    }
     let val_ids = match (&val, &o.val) {
         (Some(v), Some(p)) => Some(label_ids(v, &labels, &p.display().to_string())?),
         _ => None,
@@ -269,13 +307,19 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
         ClassWeights::Given(w) => Some(w.clone()),
     };
     let enc_train = encode(&tokenizer, &train, train_ids, &o.data.display().to_string())?;
+    let enc_train = if o.listwise {
+        group(enc_train, &train, &o.data)?
+    } else {
+        enc_train
+    };
     let enc_val = match (&val, val_ids, &o.val) {
         (Some(v), Some(ids), Some(path)) => {
-            Some(encode(&tokenizer, v, ids, &path.display().to_string())?)
+            let e = encode(&tokenizer, v, ids, &path.display().to_string())?;
+            Some(if o.listwise { group(e, v, path)? } else { e })
         }
         _ => None,
     };
-    let mut trainer = Trainer::new(model, tc.clone(), enc_train.len(), pad_id)?;
+    let mut trainer = Trainer::new(model, tc.clone(), enc_train.units(), pad_id)?;
     let parameters = trainer.trainable_parameters();
     tracing::info!(
         labels = ?labels,
@@ -319,9 +363,10 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
     let epochs = trainer.fit(&enc_train, enc_val.as_ref(), &mut hooks)?;
     let train_seconds = train_started.elapsed().as_secs_f64();
     hooks.bar.finish();
-    let val_report = match &enc_val {
-        Some(v) => Some(trainer.evaluate(v)?.1),
-        None => None,
+    let (val_report, val_mrr) = match &enc_val {
+        Some(v) if o.listwise => (None, Some(trainer.evaluate_ranking(v)?.1)),
+        Some(v) => (Some(trainer.evaluate(v)?.1), None),
+        None => (None, None),
     };
 
     // The model directory, each file written atomically.
@@ -357,7 +402,7 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
             step += 1;
             steps.push((step as f64, f64::from(*l)));
         }
-        if let Some(f) = e.val_macro_f1 {
+        if let Some(f) = e.val_macro_f1.or(e.val_mrr) {
             f1.push((e.step as f64, f));
         }
     }
@@ -366,8 +411,9 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
         points: steps,
     }];
     if !f1.is_empty() {
+        let metric = if o.listwise { "MRR" } else { "macro-F1" };
         series.push(Series {
-            name: "validation macro-F1 per epoch (x: step)".into(),
+            name: format!("validation {metric} per epoch (x: step)"),
             points: f1,
         });
     }
@@ -391,7 +437,8 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
         "lr": tc.lr, "decay": format!("{:?}", tc.decay), "warmup_ratio": tc.warmup_ratio,
         "weight_decay": tc.adamw.weight_decay, "max_grad_norm": tc.max_grad_norm,
         "dropout": tc.dropout, "class_weights": tc.class_weights, "patience": tc.patience,
-        "seed": tc.seed, "parameters": parameters,
+        "seed": tc.seed, "parameters": parameters, "listwise": o.listwise,
+        "val_mrr": val_mrr,
         "train_seconds": train_seconds,
         "history": epochs,
         "val_report": val_report,
@@ -405,6 +452,7 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
     Ok(TrainSummary {
         epochs,
         val_report,
+        val_mrr,
         seconds: started.elapsed().as_secs_f64(),
         parameters,
         examples_per_second: examples_trained as f64 / train_seconds.max(1e-9),

@@ -344,3 +344,100 @@ fn a_cross_encoder_trains_on_sentence_pairs_and_reranks() {
         "{err}"
     );
 }
+
+#[test]
+fn a_listwise_cross_encoder_trains_on_query_groups() {
+    use cairn_core::retrieve::Reranker;
+    let dir = tempfile::tempdir().unwrap();
+    let queries = [
+        ("Which pet needs walks?", "pets"),
+        ("What did the kitten do?", "pets"),
+        ("Which animal talks?", "pets"),
+        ("Where does the cat nap?", "pets"),
+        ("Who changed the interest rate?", "money"),
+        ("How do I pay my loan?", "money"),
+        ("What happened to the stock market?", "money"),
+        ("Where should I keep my savings?", "money"),
+    ];
+    let mut rows = String::new();
+    for (i, (q, topic)) in queries.iter().enumerate() {
+        let (same, other) = if *topic == "pets" {
+            (&PETS, &MONEY)
+        } else {
+            (&MONEY, &PETS)
+        };
+        // One relevant passage, then three of the other topic.
+        rows += &(serde_json::json!({"text": q, "text_pair": same[i % 8], "labels": ["relevant"]})
+            .to_string()
+            + "\n");
+        for k in 0..3 {
+            let p = other[(i + k) % 8];
+            rows +=
+                &(serde_json::json!({"text": q, "text_pair": p, "labels": []}).to_string() + "\n");
+        }
+    }
+    let train = dir.path().join("groups.jsonl");
+    std::fs::write(&train, &rows).unwrap();
+    let out = dir.path().join("reranker");
+    let args = |data: &Path, extra: &[&str]| -> (bool, String, String) {
+        let mut a = vec![
+            "train",
+            "classify",
+            "--listwise",
+            "--data",
+            data.to_str().unwrap(),
+            "--val",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "4",
+            "--batch-size",
+            "2",
+            "--lr",
+            "1e-4",
+            "--max-length",
+            "48",
+        ];
+        a.extend_from_slice(extra);
+        cairn(&a)
+    };
+    let (ok, stdout, err) = args(&train, &[]);
+    assert!(ok, "{err}");
+    let mrr: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("validation MRR of the relevant candidate: "))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
+    assert_eq!(mrr, 1.0, "{stdout}");
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("training_log.json")).unwrap()).unwrap();
+    assert_eq!(log["listwise"], true);
+    assert_eq!(log["history"].as_array().unwrap().len(), 4);
+    assert!(log["history"][3]["val_mrr"].as_f64().is_some(), "{log}");
+    // 8 groups, 2 per batch: 4 steps an epoch.
+    assert_eq!(log["history"][0]["step"], 4);
+    let r = cairn::train::load_classifier(&out, None).unwrap();
+    let order = r
+        .rerank(
+            "Which animal chased something in the garden?",
+            &[MONEY[6], PETS[7], MONEY[7]],
+            3,
+        )
+        .unwrap();
+    assert_eq!(order[0].0, 1, "{order:?}");
+
+    // A group with two relevant passages, and class weights, are refused.
+    let two = rows.replacen("\"labels\":[]", "\"labels\":[\"relevant\"]", 1);
+    std::fs::write(&train, two).unwrap();
+    let (ok, _, err) = args(&train, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("groups.jsonl") && err.contains("query group 1") && err.contains("2 relevant"),
+        "{err}"
+    );
+    std::fs::write(&train, &rows).unwrap();
+    let (ok, _, err) = args(&train, &["--class-weights", "balanced"]);
+    assert!(!ok && err.contains("without class weights"), "{err}");
+}

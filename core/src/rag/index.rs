@@ -448,3 +448,91 @@ pub fn rerank(
         })
         .collect())
 }
+
+/// Like [`rerank`], but the final order fuses the first stage's ranking
+/// (`hits` as given, best first) with the reranker's by reciprocal rank
+/// fusion (equal weights, constant `c`; 60 is the usual): a reranker trained
+/// on little data then corrects the first stage without overruling it.
+/// Each hit's `score` becomes the fused score.
+pub fn rerank_fused(
+    reranker: &dyn crate::retrieve::Reranker,
+    query: &str,
+    hits: Vec<Hit>,
+    k: usize,
+    c: f32,
+) -> Result<Vec<Hit>> {
+    let texts: Vec<&str> = hits.iter().map(|h| h.matched.text.as_str()).collect();
+    let by_reranker: Vec<usize> = reranker
+        .rerank(query, &texts, hits.len())?
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    let first: Vec<usize> = (0..hits.len()).collect();
+    Ok(rrf(&[(1.0, first), (1.0, by_reranker)], c)
+        .into_iter()
+        .take(k)
+        .map(|(i, score)| Hit {
+            score,
+            ..hits[i].clone()
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores a passage by the number it ends with.
+    struct ByNumber;
+    impl crate::retrieve::Reranker for ByNumber {
+        fn score(&self, _: &str, passages: &[&str]) -> Result<Vec<f32>> {
+            Ok(passages
+                .iter()
+                .map(|p| p.rsplit(' ').next().unwrap_or("0").parse().unwrap_or(0.0))
+                .collect())
+        }
+    }
+
+    fn hits(scores: &[f32]) -> Vec<Hit> {
+        scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let chunk = Chunk {
+                    text: format!("passage {s}"),
+                    source: format!("doc{i}"),
+                    page: None,
+                    headings: vec![],
+                    segment: i,
+                    start: 0,
+                    parent: None,
+                };
+                Hit {
+                    collection: "c".into(),
+                    chunk: chunk.clone(),
+                    matched: chunk,
+                    score: 0.0,
+                    cosine: 0.0,
+                    bm25: 0.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fused_reranking_combines_both_rankings() {
+        // First stage: doc0, doc1, doc2, doc3; the reranker: doc3, doc1, doc2, doc0.
+        let h = hits(&[1.0, 5.0, 2.0, 9.0]);
+        let plain = rerank(&ByNumber, "q", h.clone(), 4).unwrap();
+        let order: Vec<&str> = plain.iter().map(|h| h.chunk.source.as_str()).collect();
+        assert_eq!(order, ["doc3", "doc1", "doc2", "doc0"]);
+        assert_eq!(plain[0].score, 9.0);
+        // RRF (c = 1): doc0 1/2 + 1/5 = 0.7, doc1 1/3 + 1/3 = 0.667,
+        // doc2 1/4 + 1/4 = 0.5, doc3 1/5 + 1/2 = 0.7 (ties keep first-stage order).
+        let fused = rerank_fused(&ByNumber, "q", h, 3, 1.0).unwrap();
+        let order: Vec<&str> = fused.iter().map(|h| h.chunk.source.as_str()).collect();
+        assert_eq!(order, ["doc0", "doc3", "doc1"]);
+        assert!((fused[0].score - 0.7).abs() < 1e-6);
+        assert!((fused[2].score - 2.0 / 3.0).abs() < 1e-6);
+    }
+}

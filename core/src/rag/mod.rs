@@ -6,5 +6,5 @@ pub mod index;
 pub mod ingest;
 
 pub use answer::{Answer, AskOptions, build_prompt, parse_citations};
-pub use index::{FileChunks, Hit, Method, RagIndex, SearchOptions, rerank};
+pub use index::{FileChunks, Hit, Method, RagIndex, SearchOptions, rerank, rerank_fused};
 pub use ingest::{Ingestor, content_hash};

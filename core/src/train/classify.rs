@@ -10,6 +10,13 @@
 //! [`Checkpoint`] handed to the caller (which writes it) so a run resumes at
 //! the next epoch with identical results: shuffles and dropout masks derive
 //! from the seed, the epoch and the step only.
+//!
+//! Ranking data ([`Encoded::grouped`]: a cross-encoder's query groups, one
+//! relevant passage and its negatives each) trains listwise instead: a
+//! one-logit model, softmax cross-entropy of the relevant passage within its
+//! group (the localized contrastive estimation of Gao et al. 2021, what
+//! sentence-transformers' listwise cross-encoder losses do), batches of
+//! whole groups, early stopping on the validation MRR.
 
 use candle_core::{D, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -114,6 +121,9 @@ pub struct EpochLog {
     pub val_macro_f1: Option<f64>,
     /// Validation accuracy.
     pub val_accuracy: Option<f64>,
+    /// Validation mean reciprocal rank of the relevant passage (ranking data).
+    #[serde(default)]
+    pub val_mrr: Option<f64>,
     /// Per-step training losses of the epoch.
     pub step_losses: Vec<f32>,
 }
@@ -139,7 +149,7 @@ pub struct TrainState {
     pub epoch: usize,
     /// Optimizer steps completed.
     pub step: u64,
-    /// Best validation macro-F1 and its epoch.
+    /// Best validation metric (macro-F1; MRR for ranking data) and its epoch.
     pub best: Option<(f64, usize)>,
     /// Epochs since the best.
     pub bad_epochs: usize,
@@ -169,6 +179,8 @@ pub struct Encoded {
     /// Token types of sentence pairs (`None` for single texts).
     types: Option<Vec<Vec<u32>>>,
     labels: Vec<Vec<usize>>,
+    /// Query groups of ranking data (consecutive examples).
+    groups: Option<Vec<std::ops::Range<usize>>>,
 }
 
 impl Encoded {
@@ -189,6 +201,7 @@ impl Encoded {
             ids,
             types: None,
             labels,
+            groups: None,
         })
     }
 
@@ -219,7 +232,72 @@ impl Encoded {
             ids,
             types: Some(types),
             labels,
+            groups: None,
         })
+    }
+
+    /// Marks the examples as ranking data: `groups` are consecutive ranges
+    /// covering every example, each one query's candidates with exactly one
+    /// relevant example (a label) and at least one irrelevant one (none).
+    /// Training then is listwise (see the module docs).
+    pub fn grouped(mut self, groups: Vec<std::ops::Range<usize>>) -> Result<Self> {
+        let mut next = 0;
+        for (g, r) in groups.iter().enumerate() {
+            let what = |detail: &str| {
+                Error::Input(format!(
+                    "query group {} (examples {}..={}): {detail}",
+                    g + 1,
+                    r.start + 1,
+                    r.end
+                ))
+            };
+            if r.start != next || r.end > self.len() {
+                return Err(what("groups must be consecutive and cover every example"));
+            }
+            let relevant = self.labels[r.clone()]
+                .iter()
+                .filter(|l| !l.is_empty())
+                .count();
+            if relevant != 1 || r.len() < 2 {
+                return Err(what(&format!(
+                    "needs exactly one relevant candidate and at least one other, has {relevant} relevant of {}",
+                    r.len()
+                )));
+            }
+            next = r.end;
+        }
+        if next != self.len() {
+            return Err(Error::Input(format!(
+                "query groups cover {next} of {} examples",
+                self.len()
+            )));
+        }
+        self.groups = Some(groups);
+        Ok(self)
+    }
+
+    /// Units a batch is made of: query groups for ranking data, else
+    /// examples (what [`Trainer::new`]'s `train_len` counts).
+    pub fn units(&self) -> usize {
+        self.groups.as_ref().map_or(self.len(), Vec::len)
+    }
+
+    /// Unit `u`'s examples.
+    fn unit(&self, u: usize) -> std::ops::Range<usize> {
+        match &self.groups {
+            Some(g) => g[u].clone(),
+            None => u..u + 1,
+        }
+    }
+
+    /// The examples of `units` in order, and each unit's size (ranking data).
+    fn expand(&self, units: &[usize]) -> (Vec<usize>, Option<Vec<usize>>) {
+        let idx = units.iter().flat_map(|&u| self.unit(u)).collect();
+        let sizes = self
+            .groups
+            .as_ref()
+            .map(|_| units.iter().map(|&u| self.unit(u).len()).collect());
+        (idx, sizes)
     }
 
     /// Examples.
@@ -258,8 +336,10 @@ impl std::fmt::Debug for Trainer {
 
 impl Trainer {
     /// Prepares `model` (built on [`CpuBackend::for_training`]) for
-    /// `train_len` examples: every weight becomes a variable (only the head's
-    /// with [`TrainConfig::freeze_encoder`]).
+    /// `train_len` batching units ([`Encoded::units`]: examples, or query
+    /// groups of ranking data — `batch_size` counts the same units): every
+    /// weight becomes a variable (only the head's with
+    /// [`TrainConfig::freeze_encoder`]).
     pub fn new(
         mut model: SequenceClassifier<CpuBackend>,
         config: TrainConfig,
@@ -435,11 +515,14 @@ impl Trainer {
         write_f32(&tensors, &Default::default())
     }
 
-    /// Loss of one batch (mean over examples, class-weighted) and its logits.
+    /// Loss of one batch (mean over examples, class-weighted; with `sizes`,
+    /// the consecutive query groups of ranking data, the listwise loss
+    /// averaged over groups) and its logits.
     fn batch_loss(
         &self,
         data: &Encoded,
         idx: &[usize],
+        sizes: Option<&[usize]>,
         dropout: Option<&mut Rng>,
     ) -> Result<(Tensor, Tensor)> {
         let b = idx.len();
@@ -464,6 +547,9 @@ impl Trainer {
         }
         let logits = self.model.logits_from_pooled(&pooled)?;
         let n = self.model.config().labels.len();
+        if let Some(sizes) = sizes {
+            return Ok((listwise_loss(&logits, sizes, data, idx)?, logits));
+        }
         let weights = self.config.class_weights.clone();
         let loss = match self.model.config().problem_type {
             ProblemType::SingleLabel => {
@@ -563,7 +649,7 @@ impl Trainer {
         let mut order: Vec<usize> = (0..data.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(data.ids[i].len()));
         for idx in order.chunks(self.config.batch_size.max(1) * 2) {
-            let (loss, logits) = self.batch_loss(data, idx, None)?;
+            let (loss, logits) = self.batch_loss(data, idx, None, None)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * idx.len() as f64;
             count += idx.len();
             let host = logits.detach().flatten_all()?.to_vec1::<f32>()?;
@@ -576,10 +662,45 @@ impl Trainer {
         Ok(((loss_sum / count.max(1) as f64) as f32, rep))
     }
 
+    /// Listwise loss and mean reciprocal rank of the relevant candidate on
+    /// ranking data (no dropout, no updates). A tie ranks the relevant
+    /// candidate last among the tied, so a model that scores everything
+    /// alike gets no credit.
+    pub fn evaluate_ranking(&self, data: &Encoded) -> Result<(f32, f64)> {
+        let groups = data.groups.as_ref().ok_or_else(|| {
+            Error::Input("ranking evaluation needs query groups (Encoded::grouped)".into())
+        })?;
+        let (mut loss_sum, mut rr_sum) = (0f64, 0f64);
+        let units: Vec<usize> = (0..groups.len()).collect();
+        for chunk in units.chunks(self.config.batch_size.max(1)) {
+            let (idx, sizes) = data.expand(chunk);
+            let sizes = sizes.unwrap_or_default();
+            let (loss, logits) = self.batch_loss(data, &idx, Some(&sizes), None)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
+            let scores = logits.detach().flatten_all()?.to_vec1::<f32>()?;
+            let mut off = 0;
+            for &s in &sizes {
+                let group = &scores[off..off + s];
+                let pos = (0..s)
+                    .find(|&j| !data.labels[idx[off + j]].is_empty())
+                    .unwrap_or(0);
+                let rank = 1
+                    + (0..s)
+                        .filter(|&j| j != pos && group[j] >= group[pos])
+                        .count();
+                rr_sum += 1.0 / rank as f64;
+                off += s;
+            }
+        }
+        let n = groups.len().max(1) as f64;
+        Ok(((loss_sum / n) as f32, rr_sum / n))
+    }
+
     /// Trains until the configured epochs are done or early stopping
     /// triggers, then restores the best epoch's weights (by validation
-    /// macro-F1, ties broken by the lower validation loss; without
-    /// validation data, the last). Returns every epoch's log.
+    /// macro-F1 — MRR for ranking data —, ties broken by the lower
+    /// validation loss; without validation data, the last). Returns every
+    /// epoch's log.
     pub fn fit(
         &mut self,
         train: &Encoded,
@@ -589,7 +710,31 @@ impl Trainer {
         if train.is_empty() {
             return Err(Error::Input("no training examples".into()));
         }
-        let lengths: Vec<usize> = train.ids.iter().map(Vec::len).collect();
+        let ranking = train.groups.is_some();
+        if ranking {
+            let n = self.model.config().labels.len();
+            if n != 1 {
+                return Err(Error::Input(format!(
+                    "ranking data trains a one-logit model (one label), this one has {n}"
+                )));
+            }
+            if self.config.class_weights.is_some() {
+                return Err(Error::Input(
+                    "class weights do not apply to ranking data (the loss is listwise)".into(),
+                ));
+            }
+        }
+        if let Some(v) = val
+            && v.groups.is_some() != ranking
+        {
+            return Err(Error::Input(
+                "training and validation data must both be ranking data (query groups) or neither"
+                    .into(),
+            ));
+        }
+        let lengths: Vec<usize> = (0..train.units())
+            .map(|u| train.unit(u).map(|i| train.ids[i].len()).max().unwrap_or(0))
+            .collect();
         while self.state.epoch < self.config.epochs {
             if let Some(p) = self.config.patience
                 && self.state.bad_epochs >= p
@@ -604,8 +749,10 @@ impl Trainer {
                 let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.params().len()];
                 let mut dropout = Rng::new(super::step_seed(self.config.seed, self.state.step));
                 let (mut loss_sum, mut examples) = (0f32, 0usize);
-                for idx in group {
-                    let (loss, _) = self.batch_loss(train, idx, Some(&mut dropout))?;
+                for units in group {
+                    let (idx, sizes) = train.expand(units);
+                    let (loss, _) =
+                        self.batch_loss(train, &idx, sizes.as_deref(), Some(&mut dropout))?;
                     let scaled = (&loss / group.len() as f64)?;
                     let store = scaled.backward()?;
                     self.opt.accumulate(&mut grads, &store)?;
@@ -629,12 +776,16 @@ impl Trainer {
                 });
             }
             let train_loss = step_losses.iter().sum::<f32>() / step_losses.len().max(1) as f32;
-            let (val_loss, val_macro_f1, val_accuracy) = match val {
+            let (val_loss, val_macro_f1, val_accuracy, val_mrr) = match val {
+                Some(v) if !v.is_empty() && ranking => {
+                    let (l, mrr) = self.evaluate_ranking(v)?;
+                    (Some(l), None, None, Some(mrr))
+                }
                 Some(v) if !v.is_empty() => {
                     let (l, r) = self.evaluate(v)?;
-                    (Some(l), Some(r.macro_f1), Some(r.accuracy))
+                    (Some(l), Some(r.macro_f1), Some(r.accuracy), None)
                 }
-                _ => (None, None, None),
+                _ => (None, None, None, None),
             };
             let log = EpochLog {
                 epoch,
@@ -643,11 +794,13 @@ impl Trainer {
                 val_loss,
                 val_macro_f1,
                 val_accuracy,
+                val_mrr,
                 step_losses,
             };
-            // Better macro-F1 wins; at equal F1 (e.g. a reranker whose
-            // scores stay under the threshold early on) the lower loss does.
-            let improved = match (val_macro_f1, self.state.best) {
+            // Better macro-F1 (MRR) wins; at an equal score (e.g. a reranker
+            // whose scores stay under the threshold early on) the lower loss does.
+            let metric = val_mrr.or(val_macro_f1);
+            let improved = match (metric, self.state.best) {
                 (Some(f), Some((b, e))) => {
                     let best_loss = self
                         .state
@@ -665,7 +818,7 @@ impl Trainer {
                 (None, _) => true,
             };
             if improved {
-                self.state.best = val_macro_f1.map(|f| (f, epoch));
+                self.state.best = metric.map(|f| (f, epoch));
                 self.state.bad_epochs = 0;
                 self.best_weights = None;
             } else {
@@ -702,13 +855,36 @@ impl Trainer {
     /// Scores for a batch of encoded examples (for tests and reports).
     pub fn logits(&self, data: &Encoded) -> Result<Vec<f32>> {
         let idx: Vec<usize> = (0..data.len()).collect();
-        let (_, logits) = self.batch_loss(data, &idx, None)?;
+        let (_, logits) = self.batch_loss(data, &idx, None, None)?;
         Ok(logits
             .detach()
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?)
     }
+}
+
+/// Mean over query groups of −log softmax(group's logits)[relevant]: the
+/// examples `idx` are the groups of `sizes` in order, one logit each.
+fn listwise_loss(
+    logits: &Tensor,
+    sizes: &[usize],
+    data: &Encoded,
+    idx: &[usize],
+) -> Result<Tensor> {
+    let flat = logits.flatten_all()?;
+    let mut picked = Vec::with_capacity(sizes.len());
+    let mut off = 0;
+    for &s in sizes {
+        let pos = (0..s)
+            .find(|&j| !data.labels[idx[off + j]].is_empty())
+            .ok_or_else(|| Error::Input("a query group has no relevant candidate".into()))?;
+        let lsm = candle_nn::ops::log_softmax(&flat.narrow(0, off, s)?, 0)?;
+        picked.push(lsm.narrow(0, pos, 1)?);
+        off += s;
+    }
+    let total = Tensor::cat(&picked, 0)?.sum_all()?;
+    Ok((total * (-1.0 / sizes.len().max(1) as f64))?)
 }
 
 #[cfg(test)]
@@ -748,7 +924,131 @@ mod tests {
             ids,
             types: None,
             labels,
+            groups: None,
         }
+    }
+
+    /// Six query groups of 3 candidates: the relevant one (the 2nd in even
+    /// groups, the 1st in odd ones) starts with token 5, the others with 6
+    /// or 7 — what the model must learn to score highest.
+    fn ranking() -> Encoded {
+        let (mut ids, mut labels, mut groups) = (vec![], vec![], vec![]);
+        for g in 0..6u32 {
+            let start = ids.len();
+            let relevant = (g % 2 == 0) as usize;
+            for c in 0..3usize {
+                let first = if c == relevant {
+                    5
+                } else {
+                    6 + (c as u32 + g) % 2
+                };
+                ids.push(vec![1, first, 20 + g, 3]);
+                labels.push(if c == relevant { vec![0] } else { vec![] });
+            }
+            groups.push(start..ids.len());
+        }
+        Encoded {
+            ids,
+            types: None,
+            labels,
+            groups: None,
+        }
+        .grouped(groups)
+        .unwrap()
+    }
+
+    #[test]
+    fn listwise_loss_is_the_softmax_cross_entropy_of_the_relevant_candidate() {
+        let d = ranking();
+        // Two groups of 3 from the data: relevant at 1, then at 0.
+        let logits = Tensor::new(
+            &[[0.5f32], [2.0], [-1.0], [0.0], [1.0], [3.0]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let loss = listwise_loss(&logits, &[3, 3], &d, &[0, 1, 2, 3, 4, 5])
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let lse = |v: &[f64]| v.iter().map(|x| x.exp()).sum::<f64>().ln();
+        let want = ((lse(&[0.5, 2.0, -1.0]) - 2.0) + (lse(&[0.0, 1.0, 3.0]) - 0.0)) / 2.0;
+        assert!((f64::from(loss) - want).abs() < 1e-5, "{loss} vs {want}");
+    }
+
+    #[test]
+    fn ranking_groups_are_checked() {
+        let d = ranking();
+        let two = Encoded {
+            groups: None,
+            labels: vec![vec![0]; d.len()],
+            ..d.clone()
+        };
+        let err = two.grouped(vec![0..3, 3..18]).unwrap_err().to_string();
+        assert!(
+            err.contains("query group 1") && err.contains("3 relevant"),
+            "{err}"
+        );
+        let short = Encoded {
+            groups: None,
+            ..d.clone()
+        };
+        let err = short.grouped(vec![0..3, 4..6]).unwrap_err().to_string();
+        assert!(
+            err.contains("query group 2") && err.contains("consecutive"),
+            "{err}"
+        );
+        let plain = Encoded {
+            groups: None,
+            ..d.clone()
+        };
+        let t = Trainer::new(tiny(&["relevant"], true, 1), config(1), 6, 0).unwrap();
+        assert!(t.evaluate_ranking(&plain).is_err());
+        // A ranking run needs a one-logit model.
+        let mut two_labels = Trainer::new(tiny(&["a", "b"], true, 1), config(1), 6, 0).unwrap();
+        let err = two_labels
+            .fit(&d, None, &mut Keep(vec![], vec![]))
+            .unwrap_err();
+        assert!(err.to_string().contains("one-logit"), "{err}");
+    }
+
+    #[test]
+    fn listwise_training_ranks_the_relevant_candidate_first() {
+        let cfg = TrainConfig {
+            lr: 1e-2,
+            decay: Decay::Constant,
+            batch_size: 2,
+            ..config(15)
+        };
+        let d = ranking();
+        let mut t = Trainer::new(tiny(&["relevant"], true, 3), cfg, d.units(), 0).unwrap();
+        let (before, mrr_before) = t.evaluate_ranking(&d).unwrap();
+        let mut k = Keep(vec![], vec![]);
+        let logs = t.fit(&d, Some(&d), &mut k).unwrap();
+        let (after, mrr) = t.evaluate_ranking(&d).unwrap();
+        assert!(after < before * 0.5, "loss {before} → {after}");
+        assert_eq!(mrr, 1.0, "MRR {mrr_before} → {mrr}");
+        // 6 groups, 2 per batch: 3 steps an epoch; the best epoch's MRR is kept.
+        assert_eq!(k.1.len(), 45);
+        assert!(
+            logs.iter()
+                .all(|l| l.val_mrr.is_some() && l.val_macro_f1.is_none())
+        );
+        assert_eq!(t.state().best.map(|b| b.0), Some(1.0));
+        // Scoring every candidate alike earns the lowest rank, not the first.
+        let flat = Trainer::new(tiny(&["relevant"], true, 3), config(1), 6, 0).unwrap();
+        let mut labels = vec![vec![]; 6];
+        labels[0] = vec![0];
+        labels[3] = vec![0];
+        let same = Encoded {
+            ids: vec![vec![1, 5, 3]; 6],
+            types: None,
+            labels,
+            groups: None,
+        }
+        .grouped(vec![0..3, 3..6])
+        .unwrap();
+        let (_, mrr) = flat.evaluate_ranking(&same).unwrap();
+        assert!((mrr - 1.0 / 3.0).abs() < 1e-9, "{mrr}");
     }
 
     struct Keep(Vec<Checkpoint>, Vec<f32>);

@@ -290,6 +290,7 @@ impl<'m> SftTrainer<'m> {
                 val_loss,
                 val_macro_f1: None,
                 val_accuracy: None,
+                val_mrr: None,
                 step_losses,
             });
         }

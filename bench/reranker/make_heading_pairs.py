@@ -6,8 +6,10 @@ passages of other sections BM25 ranks highest for it (plus one random) are
 negatives. Sources: the R manuals except the R FAQ, and the Debian Reference
 (the FAQs are the evaluation set, bench/rag_eval_set.json, and never used).
 A seeded sample of 240 headings; 90% train, 10% val, split by heading.
---sample=N takes N headings instead and --out=NAME writes NAME_{train,val}.jsonl
-(the listwise run of REPORT.md: --sample=1200 --out=listwise). Each query's
+--sample=N takes N headings instead, --negatives=N takes N BM25 negatives
+instead of 3, and --out=NAME writes NAME_{train,val}.jsonl (the listwise runs
+of REPORT.md: --sample=876 --out=listwise; --sample=876 --negatives=6
+--out=listwise7). Each query's
 rows are consecutive (positive first), the layout `cairn train classify
 --listwise` groups by.
 
@@ -47,6 +49,7 @@ def main():
     opts = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
     cairn = args[0] if args else "cairn"
     sample, prefix = int(opts.get("sample", 240)), opts.get("out", "heading")
+    n_neg = int(opts.get("negatives", 3))
     pdfs = [p for p in sorted((CACHE / "r-manuals").glob("*.pdf")) if p.name != "R-FAQ.pdf"]
     pdfs += [p for p in sorted((CACHE / "debian").glob("*.pdf")) if "faq" not in p.name.lower()]
     secs = [s for p in pdfs for s in sections(cairn, p)]
@@ -61,7 +64,7 @@ def main():
             q, pos, where = secs[i]
             s = bm25.scores(q)
             order = sorted(range(len(passages)), key=lambda j: -s[j])
-            negs = [passages[j] for j in order if secs[j][2] != where][:3]
+            negs = [passages[j] for j in order if secs[j][2] != where][:n_neg]
             negs.append(passages[rng.choice([j for j in range(len(secs)) if secs[j][2] != where])])
             out += pair_rows(q, pos, negs)
         write_jsonl(HERE / f"{prefix}_{name}.jsonl", out)

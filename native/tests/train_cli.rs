@@ -428,6 +428,51 @@ fn a_listwise_cross_encoder_trains_on_query_groups() {
         .unwrap();
     assert_eq!(order[0].0, 1, "{order:?}");
 
+    // `ask` reranks the first stage's hits, or fuses both rankings (RRF, c = 60).
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    for (i, t) in PETS.iter().chain(MONEY.iter()).enumerate() {
+        std::fs::write(docs.join(format!("{i:02}.txt")), t).unwrap();
+    }
+    let ix = dir.path().join("ix.cidx");
+    let (ok, _, err) = cairn(&[
+        "index",
+        docs.to_str().unwrap(),
+        "--collection",
+        "all",
+        "--index",
+        ix.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let ask = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut a = vec![
+            "ask",
+            "Which animal chased something in the garden?",
+            "--index",
+            ix.to_str().unwrap(),
+            "--retrieve-only",
+            "--candidates",
+            "16",
+            "--k",
+            "3",
+            "--reranker",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let (ok, stdout, err) = cairn(&a);
+        assert!(ok, "{err}");
+        serde_json::from_str(&stdout).unwrap()
+    };
+    for hits in [ask(&[]), ask(&["--rerank-fusion"])] {
+        assert_eq!(hits.len(), 3);
+        let top = hits[0]["chunk"]["text"].as_str().unwrap_or_default();
+        assert!(PETS.contains(&top), "{hits:?}");
+    }
+    let fused = ask(&["--rerank-fusion"]);
+    let s = fused[0]["score"].as_f64().unwrap();
+    // Fused scores are Σ 1/(60 + rank) over the two rankings.
+    assert!(s > 0.0 && s <= 2.0 / 61.0 + 1e-6, "{fused:?}");
+
     // A group with two relevant passages, and class weights, are refused.
     let two = rows.replacen("\"labels\":[]", "\"labels\":[\"relevant\"]", 1);
     std::fs::write(&train, two).unwrap();

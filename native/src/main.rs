@@ -962,7 +962,13 @@ fn run(cli: Cli) -> Result<()> {
                         },
                     )?;
                     if retrieval.rerank_fusion {
-                        cairn_core::rag::rerank_fused(&r, &question, candidates, retrieval.k, 60.0)?
+                        cairn_core::rag::rerank_fused(
+                            &r,
+                            &question,
+                            candidates,
+                            retrieval.k,
+                            opts.rrf_c,
+                        )?
                     } else {
                         cairn_core::rag::rerank(&r, &question, candidates, retrieval.k)?
                     }

@@ -241,9 +241,13 @@ pub fn eval_retrieval(
                 },
             )?;
             let hits = match (rerank, reranker) {
-                (true, Some(r)) if name.ends_with("-rrf") => {
-                    cairn_core::rag::rerank_fused(r, &q.question, hits, 20, 60.0)?
-                }
+                (true, Some(r)) if name.ends_with("-rrf") => cairn_core::rag::rerank_fused(
+                    r,
+                    &q.question,
+                    hits,
+                    20,
+                    SearchOptions::default().rrf_c,
+                )?,
                 (true, Some(r)) => cairn_core::rag::rerank(r, &q.question, hits, 20)?,
                 _ => hits,
             };

@@ -290,6 +290,15 @@ impl Encoded {
         }
     }
 
+    /// Position of the relevant candidate among `group` (the example indices
+    /// of one query group).
+    fn relevant_in(&self, group: &[usize]) -> Result<usize> {
+        group
+            .iter()
+            .position(|&i| !self.labels[i].is_empty())
+            .ok_or_else(|| Error::Input("a query group has no relevant candidate".into()))
+    }
+
     /// The examples of `units` in order, and each unit's size (ranking data).
     fn expand(&self, units: &[usize]) -> (Vec<usize>, Option<Vec<usize>>) {
         let idx = units.iter().flat_map(|&u| self.unit(u)).collect();
@@ -681,9 +690,7 @@ impl Trainer {
             let mut off = 0;
             for &s in &sizes {
                 let group = &scores[off..off + s];
-                let pos = (0..s)
-                    .find(|&j| !data.labels[idx[off + j]].is_empty())
-                    .unwrap_or(0);
+                let pos = data.relevant_in(&idx[off..off + s])?;
                 let rank = 1
                     + (0..s)
                         .filter(|&j| j != pos && group[j] >= group[pos])
@@ -876,9 +883,7 @@ fn listwise_loss(
     let mut picked = Vec::with_capacity(sizes.len());
     let mut off = 0;
     for &s in sizes {
-        let pos = (0..s)
-            .find(|&j| !data.labels[idx[off + j]].is_empty())
-            .ok_or_else(|| Error::Input("a query group has no relevant candidate".into()))?;
+        let pos = data.relevant_in(&idx[off..off + s])?;
         let lsm = candle_nn::ops::log_softmax(&flat.narrow(0, off, s)?, 0)?;
         picked.push(lsm.narrow(0, pos, 1)?);
         off += s;

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs everything cairn's build, tests and demo need on a Debian 12 machine,
-# as root. Idempotent: what is already there is left alone, so a second run is a
-# quick no-op. Usage: scripts/setup.sh
+# Installs what cairn's demo, or its build and tests, need on a Debian 12
+# machine, as root. Idempotent: what is already there is left alone, so a second
+# run is a quick no-op.
+# Usage: scripts/setup.sh [demo|all]   (default all)
+#   demo: only what scripts/demo.sh needs (apt lists for the corpus packages,
+#         python3 + pip, unzip); all: also everything the tests need:
 #
 #   apt:   rustc-web cargo-web rust-web-src lld-19  (wasm32 toolchain, see shared/TOOLCHAIN.md)
 #          binaryen (wasm-opt), mesa-vulkan-drivers (lavapipe: wgpu on the CPU),
@@ -12,11 +15,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+MODE="${1:-all}"
+case "$MODE" in demo|all) ;; *) echo "usage: scripts/setup.sh [demo|all]" >&2; exit 2 ;; esac
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- Debian packages -------------------------------------------------------
-APT_PACKAGES=(rustc-web cargo-web rust-web-src lld-19 binaryen mesa-vulkan-drivers chromium unzip ca-certificates)
+APT_PACKAGES=(unzip ca-certificates)
+if [ "$MODE" = all ]; then
+  APT_PACKAGES+=(rustc-web cargo-web rust-web-src lld-19 binaryen mesa-vulkan-drivers chromium)
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -40,6 +48,7 @@ if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust with rustup (https://rustup.rs) and rerun" >&2
   exit 1
 fi
+if [ "$MODE" = demo ]; then log "ready (demo)"; exit 0; fi
 for comp in rustfmt clippy; do
   if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
     log "rustup component add $comp"

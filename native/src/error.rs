@@ -36,12 +36,25 @@ pub enum Error {
         /// Digest of the bytes on disk.
         actual: String,
     },
-    /// A model name or path could not be resolved.
+    /// A model name or path could not be resolved, or a model or file
+    /// cannot be used as asked.
     #[error("{0}")]
     Model(String),
+    /// The command line asks for something inconsistent (exit code 2, as
+    /// clap's own usage errors).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
+    /// The process exit code for this error: 2 for a usage error, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
     /// Wraps an I/O error with the action and path.
     pub fn io(
         action: &'static str,

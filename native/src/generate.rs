@@ -185,3 +185,16 @@ pub fn quantize_gguf(
     persist(tmp, output)?;
     Ok(report)
 }
+
+/// A GGUF decoder with a PEFT LoRA adapter applied unmerged, if one is given.
+pub fn load_adapted<B: Backend>(
+    backend: B,
+    path: &Path,
+    adapter: Option<&Path>,
+) -> Result<Generator<B>> {
+    let mut generator = load_generator(backend, path)?;
+    if let Some(a) = adapter {
+        crate::lora::apply_adapter(&mut generator, a)?;
+    }
+    Ok(generator)
+}

@@ -1,11 +1,13 @@
 //! The `cairn` command line as a library: fetching, caching, inspecting,
 //! loading decoders and quantizing GGUF files.
-//! `main.rs` is a thin clap front end over these modules.
+//! `cli` holds the command line (one file per command); `main.rs` only
+//! parses and dispatches.
 
 #![warn(missing_docs)]
 
 pub mod atomic;
 pub mod cache;
+pub mod cli;
 pub mod embed;
 pub mod error;
 pub mod fetch;

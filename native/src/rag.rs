@@ -4,12 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::progress::Progress;
-use cairn_core::backend::block_on_ready;
-use cairn_core::backend::cpu::CpuBackend;
+use cairn_core::backend::Backend;
 use cairn_core::embedder::Embedder;
 use cairn_core::rag::{Ingestor, RagIndex, content_hash};
 
-use crate::atomic::write_atomic;
+use crate::atomic::{WriteLock, sweep_partials, write_atomic};
 use crate::error::{Error, Result};
 
 /// Name under which the bundled embedder is recorded in the index.
@@ -41,29 +40,127 @@ pub fn read_index(path: &Path, embedder: &str, dim: usize) -> Result<RagIndex> {
     }
 }
 
-/// Files under `dir` that the loaders read (pdf, html/htm, md/markdown, txt), sorted.
-pub fn document_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
+/// Extensions the loaders read.
+const DOCUMENT_EXTENSIONS: [&str; 6] = ["pdf", "html", "htm", "md", "markdown", "txt"];
+
+/// The documents under a path, as [`document_files`] found them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Walk {
+    /// Canonical paths of the regular files the loaders read, sorted, each once.
+    pub files: Vec<PathBuf>,
+    /// Entries passed over, each with the reason (unreadable, a dangling or
+    /// looping link, a FIFO or device, a directory already walked).
+    pub skipped: Vec<String>,
+}
+
+fn is_document(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| DOCUMENT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// The documents under `dir` (pdf, html/htm, md/markdown, txt), walked
+/// recursively: paths canonicalised (so `docs`, `./docs` and its absolute
+/// path are one source), symlinks followed but no directory walked twice
+/// (a link to `.` or a loop ends there), and entries that cannot be read,
+/// dangling links, FIFOs and devices skipped and reported instead of ending
+/// (or hanging) the walk. `dir` itself must exist.
+pub fn document_files(dir: &Path) -> Result<Walk> {
+    let root = dir.canonicalize().map_err(Error::io("indexing", dir))?;
+    let mut walk = Walk::default();
+    let meta = std::fs::metadata(&root).map_err(Error::io("indexing", dir))?;
+    if meta.is_file() {
+        walk.files.push(root);
+        return Ok(walk);
+    }
+    if !meta.is_dir() {
+        return Err(Error::Model(format!(
+            "{}: not a regular file or directory",
+            dir.display()
+        )));
+    }
+    let mut seen_dirs = std::collections::HashSet::from([root.clone()]);
+    let mut seen_files = std::collections::HashSet::new();
+    let mut stack = vec![root];
     while let Some(d) = stack.pop() {
-        if d.is_file() {
-            out.push(d);
-            continue;
-        }
-        for e in std::fs::read_dir(&d).map_err(Error::io("listing", &d))? {
-            let p = e.map_err(Error::io("listing", &d))?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Some(ext) = p.extension().and_then(|e| e.to_str())
-                && ["pdf", "html", "htm", "md", "markdown", "txt"]
-                    .contains(&ext.to_ascii_lowercase().as_str())
-            {
-                out.push(p);
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                walk.skipped
+                    .push(format!("{}: cannot list ({e})", d.display()));
+                continue;
+            }
+        };
+        for e in entries {
+            let p = match e {
+                Ok(e) => e.path(),
+                Err(e) => {
+                    walk.skipped
+                        .push(format!("{}: cannot list an entry ({e})", d.display()));
+                    continue;
+                }
+            };
+            // Follows links; a dangling link or a loop is an error here.
+            let (canon, meta) = match p.canonicalize().and_then(|c| {
+                let m = std::fs::metadata(&c)?;
+                Ok((c, m))
+            }) {
+                Ok(x) => x,
+                Err(e) => {
+                    if is_document(&p) || p.is_symlink() {
+                        walk.skipped.push(format!("{}: {e}", p.display()));
+                    }
+                    continue;
+                }
+            };
+            if meta.is_dir() {
+                if seen_dirs.insert(canon.clone()) {
+                    stack.push(canon);
+                } else {
+                    walk.skipped.push(format!(
+                        "{}: directory {} already walked",
+                        p.display(),
+                        canon.display()
+                    ));
+                }
+            } else if !is_document(&p) && !is_document(&canon) {
+                continue;
+            } else if !meta.is_file() {
+                walk.skipped.push(format!(
+                    "{}: not a regular file (a FIFO, socket or device)",
+                    p.display()
+                ));
+            } else if seen_files.insert(canon.clone()) {
+                walk.files.push(canon);
             }
         }
     }
-    out.sort();
-    Ok(out)
+    walk.files.sort();
+    Ok(walk)
+}
+
+/// `p` made absolute against the working directory, with `.` and `..`
+/// removed lexically (for stored sources whose file may no longer exist).
+fn absolute(p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    if let Ok(c) = joined.canonicalize() {
+        return c;
+    }
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// What one `cairn index` run did.
@@ -75,8 +172,10 @@ pub struct IndexReport {
     pub unchanged: usize,
     /// Files removed from the collection because they vanished from the directory.
     pub removed: usize,
-    /// Files that could not be read (reported, not fatal).
+    /// Files that could not be read or loaded (reported, not fatal).
     pub failed: Vec<String>,
+    /// Entries the walk passed over (see [`Walk::skipped`]).
+    pub skipped: Vec<String>,
     /// Pages loaded.
     pub pages: usize,
     /// Parent chunks and indexed child chunks added.
@@ -87,38 +186,49 @@ pub struct IndexReport {
 
 /// Indexes every document under `dir` into `collection` of the index at
 /// `index_path`: unchanged files (same sha256) are skipped, changed ones
-/// replaced, vanished ones removed; a file that cannot be read is reported
-/// and the rest go on. Children of 128 tokens are embedded and BM25-indexed;
-/// their 512-token parents (overlap 64) are what answers cite. The index is
-/// written atomically after each file, so an interrupted run keeps its work.
-pub fn index_dir(
-    embedder: &Embedder<CpuBackend>,
+/// replaced, vanished ones removed (only those under `dir`, compared path
+/// component by path component, so indexing `d` never touches `d2`); a file
+/// that cannot be read is reported and the rest go on. Sources are stored as
+/// canonical absolute paths. Children of 128 tokens are embedded and
+/// BM25-indexed; their 512-token parents (overlap 64) are what answers cite.
+///
+/// The run holds the index's [`WriteLock`] from reading it to its last
+/// write, so a concurrent writer waits instead of losing this run's update
+/// (or making this run lose its own). The index is written atomically after
+/// each file, so an interrupted (even killed) run keeps its finished files
+/// and the file stays loadable.
+pub fn index_dir<B: Backend>(
+    embedder: &Embedder<B>,
     embedder_name: &str,
     dir: &Path,
     collection: &str,
     index_path: &Path,
 ) -> Result<IndexReport> {
-    let files = document_files(dir)?;
-    if files.is_empty() {
-        return Err(Error::Model(format!(
-            "{} holds no .pdf, .html, .md or .txt files",
-            dir.display()
-        )));
+    let Walk { files, skipped } = document_files(dir)?;
+    for s in &skipped {
+        tracing::warn!("skipping {s}");
     }
+    let root = dir.canonicalize().map_err(Error::io("indexing", dir))?;
+    let _lock = WriteLock::acquire(index_path)?;
+    sweep_partials(index_path);
     let mut ix = read_index(index_path, embedder_name, embedder.dim())?;
     let ingest = Ingestor::new(embedder)?;
-    let mut report = IndexReport::default();
-    let mut bar = Progress::new("index", "files", files.len() as u64);
+    let mut report = IndexReport {
+        skipped,
+        ..Default::default()
+    };
     let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let current: std::collections::HashSet<&str> = sources.iter().map(String::as_str).collect();
     // Files that disappeared from this directory leave the collection.
-    let prefix = dir.display().to_string();
     let gone: Vec<String> = ix
         .collections
         .get(collection)
         .map(|c| {
             c.files
                 .keys()
-                .filter(|s| s.starts_with(&prefix) && !sources.contains(s))
+                .filter(|s| {
+                    !current.contains(s.as_str()) && absolute(Path::new(s)).starts_with(&root)
+                })
                 .cloned()
                 .collect()
         })
@@ -127,6 +237,18 @@ pub fn index_dir(
         ix.remove_file(collection, &s);
         report.removed += 1;
     }
+    if files.is_empty() && report.removed == 0 {
+        return Err(Error::Model(format!(
+            "{} holds no .pdf, .html, .md or .txt files{}",
+            dir.display(),
+            if report.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" that could be read ({} skipped)", report.skipped.len())
+            }
+        )));
+    }
+    let mut bar = Progress::new("index", "files", files.len() as u64);
     for (file, source) in files.iter().zip(&sources) {
         bar.set_message(format!(
             "{} | pages {} chunks {}",
@@ -136,14 +258,23 @@ pub fn index_dir(
             report.pages,
             report.children
         ));
-        let bytes = std::fs::read(file).map_err(Error::io("reading", file))?;
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                bar.suspend(|| tracing::warn!("skipping {source}: {e}"));
+                report.failed.push(format!("{source}: cannot read ({e})"));
+                bar.inc(1);
+                continue;
+            }
+        };
         let hash = content_hash(&bytes);
         if ix.is_current(collection, source, &hash) {
             report.unchanged += 1;
             bar.inc(1);
             continue;
         }
-        let chunks = match block_on_ready(ingest.file_chunks(source, &bytes, hash, |_, _| true)) {
+        let chunks = match pollster::block_on(ingest.file_chunks(source, &bytes, hash, |_, _| true))
+        {
             Ok(c) => c,
             Err(e) => {
                 bar.suspend(|| tracing::warn!("skipping {source}: {e}"));
@@ -157,9 +288,6 @@ pub fn index_dir(
         report.children += chunks.children.len();
         ix.add_file(collection, chunks)?;
         report.indexed += 1;
-        if let Some(parent_dir) = index_path.parent() {
-            std::fs::create_dir_all(parent_dir).map_err(Error::io("creating", parent_dir))?;
-        }
         write_atomic(index_path, &ix.to_bytes()?)?;
         bar.inc(1);
     }
@@ -204,9 +332,9 @@ pub struct EvalRow {
 /// — with a reranker also hybrid top-20 reranked, and reranked with the
 /// hybrid ranking fused back in (RRF) — searching the question's own
 /// collection, and scores the ranked pages.
-pub fn eval_retrieval(
+pub fn eval_retrieval<B: Backend>(
     ix: &mut RagIndex,
-    embedder: &Embedder<CpuBackend>,
+    embedder: &Embedder<B>,
     questions: &[EvalQuestion],
     reranker: Option<&dyn cairn_core::retrieve::Reranker>,
 ) -> Result<Vec<EvalRow>> {
@@ -227,7 +355,7 @@ pub fn eval_retrieval(
         let mut times = Vec::with_capacity(questions.len());
         for q in questions {
             let t = std::time::Instant::now();
-            let qv = embedder.encode(&[q.question.as_str()], true)?.data;
+            let qv = pollster::block_on(embedder.encode_async(&[q.question.as_str()], true))?.data;
             let hits = ix.search(
                 &q.question,
                 &qv,

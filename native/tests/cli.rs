@@ -324,3 +324,110 @@ fn no_gpu_adapter_is_a_clear_error_and_auto_falls_back_to_the_cpu() {
         "{err}"
     );
 }
+
+/// Runs cairn and returns (exit code, stdout, stderr).
+fn cairn_code(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn usage_errors_exit_2_runtime_errors_exit_1() {
+    for (args, want) in [
+        (
+            &["ask", "--method", "nope", "q"][..],
+            "invalid value 'nope' for '--method <METHOD>'",
+        ),
+        (
+            &["embed", "--backend", "tpu", "x"][..],
+            "invalid value 'tpu' for '--backend <BACKEND>'",
+        ),
+        (
+            &["fetch", "--only", "nope"][..],
+            "--only: unknown package id 'nope'",
+        ),
+        (
+            &["quantize", "--model", "m.gguf", "--type", "q3_x"][..],
+            "unknown quantization type 'q3_x'",
+        ),
+        (
+            &["quantize", "--model", "m.gguf"][..],
+            "the argument --output is required",
+        ),
+        (
+            &["perplexity", "text", "--file", "f.txt"][..],
+            "cannot be used with",
+        ),
+        (&["embed"][..], "no texts to embed"),
+    ] {
+        let (code, _, err) = cairn_code(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let (code, _, err) = cairn_code(&["info", "/no/such/model.gguf"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/no/such/model.gguf"), "{err}");
+}
+
+#[test]
+fn temperature_zero_is_greedy_and_old_spellings_still_work() {
+    common::model("smollm2-135m-instruct");
+    let generate = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "The capital of France is",
+            "--max-new-tokens",
+            "6",
+        ];
+        args.extend_from_slice(extra);
+        cairn_code(&args)
+    };
+    let (code, greedy, _) = generate(&[]);
+    assert_eq!(code, 0);
+    for extra in [
+        &["--temperature", "0"][..],
+        &["--sample", "--temperature", "0"][..],
+    ] {
+        let (code, out, err) = generate(extra);
+        assert_eq!(code, 0, "{extra:?}: {err}");
+        assert_eq!(out, greedy, "{extra:?}");
+        assert!(!err.contains("decoding greedily"), "{extra:?}: {err}");
+    }
+    // A temperature without --sample still warns that it does nothing.
+    let (_, out, err) = generate(&["--temperature", "0.7"]);
+    assert_eq!(out, greedy);
+    assert!(err.contains("only apply with --sample"), "{err}");
+
+    // `embed --index` / `search --index` (now --vectors) and `eval-retrieval`
+    // (now `eval retrieval`) work, with a deprecation warning.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("v.cvec");
+    let f = f.to_str().unwrap();
+    let (code, _, err) = cairn_code(&["embed", "--index", f, "A cat sat on the mat."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("embed --index is deprecated") && err.contains("--vectors"),
+        "{err}"
+    );
+    let (code, out, err) = cairn_code(&["search", "--index", f, "feline"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("A cat sat on the mat."), "{out}");
+    let (code, out, _) = cairn_code(&["search", "--vectors", f, "feline"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("A cat sat on the mat."), "{out}");
+    let (code, _, err) = cairn_code(&["eval-retrieval", "--set", "/no/such/set.json"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("`cairn eval-retrieval` is deprecated"),
+        "{err}"
+    );
+    assert!(err.contains("/no/such/set.json"), "{err}");
+}

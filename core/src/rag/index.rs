@@ -6,7 +6,13 @@
 //! (default 512 tokens) as context for the generator.
 //!
 //! File format (`.cidx`), little-endian: magic `CAIRNRAG`, u32 format
-//! version (1), then the bincode encoding of [`RagIndex`]. BM25 postings are
+//! version (2), u64 body length, the body's sha256 (32 bytes), then the body:
+//! the bincode encoding of [`RagIndex`]. Version 1 files (no length, no
+//! checksum) are still read. On load the checksum is verified, decoding is
+//! bounded by the body's size (a crafted length cannot make it allocate
+//! more), and every stored id is validated (file → chunk, chunk → parent,
+//! vector rows), so a damaged file is an error naming it, never a panic or a
+//! silently different ranking. BM25 postings are
 //! rebuilt on load (they are derived from the chunk texts). Files are
 //! updated incrementally: a file whose content hash is unchanged is skipped,
 //! a changed one replaces its chunks, a vanished one is removed.
@@ -23,7 +29,19 @@ use crate::text::Chunk;
 /// Magic bytes of a RAG index file.
 pub const MAGIC: &[u8; 8] = b"CAIRNRAG";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Bytes before the body in a version-2 file: magic, version, length, sha256.
+const HEADER_V2: usize = 8 + 4 + 8 + 32;
+
+/// bincode 1's `serialize`/`deserialize` configuration with a bound on what
+/// one decode may read (and so allocate).
+fn bincode_opts(limit: u64) -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(limit)
+}
 
 /// One indexed file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,42 +272,124 @@ impl RagIndex {
 
     /// Serialises the index (format described in the module docs).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        use sha2::Digest;
+        let body = bincode::serialize(self)
+            .map_err(|e| Error::Input(format!("cannot serialise the RAG index: {e}")))?;
+        let mut out = Vec::with_capacity(HEADER_V2 + body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bincode::serialize_into(&mut out, self)
-            .map_err(|e| Error::Input(format!("cannot serialise the RAG index: {e}")))?;
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&sha2::Sha256::digest(&body));
+        out.extend_from_slice(&body);
         Ok(out)
     }
 
-    /// Reads an index written by [`RagIndex::to_bytes`]; `file` names it in errors.
+    /// Reads an index written by [`RagIndex::to_bytes`] (or a version-1
+    /// file); `file` names it in errors.
     pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Self> {
+        use bincode::Options;
+        use sha2::Digest;
         let err = |detail: String| Error::Format {
             format: format!("RAG index {file}"),
             detail,
         };
-        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        let (Some(magic), Some(version)) = (bytes.get(..8), bytes.get(8..12)) else {
+            return Err(err("not a cairn RAG index (shorter than its header)".into()));
+        };
+        if magic != MAGIC {
             return Err(err("not a cairn RAG index (magic is not CAIRNRAG)".into()));
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version > FORMAT_VERSION {
-            return Err(err(format!(
-                "format version {version} is newer than the {FORMAT_VERSION} this cairn reads; upgrade cairn or rebuild the index"
-            )));
-        }
-        let ix: RagIndex = bincode::deserialize(&bytes[12..])
-            .map_err(|e| err(format!("corrupt or truncated ({e})")))?;
-        for (name, c) in &ix.collections {
-            if c.vectors.len() != c.children.len() * ix.dim {
+        let version = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
+        let body = match version {
+            1 => &bytes[12..],
+            2 => {
+                let Some(header) = bytes.get(12..HEADER_V2) else {
+                    return Err(err("truncated header".into()));
+                };
+                let mut len = [0u8; 8];
+                len.copy_from_slice(&header[..8]);
+                let len = u64::from_le_bytes(len);
+                let body = &bytes[HEADER_V2..];
+                if len != body.len() as u64 {
+                    return Err(err(format!(
+                        "corrupt or truncated: the header gives a {len}-byte body, the file holds {}",
+                        body.len()
+                    )));
+                }
+                if sha2::Sha256::digest(body).as_slice() != &header[8..] {
+                    return Err(err(
+                        "checksum mismatch: the file is damaged; rebuild it with `cairn index`"
+                            .into(),
+                    ));
+                }
+                body
+            }
+            0 => return Err(err("format version 0 does not exist".into())),
+            v => {
                 return Err(err(format!(
+                    "format version {v} is newer than the {FORMAT_VERSION} this cairn reads; upgrade cairn or rebuild the index"
+                )));
+            }
+        };
+        let ix: RagIndex = bincode_opts(body.len() as u64)
+            .deserialize(body)
+            .map_err(|e| err(format!("corrupt or truncated ({e})")))?;
+        ix.validate().map_err(err)?;
+        Ok(ix)
+    }
+
+    /// Checks every stored id: vector rows match the chunks, each file's
+    /// chunks exist and are live, each live child's parent exists and is live.
+    fn validate(&self) -> std::result::Result<(), String> {
+        for (name, c) in &self.collections {
+            if self
+                .dim
+                .checked_mul(c.children.len())
+                .is_none_or(|n| n != c.vectors.len())
+            {
+                return Err(format!(
                     "collection '{name}' has {} vector values for {} chunks of dimension {}",
                     c.vectors.len(),
                     c.children.len(),
-                    ix.dim
-                )));
+                    self.dim
+                ));
+            }
+            for (source, f) in &c.files {
+                if let Some(p) = f
+                    .parents
+                    .iter()
+                    .find(|&&p| c.parents.get(p).is_none_or(Option::is_none))
+                {
+                    return Err(format!(
+                        "collection '{name}': file {source} lists passage {p}, which does not exist (of {})",
+                        c.parents.len()
+                    ));
+                }
+                if let Some(ch) = f
+                    .children
+                    .iter()
+                    .find(|&&ch| c.children.get(ch).is_none_or(Option::is_none))
+                {
+                    return Err(format!(
+                        "collection '{name}': file {source} lists chunk {ch}, which does not exist (of {})",
+                        c.children.len()
+                    ));
+                }
+            }
+            for (i, ch) in c.children.iter().enumerate() {
+                let Some(ch) = ch else { continue };
+                match ch.parent {
+                    Some(p) if c.parents.get(p).is_some_and(Option::is_some) => {}
+                    other => {
+                        return Err(format!(
+                            "collection '{name}': chunk {i} points at passage {other:?}, which does not exist (of {})",
+                            c.parents.len()
+                        ));
+                    }
+                }
             }
         }
-        Ok(ix)
+        Ok(())
     }
 
     /// Retrieves passages for a query (its text for BM25, its unit vector for
@@ -534,5 +634,121 @@ mod tests {
         assert_eq!(order, ["doc0", "doc3", "doc1"]);
         assert!((fused[0].score - 0.7).abs() < 1e-6);
         assert!((fused[2].score - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    /// A one-collection index: two passages of file "a", three chunks.
+    fn small_index() -> RagIndex {
+        let chunk = |text: &str, parent: Option<usize>| Chunk {
+            text: text.into(),
+            source: "a".into(),
+            page: Some(1),
+            headings: vec![],
+            segment: 0,
+            start: 0,
+            parent,
+        };
+        let mut ix = RagIndex::new("e", 2);
+        ix.add_file(
+            "c",
+            FileChunks {
+                source: "a".into(),
+                hash: "h".into(),
+                pages: 1,
+                parents: vec![chunk("p0", None), chunk("p1", None)],
+                children: vec![
+                    chunk("x", Some(0)),
+                    chunk("y", Some(1)),
+                    chunk("z", Some(1)),
+                ],
+                vectors: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
+            },
+        )
+        .unwrap();
+        ix
+    }
+
+    fn load_err(bytes: &[u8]) -> String {
+        RagIndex::from_bytes(bytes, "x.cidx")
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// A version-2 file around `body` with a correct length and checksum, so
+    /// that only the id validation can refuse it.
+    fn v2_file(body: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&sha2::Sha256::digest(body));
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn index_files_round_trip_and_refuse_damage() {
+        let ix = small_index();
+        let bytes = ix.to_bytes().unwrap();
+        assert_eq!(&bytes[8..12], &2u32.to_le_bytes());
+        let back = RagIndex::from_bytes(&bytes, "x.cidx").unwrap();
+        assert_eq!(back.collections["c"].files, ix.collections["c"].files);
+        assert_eq!(back.collections["c"].vectors, ix.collections["c"].vectors);
+        // Version 1 (no length, no checksum) still loads.
+        let mut v1 = MAGIC.to_vec();
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&bincode::serialize(&ix).unwrap());
+        assert_eq!(
+            RagIndex::from_bytes(&v1, "x.cidx").unwrap().collections["c"].files,
+            ix.collections["c"].files
+        );
+        // Every flipped byte of the body is caught by the checksum.
+        for i in [HEADER_V2, HEADER_V2 + 7, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            let e = load_err(&bad);
+            assert!(
+                e.contains("x.cidx") && e.contains("checksum mismatch"),
+                "{e}"
+            );
+        }
+        let e = load_err(&bytes[..bytes.len() - 3]);
+        assert!(e.contains("corrupt or truncated: the header gives"), "{e}");
+        assert!(load_err(&bytes[..10]).contains("shorter than its header"));
+        assert!(load_err(b"CAIRNRAG\x00\x00\x00\x00").contains("version 0"));
+    }
+
+    #[test]
+    fn stored_ids_are_validated_on_load() {
+        type Damage = fn(&mut RagCollection);
+        let cases: [(&str, Damage); 5] = [
+            ("lists chunk 9", |c| {
+                c.files.get_mut("a").unwrap().children.push(9)
+            }),
+            ("lists passage 7", |c| {
+                c.files.get_mut("a").unwrap().parents.push(7)
+            }),
+            ("points at passage Some(5)", |c| {
+                c.children[1].as_mut().unwrap().parent = Some(5)
+            }),
+            ("lists passage 0", |c| c.parents[0] = None),
+            ("vector values", |c| {
+                c.vectors.pop();
+            }),
+        ];
+        for (want, damage) in cases {
+            let mut ix = small_index();
+            damage(ix.collections.get_mut("c").unwrap());
+            let e = load_err(&v2_file(&bincode::serialize(&ix).unwrap()));
+            assert!(e.contains("x.cidx") && e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_crafted_length_does_not_allocate_it() {
+        // The embedder name's length claims 2^60 bytes: an error, not an abort.
+        let mut body = (1u64 << 60).to_le_bytes().to_vec();
+        body.extend_from_slice(b"tiny");
+        let e = load_err(&v2_file(&body));
+        assert!(e.contains("corrupt or truncated"), "{e}");
     }
 }

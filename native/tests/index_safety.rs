@@ -1,0 +1,215 @@
+//! `cairn index` never loses what was stored: sibling folders, one folder
+//! spelled three ways, two writers at once, and folders with entries that
+//! cannot be read (dangling links, link loops, FIFOs).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use cairn::embed::load_embedder;
+use cairn::rag::{document_files, index_dir, read_index};
+use cairn_core::backend::cpu::CpuBackend;
+use cairn_core::embedder::{Embedder, EmbedderOptions};
+
+fn embedder() -> Embedder<CpuBackend> {
+    load_embedder(
+        CpuBackend::new(),
+        &common::model("all-minilm-l6-v2"),
+        &EmbedderOptions::default(),
+    )
+    .unwrap()
+}
+
+fn write_docs(dir: &Path, topic: &str, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("{topic}{i}.txt")),
+            format!(
+                "Notes about {topic}, part {i}. The {topic} section explains item number {i}.\n"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// Sources of `collection` in the index at `path`.
+fn sources(path: &Path, collection: &str) -> Vec<String> {
+    let ix = read_index(path, "all-minilm-l6-v2", 384).unwrap();
+    ix.collections
+        .get(collection)
+        .map(|c| c.files.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_sibling_folder_with_a_shared_prefix_keeps_its_documents() {
+    let emb = embedder();
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, d2) = (tmp.path().join("d"), tmp.path().join("d2"));
+    write_docs(&d, "alpha", 2);
+    write_docs(&d2, "beta", 3);
+    let ix = tmp.path().join("rag.cidx");
+    index_dir(&emb, "all-minilm-l6-v2", &d2, "c", &ix).unwrap();
+    let r = index_dir(&emb, "all-minilm-l6-v2", &d, "c", &ix).unwrap();
+    assert_eq!((r.indexed, r.removed), (2, 0));
+    assert_eq!(sources(&ix, "c").len(), 5);
+    // A file removed from d leaves; d2's stay.
+    std::fs::remove_file(d.join("alpha0.txt")).unwrap();
+    let r = index_dir(&emb, "all-minilm-l6-v2", &d, "c", &ix).unwrap();
+    assert_eq!((r.indexed, r.unchanged, r.removed), (0, 1, 1));
+    let s = sources(&ix, "c");
+    assert_eq!(s.len(), 4, "{s:?}");
+    assert_eq!(s.iter().filter(|s| s.contains("beta")).count(), 3);
+}
+
+#[test]
+fn one_folder_spelled_three_ways_is_stored_once() {
+    let emb = embedder();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    write_docs(&docs, "gamma", 2);
+    let ix = tmp.path().join("rag.cidx");
+    let dotted = tmp.path().join(".").join("docs").join("..").join("docs");
+    let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "c", &ix).unwrap();
+    assert_eq!(r.indexed, 2);
+    let r = index_dir(&emb, "all-minilm-l6-v2", &dotted, "c", &ix).unwrap();
+    assert_eq!((r.indexed, r.unchanged, r.removed), (0, 2, 0));
+    // Relative to the working directory, as a user types it.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .current_dir(tmp.path())
+        .args([
+            "index",
+            "./docs",
+            "--collection",
+            "c",
+            "--index",
+            "rag.cidx",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("0 files indexed, 2 unchanged, 0 removed"),
+        "{stdout}"
+    );
+    let canon = docs.canonicalize().unwrap();
+    let s = sources(&ix, "c");
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|s| Path::new(s).starts_with(&canon)), "{s:?}");
+}
+
+#[test]
+fn two_writers_on_one_index_lose_nothing() {
+    common::model("all-minilm-l6-v2");
+    let tmp = tempfile::tempdir().unwrap();
+    let ix = tmp.path().join("rag.cidx");
+    let ix_s = ix.to_str().unwrap();
+    for round in 0..2 {
+        let mut children = Vec::new();
+        for name in ["left", "right"] {
+            let dir = tmp.path().join(format!("{name}{round}"));
+            write_docs(&dir, name, 6);
+            children.push(
+                Command::new(env!("CARGO_BIN_EXE_cairn"))
+                    .args(["index", dir.to_str().unwrap(), "--collection"])
+                    .arg(format!("{name}{round}"))
+                    .args(["--index", ix_s])
+                    .env("CAIRN_LOG", "warn")
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        for name in ["left", "right"] {
+            assert_eq!(
+                sources(&ix, &format!("{name}{round}")).len(),
+                6,
+                "round {round} {name}"
+            );
+        }
+    }
+    // Every collection of both rounds is there, and nothing but the index is left.
+    let ix_read = read_index(&ix, "all-minilm-l6-v2", 384).unwrap();
+    assert_eq!(ix_read.collections.len(), 4);
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".lock") || n.contains(".partial-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_entries_are_skipped_and_reported_not_fatal() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    write_docs(&docs, "delta", 2);
+    let sub = docs.join("sub");
+    write_docs(&sub, "eps", 1);
+    symlink(docs.join("missing.txt"), docs.join("dangling.txt")).unwrap();
+    symlink(docs.join("loop_b.txt"), docs.join("loop_a.txt")).unwrap();
+    symlink(docs.join("loop_a.txt"), docs.join("loop_b.txt")).unwrap();
+    symlink(&docs, sub.join("up")).unwrap(); // a cycle through the tree
+    symlink(".", docs.join("self")).unwrap();
+    symlink(docs.join("delta0.txt"), docs.join("again.txt")).unwrap(); // same file twice
+    let fifo = docs.join("pipe.txt");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let walk = document_files(&docs).unwrap();
+    let names: Vec<String> = walk
+        .files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["delta0.txt", "delta1.txt", "eps0.txt"]);
+    let skipped = walk.skipped.join("\n");
+    for want in [
+        "dangling.txt",
+        "loop_a.txt",
+        "loop_b.txt",
+        "pipe.txt: not a regular file",
+        "already walked",
+    ] {
+        assert!(skipped.contains(want), "{want} not in {skipped}");
+    }
+
+    // The CLI indexes the good files (it does not hang on the FIFO) and says what it skipped.
+    common::model("all-minilm-l6-v2");
+    let ix = tmp.path().join("rag.cidx");
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "index",
+            docs.to_str().unwrap(),
+            "--collection",
+            "c",
+            "--index",
+            ix.to_str().unwrap(),
+        ])
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipping") && stderr.contains("pipe.txt"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 files indexed"));
+}

@@ -21,8 +21,8 @@ run fetch --only smollm2,minilm,r-manuals,debian-faq
 run index "$cache/corpus/r-manuals/R-FAQ.pdf" --collection r-faq --index "$index"
 run index "$cache/corpus/debian/debian-faq.en.pdf" --collection debian-faq --index "$index"
 for q in \
-  "How can I install an R package into my own library directory?" \
-  "What is the latest stable release of Debian called?" ; do
+  "What is R?" \
+  "How can I get a current list of programs that have been packaged for Debian?" ; do
   run ask --index "$index" "$q"
 done
 echo

@@ -43,7 +43,7 @@ scripts/build-wasm.sh
 step "wasm in node"
 CAIRN_WASM_PKG="${CAIRN_BUILD_CACHE:-$HOME/.cache/cairn}/build/wasm-pkg/node" node --test tests/node/
 
-step "browser end to end: the demo page in headless Chromium (CPU, then WebGPU on SwiftShader)"
-node --test www/tests/
+step "browser end to end: the demo page in headless Chromium (CPU, then WebGPU on SwiftShader, required)"
+CAIRN_REQUIRE_GPU=1 node --test www/tests/
 
 step "all checks passed"

@@ -186,9 +186,21 @@ pub fn tiny_llama_gguf(t: &TinyLlama) -> crate::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether `CAIRN_REQUIRE_GPU` asks the GPU tests to fail rather than skip
+/// when no adapter works: any value but empty, `0`, `false`, `no` or `off`
+/// (any case) means yes.
+pub fn gpu_required() -> bool {
+    std::env::var("CAIRN_REQUIRE_GPU").is_ok_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "false" | "no" | "off"
+        )
+    })
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 /// The GPU backend for a test, or `None` (test skipped, reason printed) when
-/// no adapter works. With `CAIRN_REQUIRE_GPU=1` a missing adapter panics
+/// no adapter works. With `CAIRN_REQUIRE_GPU` set ([`gpu_required`]) a missing adapter panics
 /// instead, so CI cannot pass without running the GPU tests.
 pub fn gpu_backend_or_skip() -> Option<crate::backend::gpu::GpuBackend> {
     match pollster::block_on(crate::backend::gpu::GpuBackend::new()) {
@@ -196,8 +208,8 @@ pub fn gpu_backend_or_skip() -> Option<crate::backend::gpu::GpuBackend> {
             eprintln!("GPU adapter: {}", g.adapter());
             Some(g)
         }
-        Err(e) if std::env::var("CAIRN_REQUIRE_GPU").as_deref() == Ok("1") => {
-            panic!("CAIRN_REQUIRE_GPU=1 but no GPU backend: {e}")
+        Err(e) if gpu_required() => {
+            panic!("CAIRN_REQUIRE_GPU is set but no GPU backend: {e}")
         }
         Err(e) => {
             eprintln!("SKIPPED: {e}");

@@ -355,6 +355,7 @@ fn quantized_linear_matches_the_cpu_backend() {
             ),
         )
         .unwrap();
+        assert_eq!(want.len(), got.len(), "GPU and CPU output lengths");
         for (a, b) in want.iter().zip(&got) {
             // The CPU's Q8_0/Q4 kernels keep activations in f32 too, so only summation order differs.
             assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{ty:?}: {a} vs {b}");
@@ -558,6 +559,7 @@ fn quantized_matmul_tiles_match_the_cpu_backend() {
                 ),
             )
             .unwrap();
+            assert_eq!(want.len(), got.len(), "GPU and CPU output lengths");
             for (i, (a, b)) in want.iter().zip(&got).enumerate() {
                 assert!(
                     (a - b).abs() < 1e-3 * (1.0 + a.abs()),
@@ -623,6 +625,7 @@ fn f16_and_split_weights_match_the_cpu_backend() {
                 )
                 .unwrap(),
             );
+            assert_eq!(want.len(), got.len(), "GPU and CPU output lengths");
             for (i, (a, b)) in want.iter().zip(&got).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
@@ -669,6 +672,7 @@ fn f16_and_split_weights_match_the_cpu_backend() {
                 )
                 .unwrap(),
             );
+            assert_eq!(want.len(), got.len(), "GPU and CPU output lengths");
             for (a, b) in want.iter().zip(&got) {
                 assert!(
                     (a - b).abs() < 1e-3 * (1.0 + a.abs()),

@@ -10,8 +10,8 @@ fn context() -> Option<gpu::GpuContext> {
             eprintln!("GPU adapter: {}", ctx.adapter());
             Some(ctx)
         }
-        Err(e) if std::env::var("CAIRN_REQUIRE_GPU").as_deref() == Ok("1") => {
-            panic!("CAIRN_REQUIRE_GPU=1 but no GPU backend: {e}")
+        Err(e) if cairn_core::testing::gpu_required() => {
+            panic!("CAIRN_REQUIRE_GPU is set but no GPU backend: {e}")
         }
         Err(e) => {
             eprintln!("SKIPPED: {e}");

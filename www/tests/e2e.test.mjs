@@ -163,6 +163,13 @@ test('the demo in headless Chromium: bad input, load, ingest a PDF, a cited answ
     // models on the GPU backend must give the CPU's embeddings (cosine ≥
     // 0.9999), the same top passage, and the reference greedy tokens. (A full
     // answer on SwiftShader takes over ten minutes, so the answer is not re-asked.)
+    // With CAIRN_REQUIRE_GPU set (any value but '', 0, false, no, off), a
+    // missing WebGPU adapter fails the test instead of skipping this half.
+    const requireGpu = !['', '0', 'false', 'no', 'off'].includes(
+      (process.env.CAIRN_REQUIRE_GPU ?? '').trim().toLowerCase());
+    if (requireGpu) {
+      assert.equal(webgpu, 'true', 'CAIRN_REQUIRE_GPU is set but Chromium offers no WebGPU adapter');
+    }
     if (webgpu === 'true') {
       const t1 = Date.now();
       await loadModels(page, 'webgpu');

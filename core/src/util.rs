@@ -1,4 +1,20 @@
-//! Small shared helpers.
+//! Small shared helpers: a leaf module (it imports nothing from the crate),
+//! so that any layer may use it.
+
+/// Below this many multiply-adds, splitting work over threads costs more
+/// (waking workers, ~µs each) than it saves.
+pub const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+/// Index of the largest value (the first one on ties, like `torch.argmax`).
+pub fn argmax(logits: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
 
 /// `n` deterministic pseudo-random values in `[-0.5, 0.5)` from a 64-bit LCG
 /// (Knuth's MMIX constants). For tests, conformance checks and benchmarks that

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::Backend;
 use crate::error::{Error, Result};
-use crate::formats::gguf::GgmlType;
+use crate::quant::GgmlType;
 use crate::quant::matmul::PackedMatrix;
 use crate::util::fast_exp;
 
@@ -548,9 +548,7 @@ fn fused_attention(q: &Tensor, k_cache: &Tensor, v_cache: &Tensor, len: usize) -
     Ok(Tensor::from_vec(out, (1, t, nh * d), &Device::Cpu)?)
 }
 
-/// Below this many multiply-adds, splitting work over threads costs more
-/// (waking workers, ~µs each) than it saves.
-pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 18;
+use crate::util::PARALLEL_MIN_WORK;
 
 /// A quantized weight on the CPU. Q4_0/Q4_1/Q8_0 use cairn's kernels with
 /// f32 activations ([`PackedMatrix`]); other block types use candle's

@@ -23,7 +23,7 @@ pub mod gpu;
 use std::future::Future;
 
 use crate::error::{Error, Result};
-use crate::formats::gguf::GgmlType;
+use crate::quant::GgmlType;
 
 /// The op set of cairn's models.
 pub trait Backend: Clone + std::fmt::Debug {
@@ -179,7 +179,7 @@ pub trait Backend: Clone + std::fmt::Debug {
             let values = self.read_f32(t).await?;
             Ok(values
                 .chunks(cols)
-                .map(|row| crate::generate::sampler::argmax(row) as u32)
+                .map(|row| crate::util::argmax(row) as u32)
                 .collect())
         }
     }

@@ -44,16 +44,7 @@ impl Rng {
     }
 }
 
-/// Index of the largest logit (the first one on ties, like `torch.argmax`).
-pub fn argmax(logits: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
-        }
-    }
-    best
-}
+pub use crate::util::argmax;
 
 /// Draws an index with probability `softmax(logits)` (−∞ entries never).
 pub fn sample(logits: &[f32], rng: &mut Rng) -> usize {

@@ -7,7 +7,7 @@ use super::Adapter;
 use crate::error::{Error, Result};
 use crate::formats::gguf::{GgmlType, Gguf, TensorData};
 use crate::formats::hf_llama::permute_rows;
-use crate::models::llama::LlamaConfig;
+use crate::formats::llama_config::LlamaConfig;
 use crate::quant;
 
 /// The GGUF tensor of a PEFT module.

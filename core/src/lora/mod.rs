@@ -20,6 +20,7 @@
 //! uploads an adapter (see [`crate::formats::hf_llama::permute_rows`]).
 
 pub mod merge;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 

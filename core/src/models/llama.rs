@@ -14,139 +14,10 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::formats::gguf::{GgmlType, Gguf};
-use crate::formats::hf_llama::{permute_rows, unpermute_rows};
-use crate::lora::{Adapter, LoraPair, MODULES};
+use crate::lora::Adapter;
+use crate::lora::runtime::LoraHook;
 
-/// Hyper-parameters read from GGUF metadata (`llama.*`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LlamaConfig {
-    /// Vocabulary size (rows of the embedding).
-    pub vocab_size: usize,
-    /// Model width.
-    pub hidden_size: usize,
-    /// Width of the SwiGLU MLP.
-    pub intermediate_size: usize,
-    /// Number of transformer blocks.
-    pub num_layers: usize,
-    /// Query heads.
-    pub num_heads: usize,
-    /// Key/value heads (GQA: divides `num_heads`).
-    pub num_kv_heads: usize,
-    /// Width of one head.
-    pub head_dim: usize,
-    /// RoPE base frequency θ.
-    pub rope_theta: f32,
-    /// RMSNorm epsilon.
-    pub rms_eps: f32,
-    /// Longest sequence the model was trained for.
-    pub context_length: usize,
-}
-
-impl LlamaConfig {
-    /// Reads the configuration of a `llama`-architecture GGUF file.
-    pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
-        let h = &g.header;
-        let arch = h.require_str("general.architecture")?;
-        if arch != "llama" {
-            return Err(Error::Model {
-                file: g.name().into(),
-                detail: format!(
-                    "general.architecture is '{arch}'; this decoder supports 'llama' (Llama, SmolLM, TinyLlama, Mistral-style)"
-                ),
-            });
-        }
-        let u = |k: &str| h.require_u64(&format!("llama.{k}")).map(|v| v as usize);
-        let hidden_size = u("embedding_length")?;
-        let num_heads = u("attention.head_count")?;
-        let num_kv_heads = match h.get("llama.attention.head_count_kv") {
-            Some(_) => u("attention.head_count_kv")?,
-            None => num_heads,
-        };
-        let (emb, _) = g.tensor("token_embd.weight")?;
-        let vocab_size = emb.dims.get(1).copied().unwrap_or(0) as usize;
-        let cfg = LlamaConfig {
-            vocab_size,
-            hidden_size,
-            intermediate_size: u("feed_forward_length")?,
-            num_layers: u("block_count")?,
-            num_heads,
-            num_kv_heads,
-            head_dim: hidden_size.checked_div(num_heads).unwrap_or(0),
-            rope_theta: h
-                .get("llama.rope.freq_base")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(10_000.0) as f32,
-            rms_eps: h.require_f64("llama.attention.layer_norm_rms_epsilon")? as f32,
-            context_length: u("context_length")?,
-        };
-        cfg.check(g.name())?;
-        if let Some(rope_dims) = h.get("llama.rope.dimension_count").and_then(|v| v.as_u64())
-            && rope_dims as usize != cfg.head_dim
-        {
-            return Err(Error::Model {
-                file: g.name().into(),
-                detail: format!(
-                    "llama.rope.dimension_count = {rope_dims} (partial rotary) is not supported; head_dim is {}",
-                    cfg.head_dim
-                ),
-            });
-        }
-        Ok(cfg)
-    }
-
-    /// `(in, out)` of a projection by its Hugging Face / PEFT name
-    /// (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`,
-    /// `down_proj`; anything else is taken as `down_proj`).
-    pub fn projection_dims(&self, module: &str) -> (usize, usize) {
-        let (h, q, kv, ff) = (
-            self.hidden_size,
-            self.num_heads * self.head_dim,
-            self.num_kv_heads * self.head_dim,
-            self.intermediate_size,
-        );
-        match module {
-            "q_proj" => (h, q),
-            "k_proj" | "v_proj" => (h, kv),
-            "o_proj" => (q, h),
-            "gate_proj" | "up_proj" => (h, ff),
-            _ => (ff, h),
-        }
-    }
-
-    fn check(&self, file: &str) -> Result<()> {
-        let bad = |detail: String| {
-            Err(Error::Model {
-                file: file.into(),
-                detail,
-            })
-        };
-        if self.num_heads == 0
-            || self.num_kv_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_heads)
-        {
-            return bad(format!(
-                "hidden size {} is not divisible by {} heads",
-                self.hidden_size, self.num_heads
-            ));
-        }
-        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
-            return bad(format!(
-                "{} query heads are not a multiple of {} KV heads",
-                self.num_heads, self.num_kv_heads
-            ));
-        }
-        if !self.head_dim.is_multiple_of(2) {
-            return bad(format!(
-                "head dim {} is odd; RoPE needs pairs",
-                self.head_dim
-            ));
-        }
-        if self.vocab_size == 0 || self.num_layers == 0 || self.context_length == 0 {
-            return bad(format!("degenerate configuration {self:?}"));
-        }
-        Ok(())
-    }
-}
+pub use crate::formats::llama_config::LlamaConfig;
 
 /// Prompt tokens processed per pass during prefill.
 const PREFILL_CHUNK: usize = 512;
@@ -271,22 +142,9 @@ pub struct Llama<B: Backend> {
     /// `cos`/`sin` of every position up to the context length: `[ctx, head_dim/2]`.
     rope_cos: B::Tensor,
     rope_sin: B::Tensor,
-    /// The active LoRA adapter, applied unmerged.
-    lora: Option<LoraRuntime<B>>,
-    /// Training only: LoRA dropout probability and the generator of its masks.
-    lora_dropout: std::sync::Mutex<Option<(f32, crate::util::Rng)>>,
+    /// The LoRA hook: the active adapter, applied unmerged (see [`crate::lora::runtime`]).
+    lora: LoraHook<B>,
 }
-
-/// An adapter on the backend: per layer and module ([`MODULES`] order) the
-/// `A[r, in]` and `B[out, r]` tensors, `B` rows in GGUF order.
-struct LoraRuntime<B: Backend> {
-    adapter: crate::lora::LoraConfig,
-    scaling: f32,
-    layers: Vec<LoraSlots<B>>,
-}
-
-/// One layer's `(A, B)` per module in [`MODULES`] order.
-type LoraSlots<B> = [Option<(<B as Backend>::Tensor, <B as Backend>::Tensor)>; 7];
 
 impl<B: Backend> std::fmt::Debug for Llama<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -402,8 +260,7 @@ impl<B: Backend> Llama<B> {
         let rope_cos = backend.tensor_f32(&rope_cos, &[c.context_length, half])?;
         let rope_sin = backend.tensor_f32(&rope_sin, &[c.context_length, half])?;
         Ok(Llama {
-            lora: None,
-            lora_dropout: std::sync::Mutex::new(None),
+            lora: LoraHook::default(),
             norm: vector("output_norm.weight", c.hidden_size)?,
             backend,
             config,
@@ -425,18 +282,9 @@ impl<B: Backend> Llama<B> {
         &self.backend
     }
 
-    /// `(in, out)` of a LoRA-targetable projection ([`MODULES`]).
+    /// `(in, out)` of a LoRA-targetable projection ([`crate::lora::MODULES`]).
     pub fn projection_dims(&self, module: &str) -> (usize, usize) {
         self.config.projection_dims(module)
-    }
-
-    /// Heads whose rows llama.cpp permutes in a module's output (Q and K).
-    fn permuted_heads(&self, module: &str) -> Option<usize> {
-        match module {
-            "q_proj" => Some(self.config.num_heads),
-            "k_proj" => Some(self.config.num_kv_heads),
-            _ => None,
-        }
     }
 
     /// Activates a LoRA adapter, applied unmerged on every forward pass
@@ -444,154 +292,30 @@ impl<B: Backend> Llama<B> {
     /// touched. An adapter for another base (layer count or widths) is an
     /// error naming the module.
     pub fn set_adapter(&mut self, adapter: Option<&Adapter>) -> Result<()> {
-        let Some(a) = adapter else {
-            self.lora = None;
-            return Ok(());
-        };
-        if a.layers.len() != self.config.num_layers {
-            return Err(Error::Model {
-                file: "adapter_model.safetensors".into(),
-                detail: format!(
-                    "the adapter has {} layers, the model {}",
-                    a.layers.len(),
-                    self.config.num_layers
-                ),
-            });
-        }
-        let r = a.config.r;
-        let mut layers = Vec::with_capacity(a.layers.len());
-        for (l, mods) in a.layers.iter().enumerate() {
-            let mut slots: LoraSlots<B> = Default::default();
-            for (
-                m,
-                LoraPair {
-                    a: wa,
-                    b: wb,
-                    inp,
-                    out,
-                },
-            ) in mods
-            {
-                let j = crate::lora::module_index(m)
-                    .ok_or_else(|| Error::Input(format!("unknown LoRA module '{m}'")))?;
-                if (*inp, *out) != self.projection_dims(m) {
-                    return Err(Error::Model {
-                        file: "adapter_model.safetensors".into(),
-                        detail: format!(
-                            "layer {l} {m}: the adapter is {inp}→{out}, the model {:?} (an adapter for another base?)",
-                            self.projection_dims(m)
-                        ),
-                    });
-                }
-                let wb = match self.permuted_heads(m) {
-                    Some(heads) => permute_rows(wb, heads, *out, r),
-                    None => wb.clone(),
-                };
-                slots[j] = Some((
-                    self.backend.tensor_f32(wa, &[r, *inp])?,
-                    self.backend.tensor_f32(&wb, &[*out, r])?,
-                ));
-            }
-            layers.push(slots);
-        }
-        self.lora = Some(LoraRuntime {
-            adapter: a.config.clone(),
-            scaling: a.config.scaling(),
-            layers,
-        });
-        Ok(())
+        self.lora.set(&self.backend, &self.config, adapter)
     }
 
     /// The active adapter's tensors for training (`(PEFT name, tensor)`;
     /// a trainer swaps each for a variable). `B` of Q/K is in GGUF row order.
     pub fn lora_parameters_mut(&mut self) -> Vec<(String, &mut B::Tensor)> {
-        let mut out = Vec::new();
-        if let Some(rt) = self.lora.as_mut() {
-            for (l, slots) in rt.layers.iter_mut().enumerate() {
-                for (j, slot) in slots.iter_mut().enumerate() {
-                    if let Some((a, b)) = slot {
-                        out.push((crate::lora::peft_name(l, MODULES[j], 'A'), a));
-                        out.push((crate::lora::peft_name(l, MODULES[j], 'B'), b));
-                    }
-                }
-            }
-        }
-        out
+        self.lora.parameters_mut()
     }
 
     /// The active adapter read back from the backend (Hugging Face row order).
     pub async fn adapter(&self) -> Result<Option<Adapter>> {
-        let Some(rt) = &self.lora else {
-            return Ok(None);
-        };
-        let b = &self.backend;
-        let r = rt.adapter.r;
-        let mut layers = Vec::with_capacity(rt.layers.len());
-        for slots in &rt.layers {
-            let mut mods = std::collections::BTreeMap::new();
-            for (j, slot) in slots.iter().enumerate() {
-                if let Some((ta, tb)) = slot {
-                    let m = MODULES[j];
-                    let (inp, out) = self.projection_dims(m);
-                    let wb = b.read_f32(tb).await?;
-                    let wb = match self.permuted_heads(m) {
-                        Some(heads) => unpermute_rows(&wb, heads, out, r),
-                        None => wb,
-                    };
-                    mods.insert(
-                        m.to_string(),
-                        LoraPair {
-                            a: b.read_f32(ta).await?,
-                            b: wb,
-                            inp,
-                            out,
-                        },
-                    );
-                }
-            }
-            layers.push(mods);
-        }
-        Ok(Some(Adapter {
-            config: rt.adapter.clone(),
-            layers,
-        }))
+        self.lora.read_back(&self.backend, &self.config).await
     }
 
     /// Training: drop LoRA inputs with probability `p` (masks drawn from a
     /// generator seeded with `seed`, as PEFT's `lora_dropout`); `None` turns
     /// dropout off (inference).
     pub fn set_lora_dropout(&self, dropout: Option<(f32, u64)>) {
-        if let Ok(mut d) = self.lora_dropout.lock() {
-            *d = dropout.map(|(p, seed)| (p, crate::util::Rng::new(seed)));
-        }
+        self.lora.set_dropout(dropout);
     }
 
     /// `y + s·(dropout(x)·Aᵀ)·Bᵀ` when layer `l` adapts module `j`, else `y`.
     fn adapt(&self, l: usize, j: usize, x: &B::Tensor, y: B::Tensor) -> Result<B::Tensor> {
-        let b = &self.backend;
-        match self
-            .lora
-            .as_ref()
-            .and_then(|rt| rt.layers[l][j].as_ref().map(|p| (rt.scaling, p)))
-        {
-            Some((s, (wa, wb))) => {
-                let mask = match self.lora_dropout.lock().ok().as_deref_mut() {
-                    Some(Some((p, rng))) => {
-                        let shape = b.shape(x);
-                        let m = rng.dropout_mask(shape.iter().product(), *p);
-                        Some(b.tensor_f32(&m, &shape)?)
-                    }
-                    _ => None,
-                };
-                let dropped = match &mask {
-                    Some(m) => b.mul(x, m)?,
-                    None => x.clone(),
-                };
-                let d = b.linear(&b.linear(&dropped, wa, None)?, wb, None)?;
-                b.add(&y, &b.scale(&d, s)?)
-            }
-            None => Ok(y),
-        }
+        self.lora.adapt(&self.backend, l, j, x, y)
     }
 
     /// Logits `[ids.len(), vocab]` of every position of one sequence, with

@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::formats::gguf::GgmlType;
+use crate::quant::GgmlType;
 
 const QK: usize = 32;
 
@@ -155,7 +155,7 @@ impl PackedMatrix {
             }
         };
         // Small products stay on this thread: waking workers costs more.
-        if self.rows * self.cols * n < crate::backend::cpu::PARALLEL_MIN_WORK {
+        if self.rows * self.cols * n < crate::util::PARALLEL_MIN_WORK {
             yt.chunks_mut(chunk * n).enumerate().for_each(work);
         } else {
             yt.par_chunks_mut(chunk * n).enumerate().for_each(work);

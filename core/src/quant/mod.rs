@@ -15,12 +15,14 @@
 //! both directions with PyPI `gguf` (llama.cpp's own Python package).
 
 pub mod matmul;
+mod types;
+
+pub use types::GgmlType;
 
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::formats::gguf::GgmlType;
 
 /// The block types `cairn quantize` can write.
 pub const QUANTIZE_TYPES: [GgmlType; 6] = [

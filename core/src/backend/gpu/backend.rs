@@ -20,7 +20,7 @@ use super::matmul::{Params as MatmulParams, TILE};
 use super::readback::read_f32;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::formats::gguf::GgmlType;
+use crate::quant::GgmlType;
 
 /// Element type of a GPU tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

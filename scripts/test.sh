@@ -28,7 +28,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "cairn fetch (models and corpus, sha256-verified)"
 cargo run --locked -q -p cairn -- fetch
 
-step "GPU kernel check: shaders/matmul_f32.wgsl against the CPU backend"
+step "GPU kernel check: matmul_f32.wgsl against the CPU backend"
 cargo run --locked -q -p cairn -- doctor --require-gpu
 
 step "native tests (CAIRN_REQUIRE_GPU=1: the GPU conformance tests must run, not skip)"

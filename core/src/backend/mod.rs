@@ -7,7 +7,7 @@
 //!   `simd128` in wasm32). Tensors carry candle's autodiff graph, so training
 //!   reuses the same model code. It is also the reference every GPU kernel is
 //!   checked against.
-//! - [`gpu`]: wgpu running the WGSL kernels in `shaders/` — Vulkan, Metal or DX12
+//! - [`gpu`]: wgpu running the WGSL kernels in `gpu/shaders/` — Vulkan, Metal or DX12
 //!   natively, WebGPU in the browser.
 //!
 //! Conventions: shapes are outermost-first (`[batch, seq, hidden]`), data is

@@ -34,6 +34,16 @@ pub struct BackendArgs {
     /// auto (a hardware GPU when there is one, else the CPU, saying why).
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,
+    /// GPU: keep weight matrices in f16 where the adapter has shader-f16
+    /// (half the memory; arithmetic stays f32); `false` keeps them f32.
+    #[arg(long, env = "CAIRN_GPU_F16", value_name = "BOOL", default_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub gpu_f16: bool,
+    /// GPU: the largest storage buffer to bind, in bytes (default: the
+    /// adapter's limit); larger weight matrices are split into row ranges.
+    /// 134217728 loads a model as a phone's WebGPU would.
+    #[arg(long, env = "CAIRN_GPU_MAX_BINDING", value_name = "BYTES")]
+    pub gpu_max_binding: Option<u64>,
 }
 
 /// A backend chosen by `--backend`.
@@ -64,14 +74,18 @@ impl BackendArgs {
     /// otherwise the CPU, with the reason logged (a software adapter such as
     /// lavapipe is slower than the CPU backend, so `auto` does not pick it).
     pub fn pick(&self) -> Result<Picked> {
+        let options = gpu::GpuOptions {
+            f16_weights: self.gpu_f16,
+            max_binding: self.gpu_max_binding.unwrap_or(u64::MAX),
+        };
         match self.backend {
             BackendChoice::Cpu => Ok(Picked::Cpu(CpuBackend::new())),
             BackendChoice::Gpu => {
-                let g = pollster::block_on(gpu::GpuBackend::new())?;
+                let g = pollster::block_on(gpu::GpuBackend::new_with(options))?;
                 tracing::info!(adapter = %g.adapter(), "GPU backend");
                 Ok(Picked::Gpu(g))
             }
-            BackendChoice::Auto => match pollster::block_on(gpu::GpuBackend::new()) {
+            BackendChoice::Auto => match pollster::block_on(gpu::GpuBackend::new_with(options)) {
                 Ok(g) if g.adapter().device_type != "Cpu" => {
                     tracing::info!(adapter = %g.adapter(), "GPU backend");
                     Ok(Picked::Gpu(g))

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 macro_rules! wgsl {
     ($name:literal) => {
         concat!(
-            include_str!("../../../../shaders/common.wgsl"),
-            include_str!(concat!("../../../../shaders/", $name, ".wgsl"))
+            include_str!("shaders/common.wgsl"),
+            include_str!(concat!("shaders/", $name, ".wgsl"))
         )
     };
 }

@@ -1,4 +1,8 @@
 //! CPU backend: candle-core tensors.
+//!
+//! Size: ~680 lines of code (every op of the trait, one job) and ~210 of unit
+//! tests after `#[cfg(test)]`; the quantized matmul kernels live apart in
+//! `quant/matmul.rs`.
 
 use candle_core::quantized::QMatMul;
 use candle_core::{D, DType, Device, Module, Tensor};

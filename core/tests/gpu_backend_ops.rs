@@ -4,9 +4,9 @@
 //! per-op tolerance. Runs on whatever adapter wgpu finds (Mesa lavapipe in
 //! CI); with `CAIRN_REQUIRE_GPU=1` a missing adapter fails instead of skipping.
 
-use cairn_core::backend::Backend;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::backend::gpu::GpuBackend;
+use cairn_core::backend::{Backend, conformance};
 use cairn_core::formats::gguf::GgmlType;
 
 fn gpu() -> Option<GpuBackend> {
@@ -63,194 +63,38 @@ impl Check<'_> {
     }
 }
 
-/// Every op of the trait (but the quantized ones, checked below) on shapes
-/// that are not multiples of 16 or 64.
+/// Every op of the trait (but the quantized ones, checked below): the
+/// [`conformance::cases`] list, each case on the CPU and on the GPU.
+/// `CAIRN_OPS=matmul,softmax` runs only the cases whose names contain one of
+/// the words (`cargo bench -p cairn --bench ops` times the same cases).
 #[test]
 fn every_op_matches_the_cpu_backend() {
     let Some(g) = gpu() else { return };
-    let k = Check {
-        g: &g,
-        c: CpuBackend::new(),
-    };
-    let t = |shape: &[usize], seed| (values(shape.iter().product(), seed), shape.to_vec());
-    for (m, kk, n) in [(1, 1, 1), (3, 17, 5), (33, 64, 31), (70, 100, 129)] {
-        k.run(
-            &format!("matmul {m}x{kk}x{n}"),
-            &[t(&[2, m, kk], 1), t(&[2, kk, n], 2)],
-            1e-4,
-            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
-            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
-        );
-        k.run(
-            &format!("matmul broadcast B {m}x{kk}x{n}"),
-            &[t(&[3, m, kk], 3), t(&[kk, n], 4)],
-            1e-4,
-            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
-            |b, x| b.matmul(&x[0], &x[1]).unwrap(),
-        );
-        k.run(
-            &format!("matmul_t {m}x{kk}x{n}"),
-            &[t(&[2, 3, m, kk], 5), t(&[2, 3, n, kk], 6)],
-            1e-4,
-            |b, x| b.matmul_t(&x[0], &x[1]).unwrap(),
-            |b, x| b.matmul_t(&x[0], &x[1]).unwrap(),
-        );
-        k.run(
-            &format!("linear+bias {m}x{kk}x{n}"),
-            &[t(&[2, m, kk], 7), t(&[n, kk], 8), t(&[n], 9)],
-            1e-4,
-            |b, x| b.linear(&x[0], &x[1], Some(&x[2])).unwrap(),
-            |b, x| b.linear(&x[0], &x[1], Some(&x[2])).unwrap(),
-        );
-    }
-    for shape in [vec![1], vec![7, 13], vec![2, 5, 33], vec![2, 3, 4, 65]] {
-        let s = &shape;
-        k.run(
-            &format!("add {s:?}"),
-            &[t(s, 10), t(s, 11)],
-            1e-6,
-            |b, x| b.add(&x[0], &x[1]).unwrap(),
-            |b, x| b.add(&x[0], &x[1]).unwrap(),
-        );
-        k.run(
-            &format!("mul {s:?}"),
-            &[t(s, 12), t(s, 13)],
-            1e-6,
-            |b, x| b.mul(&x[0], &x[1]).unwrap(),
-            |b, x| b.mul(&x[0], &x[1]).unwrap(),
-        );
-        let last = [*s.last().unwrap()];
-        k.run(
-            &format!("add broadcast {s:?}"),
-            &[t(s, 14), t(&last, 15)],
-            1e-6,
-            |b, x| b.add(&x[0], &x[1]).unwrap(),
-            |b, x| b.add(&x[0], &x[1]).unwrap(),
-        );
-        k.run(
-            &format!("scale {s:?}"),
-            &[t(s, 16)],
-            1e-6,
-            |b, x| b.scale(&x[0], -0.37).unwrap(),
-            |b, x| b.scale(&x[0], -0.37).unwrap(),
-        );
-        k.run(
-            &format!("gelu {s:?}"),
-            &[t(s, 17)],
-            1e-5,
-            |b, x| b.gelu(&x[0]).unwrap(),
-            |b, x| b.gelu(&x[0]).unwrap(),
-        );
-        k.run(
-            &format!("silu {s:?}"),
-            &[t(s, 18)],
-            1e-5,
-            |b, x| b.silu(&x[0]).unwrap(),
-            |b, x| b.silu(&x[0]).unwrap(),
-        );
-        k.run(
-            &format!("tanh {s:?}"),
-            &[t(s, 20)],
-            1e-5,
-            |b, x| b.tanh(&x[0]).unwrap(),
-            |b, x| b.tanh(&x[0]).unwrap(),
-        );
-        k.run(
-            &format!("relu {s:?}"),
-            &[t(s, 21)],
-            0.0,
-            |b, x| b.relu(&x[0]).unwrap(),
-            |b, x| b.relu(&x[0]).unwrap(),
-        );
-        k.run(
-            &format!("softmax {s:?}"),
-            &[t(s, 19)],
-            1e-5,
-            |b, x| b.softmax_last(&x[0]).unwrap(),
-            |b, x| b.softmax_last(&x[0]).unwrap(),
-        );
-        k.run(
-            &format!("layer_norm {s:?}"),
-            &[t(s, 20), t(&last, 21), t(&last, 22)],
-            1e-4,
-            |b, x| b.layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap(),
-            |b, x| b.layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap(),
-        );
-        k.run(
-            &format!("rms_norm {s:?}"),
-            &[t(s, 23), t(&last, 24)],
-            1e-4,
-            |b, x| b.rms_norm(&x[0], &x[1], 1e-6).unwrap(),
-            |b, x| b.rms_norm(&x[0], &x[1], 1e-6).unwrap(),
-        );
-        for d in 0..s.len() {
-            k.run(
-                &format!("max_dim {s:?} dim {d}"),
-                &[t(s, 25)],
-                0.0,
-                |b, x| b.max_dim(&x[0], d).unwrap(),
-                |b, x| b.max_dim(&x[0], d).unwrap(),
-            );
-            let len = s[d] - s[d] / 2;
-            k.run(
-                &format!("narrow {s:?} dim {d}"),
-                &[t(s, 26)],
-                0.0,
-                |b, x| b.narrow(&x[0], d, s[d] / 2, len).unwrap(),
-                |b, x| b.narrow(&x[0], d, s[d] / 2, len).unwrap(),
-            );
-            k.run(
-                &format!("cat {s:?} dim {d}"),
-                &[t(s, 27), t(s, 28)],
-                0.0,
-                |b, x| b.cat(&x[..2], d).unwrap(),
-                |b, x| b.cat(&x[..2], d).unwrap(),
-            );
-            for d1 in d + 1..s.len() {
-                k.run(
-                    &format!("transpose {s:?} {d}<->{d1}"),
-                    &[t(s, 29)],
-                    0.0,
-                    |b, x| b.transpose(&x[0], d, d1).unwrap(),
-                    |b, x| b.transpose(&x[0], d, d1).unwrap(),
-                );
-            }
+    let c = CpuBackend::new();
+    let cases = conformance::filtered(
+        conformance::cases(),
+        &std::env::var("CAIRN_OPS").unwrap_or_default(),
+    );
+    assert!(!cases.is_empty(), "CAIRN_OPS matches no case");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let want = pollster::block_on(conformance::run(&c, case))
+            .unwrap_or_else(|e| panic!("{} on the CPU: {e}", case.name));
+        let got = pollster::block_on(conformance::run(&g, case))
+            .unwrap_or_else(|e| panic!("{} on the GPU: {e}", case.name));
+        if let Err(e) = conformance::compare(case, &want, &got) {
+            failures.push(e);
         }
     }
-    // Broadcasting both ways (attention's mask: [b, h, s, s] + [b, 1, 1, s]).
-    k.run(
-        "add mask broadcast",
-        &[t(&[2, 3, 5, 5], 30), t(&[2, 1, 1, 5], 31)],
-        1e-6,
-        |b, x| b.add(&x[0], &x[1]).unwrap(),
-        |b, x| b.add(&x[0], &x[1]).unwrap(),
-    );
-    k.run(
-        "mul pooling broadcast",
-        &[t(&[3, 1, 17], 32), t(&[3, 1, 1], 33)],
-        1e-6,
-        |b, x| b.mul(&x[0], &x[1]).unwrap(),
-        |b, x| b.mul(&x[0], &x[1]).unwrap(),
-    );
-    // RoPE on pairs, and the attention ops built from the others.
-    k.run(
-        "rope_pairs",
-        &[t(&[1, 3, 7, 10], 34), t(&[7, 5], 35), t(&[7, 5], 36)],
-        1e-5,
-        |b, x| b.rope_pairs(&x[0], &x[1], &x[2]).unwrap(),
-        |b, x| b.rope_pairs(&x[0], &x[1], &x[2]).unwrap(),
-    );
-    k.run(
-        "attention (GQA, 3 queries over 9 cached)",
-        &[
-            t(&[1, 6, 3, 16], 37),
-            t(&[1, 2, 12, 16], 38),
-            t(&[1, 2, 12, 16], 39),
-        ],
-        1e-4,
-        |b, x| b.attention(&x[0], &x[1], &x[2], 9).unwrap(),
-        |b, x| b.attention(&x[0], &x[1], &x[2], 9).unwrap(),
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{} op cases match", cases.len());
+}
+
+/// The ops whose inputs are not plain f32 tensors: the encoder's padded
+/// attention, the embedding gather (u32 ids), zeros and the in-place slice write.
+#[test]
+fn masked_gather_and_in_place_ops_match_the_cpu_backend() {
+    let Some(g) = gpu() else { return };
     let mask: Vec<u32> = [5u32, 3]
         .iter()
         .flat_map(|&n| (0..5).map(move |j| u32::from(j < n)))

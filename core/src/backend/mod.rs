@@ -17,6 +17,7 @@
 //! on the GPU; [`block_on_ready`] runs such a future for backends whose reads
 //! are immediate (the CPU).
 
+pub mod conformance;
 pub mod cpu;
 pub mod gpu;
 

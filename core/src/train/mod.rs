@@ -14,6 +14,7 @@
 //!   gradient accumulation, early stopping and resumable checkpoints.
 //! - [`sft`]: LoRA supervised fine-tuning of the decoder (completion-only
 //!   loss, packing, LoRA dropout).
+//! - [`step`]: the optimizer step both trainers share (accumulation, clipping, AdamW).
 //! - [`plot`]: loss / metric curves as SVG.
 
 pub mod classify;
@@ -24,6 +25,7 @@ pub mod optim;
 pub mod plot;
 pub mod schedule;
 pub mod sft;
+pub mod step;
 
 /// The generator of epoch `epoch`'s shuffle: depends only on the seed and
 /// the epoch, so a run resumed at an epoch boundary shuffles as an

@@ -11,8 +11,9 @@
 use candle_core::{D, Device, Tensor};
 
 use super::classify::{EpochLog, StepLog};
-use super::optim::{AdamW, AdamWConfig, clip_grad_norm, make_params};
+use super::optim::{AdamW, AdamWConfig, make_params};
 use super::schedule::{Decay, Schedule};
+use super::step;
 use crate::backend::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::models::llama::Llama;
@@ -252,20 +253,17 @@ impl<'m> SftTrainer<'m> {
                     (dropout > 0.0)
                         .then(|| (dropout, super::step_seed(self.config.seed, self.step))),
                 );
-                let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.params().len()];
-                let (mut loss_sum, mut tokens) = (0f32, 0usize);
-                for &i in group {
-                    let (loss, count) = sequence_loss(self.model, &train[i])?;
-                    let store = (&loss / group.len() as f64)?.backward()?;
-                    self.opt.accumulate(&mut grads, &store)?;
-                    loss_sum += loss.to_scalar::<f32>()?;
-                    tokens += count;
-                }
-                let grad_norm = clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
-                let lr = self.schedule.lr(self.step);
-                self.opt.step(&grads, lr)?;
+                let acc =
+                    step::accumulate(&self.opt, group, |&i| sequence_loss(self.model, &train[i]))?;
+                let out = step::apply(
+                    &mut self.opt,
+                    acc,
+                    &self.schedule,
+                    self.step,
+                    self.config.max_grad_norm,
+                )?;
                 self.step += 1;
-                let loss = loss_sum / group.len() as f32;
+                let (loss, lr, grad_norm, tokens) = (out.loss, out.lr, out.grad_norm, out.examples);
                 step_losses.push(loss);
                 on_step(&StepLog {
                     step: self.step,

@@ -43,7 +43,7 @@ use crate::formats::tensors::SafeTensors;
 use crate::models::classifier::{ProblemType, SequenceClassifier, predict_row};
 use crate::tokenizer::{BatchEncoding, Tokenizer, pad_batch};
 use crate::train::data::length_grouped_batches;
-use crate::train::optim::{AdamW, AdamWConfig, clip_grad_norm, make_params};
+use crate::train::optim::{AdamW, AdamWConfig, make_params};
 use crate::train::schedule::{Decay, Schedule};
 use crate::util::Rng;
 

@@ -1,6 +1,7 @@
 //! The fine-tuning run: set-up, resume, snapshots and the epoch loop.
 
 use super::*;
+use crate::train::step;
 
 /// A fine-tuning run over one model.
 pub struct Trainer {
@@ -256,25 +257,24 @@ impl Trainer {
             let batches = length_grouped_batches(&lengths, self.config.batch_size, &mut shuffle);
             let mut step_losses = Vec::new();
             for group in batches.chunks(self.config.grad_accum) {
-                let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.params().len()];
                 let mut dropout =
                     Rng::new(crate::train::step_seed(self.config.seed, self.state.step));
-                let (mut loss_sum, mut examples) = (0f32, 0usize);
-                for units in group {
+                let acc = step::accumulate(&self.opt, group, |units| {
                     let (idx, sizes) = train.expand(units);
                     let (loss, _) =
                         self.batch_loss(train, &idx, sizes.as_deref(), Some(&mut dropout))?;
-                    let scaled = (&loss / group.len() as f64)?;
-                    let store = scaled.backward()?;
-                    self.opt.accumulate(&mut grads, &store)?;
-                    loss_sum += loss.to_scalar::<f32>()?;
-                    examples += idx.len();
-                }
-                let grad_norm = clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
-                let lr = self.schedule.lr(self.state.step);
-                self.opt.step(&grads, lr)?;
+                    Ok((loss, idx.len()))
+                })?;
+                let out = step::apply(
+                    &mut self.opt,
+                    acc,
+                    &self.schedule,
+                    self.state.step,
+                    self.config.max_grad_norm,
+                )?;
                 self.state.step += 1;
-                let loss = loss_sum / group.len() as f32;
+                let (loss, lr, grad_norm, examples) =
+                    (out.loss, out.lr, out.grad_norm, out.examples);
                 step_losses.push(loss);
                 hooks.on_step(&StepLog {
                     step: self.state.step,

@@ -22,7 +22,7 @@ run index "$cache/corpus/r-manuals/R-FAQ.pdf" --collection r-faq --index "$index
 run index "$cache/corpus/debian/debian-faq.en.pdf" --collection debian-faq --index "$index"
 for q in \
   "What is R?" \
-  "How can I get a current list of programs that have been packaged for Debian?" ; do
+  "What is Debian GNU/Linux?" ; do
   run ask --index "$index" "$q"
 done
 echo

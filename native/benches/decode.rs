@@ -1,6 +1,6 @@
 //! Prefill and decode speed of SmolLM2-135M-Instruct (Q4_1 GGUF) on the CPU
 //! backend, with the memory-bandwidth bound measured in the same process.
-//! Run through `bench/decode_vs_llamacpp.py`, which measures llama.cpp on the
+//! Run through `bench/scripts/decode_vs_llamacpp.py`, which measures llama.cpp on the
 //! same file and thread count in the same run and prints the ratios; alone:
 //!
 //!     cargo bench -p cairn --bench decode -- [PROMPT_TOKENS] [DECODE_TOKENS]

@@ -1,5 +1,5 @@
 //! Sentence-embedding throughput of all-MiniLM-L6-v2 on the CPU backend.
-//! Run through `bench/embed_throughput.py`, which measures onnxruntime in the
+//! Run through `bench/scripts/embed_throughput.py`, which measures onnxruntime in the
 //! same run and prints the ratio; alone:
 //!
 //!     cargo bench -p cairn --bench embed_throughput -- TEXTS_FILE BATCH [BATCH...]

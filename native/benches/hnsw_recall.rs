@@ -9,7 +9,7 @@
 //! `CAIRN_HNSW_EF` (ef_search, 10,50,100,200,400) pick the grid: one build per
 //! (M, ef_construction), every ef_search against it. Random vectors are the
 //! hard case for HNSW (no cluster structure). With a flat index file (real
-//! embeddings, see bench/hnsw_recall_real.sh) the last QUERIES vectors are held
+//! embeddings, see bench/scripts/hnsw_recall_real.sh) the last QUERIES vectors are held
 //! out as queries and the rest are indexed.
 
 use std::time::Instant;

@@ -298,7 +298,7 @@ pub fn index_dir<B: Backend>(
     Ok(report)
 }
 
-/// One question of a retrieval evaluation set (`bench/rag_eval_set.json`).
+/// One question of a retrieval evaluation set (`bench/data/rag_eval_set.json`).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct EvalQuestion {
     /// Collection to search.

@@ -368,6 +368,7 @@ fn usage_errors_exit_2_runtime_errors_exit_1() {
             "cannot be used with",
         ),
         (&["embed"][..], "no texts to embed"),
+        (&["eval", "retrieval"][..], "--set <SET>"),
     ] {
         let (code, _, err) = cairn_code(args);
         assert_eq!(code, 2, "{args:?}: {err}");

@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(short, long, default_value = DEFAULT_DECODER)]
     pub model: String,
     /// A LoRA adapter directory in PEFT's layout applied (unmerged) to the
-    /// decoder, e.g. the grounded-answering adapter of bench/grounded.
+    /// decoder, e.g. the grounded-answering adapter (bench/reports/grounded/REPORT.md).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Compute backend of the embedder and the decoder (the router and the

@@ -45,8 +45,9 @@ pub struct ClassifyArgs {
 /// Arguments of `cairn eval retrieval`.
 #[derive(clap::Args, Debug)]
 pub struct RetrievalArgs {
-    /// Question set (JSON: {"questions": [{collection, file, question, pages}]}).
-    #[arg(long, default_value = "bench/rag_eval_set.json")]
+    /// Question set (JSON: {"questions": [{collection, file, question, pages}]}),
+    /// e.g. bench/data/rag_eval_set.json (the 170 FAQ questions of the corpus).
+    #[arg(long)]
     pub set: PathBuf,
     /// The RAG index and its embedder.
     #[command(flatten)]

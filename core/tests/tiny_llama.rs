@@ -424,3 +424,36 @@ fn bad_inputs_are_clear_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn max_new_tokens_of_usize_max_means_up_to_the_context() {
+    // Context 128: with no EOS in the way, usize::MAX new tokens must give
+    // exactly what 128 (everything the context leaves) gives, not wrap to
+    // nothing.
+    let g = generator(&TinyLlama::default());
+    let cfg = |n| GenerationConfig {
+        max_new_tokens: n,
+        eos_token_ids: vec![u32::MAX],
+        ..Default::default()
+    };
+    let want = block_on_ready(g.generate("the", &cfg(128))).unwrap();
+    let got = block_on_ready(g.generate("the", &cfg(usize::MAX))).unwrap();
+    assert!(want.token_ids.len() > 100, "{}", want.token_ids.len());
+    assert_eq!(got.token_ids, want.token_ids);
+    assert_eq!(got.finish_reason, FinishReason::Length);
+}
+
+#[test]
+fn an_implausible_context_length_is_an_error_not_an_abort() {
+    let t = TinyLlama {
+        context: u32::MAX as usize,
+        ..Default::default()
+    };
+    let bytes = tiny_llama_gguf(&t).unwrap();
+    let g = Gguf::parse(&bytes, "huge.gguf").unwrap();
+    let e = Llama::load(CpuBackend::new(), &g).unwrap_err().to_string();
+    assert!(
+        e.contains("huge.gguf") && e.contains("llama.context_length = 4294967295"),
+        "{e}"
+    );
+}

@@ -115,7 +115,15 @@ fn describe_gguf(path: &Path) -> Result<String> {
 
 fn describe_safetensors(path: &Path) -> Result<String> {
     let f = File::open(path).map_err(Error::io("opening", path))?;
+    let size = f.metadata().map_err(Error::io("reading", path))?.len();
     let h = safetensors::Header::read(&mut BufReader::new(f), &file_name(path))?;
+    if size < h.file_len() {
+        return Err(Error::Model(format!(
+            "{}: truncated safetensors file: {size} bytes, but its header and tensors need {}",
+            path.display(),
+            h.file_len()
+        )));
+    }
     let params: u64 = h
         .tensors
         .values()

@@ -433,3 +433,28 @@ fn temperature_zero_is_greedy_and_old_spellings_still_work() {
     );
     assert!(err.contains("/no/such/set.json"), "{err}");
 }
+
+#[test]
+fn info_refuses_a_truncated_safetensors_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = r#"{"w":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}}"#;
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(json.as_bytes());
+    bytes.extend([0u8; 64]);
+    let whole = dir.path().join("whole.safetensors");
+    std::fs::write(&whole, &bytes).unwrap();
+    let (code, out, err) = cairn_code(&["info", whole.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("1 tensors (1 × F32), 0.0 M parameters"),
+        "{out}"
+    );
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let (code, _, err) = cairn_code(&["info", cut.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cut.safetensors: truncated safetensors file") && err.contains("need"),
+        "{err}"
+    );
+}

@@ -180,7 +180,7 @@ impl Header {
     pub fn data_len(&self) -> u64 {
         self.tensors
             .iter()
-            .map(|t| t.offset + t.byte_len())
+            .map(|t| t.offset.saturating_add(t.byte_len()))
             .max()
             .unwrap_or(0)
     }
@@ -203,14 +203,16 @@ impl Header {
         }
         let n_tensors = p.count("tensor count")?;
         let n_kv = p.count("metadata count")?;
-        let mut metadata = Vec::with_capacity(n_kv as usize);
+        // Counts come from the file: reserve little up front, so a header
+        // claiming millions of entries costs only what it really holds.
+        let mut metadata = Vec::with_capacity(n_kv.min(1024) as usize);
         for i in 0..n_kv {
             let key = p.string(&format!("metadata key #{i}"))?;
             let ty = p.u32(&format!("type of metadata '{key}'"))?;
             let value = p.value(ty, &key)?;
             metadata.push((key, value));
         }
-        let mut tensors = Vec::with_capacity(n_tensors as usize);
+        let mut tensors = Vec::with_capacity(n_tensors.min(1024) as usize);
         for i in 0..n_tensors {
             let tname = p.string(&format!("tensor name #{i}"))?;
             let n_dims = p.u32(&format!("dimension count of tensor '{tname}'"))?;
@@ -256,6 +258,14 @@ impl Header {
                     )));
                 }
                 _ => {}
+            }
+            if info.offset.checked_add(info.byte_len()).is_none() {
+                return Err(p.err(format!(
+                    "tensor '{}' at offset {} with {} bytes of data ends past 2^64 (corrupt tensor directory)",
+                    info.name,
+                    info.offset,
+                    info.byte_len()
+                )));
             }
             tensors.push(info);
         }
@@ -354,12 +364,18 @@ impl<'a> Gguf<'a> {
     /// holds every tensor's data. `name` is used in error messages.
     pub fn parse(bytes: &'a [u8], name: &str) -> Result<Self> {
         let header = Header::read(&mut &bytes[..], name)?;
-        let need = header.data_offset + header.data_len();
+        let need = header.data_offset.saturating_add(header.data_len());
         if (bytes.len() as u64) < need {
             let short = header
                 .tensors
                 .iter()
-                .find(|t| header.data_offset + t.offset + t.byte_len() > bytes.len() as u64)
+                .find(|t| {
+                    header
+                        .data_offset
+                        .saturating_add(t.offset)
+                        .saturating_add(t.byte_len())
+                        > bytes.len() as u64
+                })
                 .map(|t| format!(" (tensor '{}' is cut off)", t.name))
                 .unwrap_or_default();
             return Err(Error::Format {
@@ -861,5 +877,37 @@ mod tests {
         let e = write(&mut sink, &meta, &bad, 32).unwrap_err();
         assert!(e.to_string().contains("tensor 'v' has 12 bytes"), "{e}");
         assert!(sink.is_empty());
+    }
+
+    #[test]
+    fn crafted_counts_and_offsets_are_errors_not_allocations_or_wraps() {
+        // A header claiming 2^24 metadata entries but holding none: an error
+        // at the first missing key (and no 2^24-entry reservation first).
+        let mut b = MAGIC.to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend((1u64 << 24).to_le_bytes());
+        let err = Header::read(&mut b.as_slice(), "many.gguf")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("many.gguf: file ends"), "{err}");
+        // One F32 tensor whose offset is within 64 bytes of 2^64: the end
+        // would wrap to a small number and pass the size check.
+        let mut b = MAGIC.to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(b"w");
+        b.extend(1u32.to_le_bytes());
+        b.extend(16u64.to_le_bytes());
+        b.extend(0u32.to_le_bytes());
+        b.extend((u64::MAX - 31).to_le_bytes());
+        b.resize(b.len() + 128, 0);
+        let err = Gguf::parse(&b, "wrap.gguf").unwrap_err().to_string();
+        assert!(
+            err.contains("tensor 'w'") && err.contains("ends past 2^64"),
+            "{err}"
+        );
     }
 }

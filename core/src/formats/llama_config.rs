@@ -5,6 +5,9 @@
 use crate::error::{Error, Result};
 use crate::formats::gguf::Gguf;
 
+/// The longest context a GGUF may declare (RoPE tables are built for all of it).
+pub const MAX_CONTEXT: usize = 1 << 20;
+
 /// Hyper-parameters read from GGUF metadata (`llama.*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -128,6 +131,21 @@ impl LlamaConfig {
                 "head dim {} is odd; RoPE needs pairs",
                 self.head_dim
             ));
+        }
+        // RoPE tables and KV caches are sized by the context: a claim far
+        // beyond any real model (2^32 − 1 in a crafted file) would make them
+        // terabytes. 2^20 positions covers every released model.
+        if self.context_length > MAX_CONTEXT {
+            return bad(format!(
+                "llama.context_length = {} is above the {MAX_CONTEXT} positions cairn supports (corrupt or crafted header?)",
+                self.context_length
+            ));
+        }
+        if self.hidden_size > 1 << 16
+            || self.intermediate_size > 1 << 18
+            || self.num_layers > 1 << 10
+        {
+            return bad(format!("implausible configuration {self:?}"));
         }
         if self.vocab_size == 0 || self.num_layers == 0 || self.context_length == 0 {
             return bad(format!("degenerate configuration {self:?}"));

@@ -43,6 +43,17 @@ fn dtype_size(dtype: &str) -> Option<u64> {
 }
 
 impl Header {
+    /// Bytes the file must hold: the header and every tensor's data.
+    pub fn file_len(&self) -> u64 {
+        let data = self
+            .tensors
+            .values()
+            .map(|t| t.data_offsets[1])
+            .max()
+            .unwrap_or(0);
+        self.data_offset.saturating_add(data)
+    }
+
     /// Reads the header from the start of `r`; `name` (a file name) appears in errors.
     /// Each tensor's byte range is checked against its dtype and shape.
     pub fn read<R: Read>(r: &mut R, name: &str) -> Result<Self> {
@@ -81,7 +92,16 @@ impl Header {
                 ))
             })?;
             let [begin, end] = entry.data_offsets;
-            let expected = entry.shape.iter().product::<u64>() * size;
+            let expected = entry
+                .shape
+                .iter()
+                .try_fold(size, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| {
+                    err(format!(
+                        "tensor '{key}' has shape {:?} whose byte size overflows",
+                        entry.shape
+                    ))
+                })?;
             if end < begin || end - begin != expected {
                 return Err(err(format!(
                     "tensor '{key}' ({} {:?}) needs {expected} bytes but data_offsets span {begin}..{end}",
@@ -182,6 +202,19 @@ mod tests {
             .to_string();
         assert!(
             e.contains("safetensors m.safetensors: tensor 'w'") && e.contains("needs 24 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_overflowing_shape_is_an_error() {
+        let b =
+            file(r#"{"w":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}}"#);
+        let e = Header::read(&mut b.as_slice(), "big.safetensors")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tensor 'w' has shape") && e.contains("overflows"),
             "{e}"
         );
     }

@@ -215,7 +215,8 @@ impl<B: Backend> Generator<B> {
                 "the prompt has {prompt} tokens, but the model's context is {ctx} (leave room for at least one new token)"
             )));
         }
-        Ok((prompt + new.max(1)).min(ctx))
+        // Saturating: `--max-new-tokens` of usize::MAX means "up to the context".
+        Ok(prompt.saturating_add(new.max(1)).min(ctx))
     }
 
     /// Generates a continuation of `prompt` (already formatted, e.g. by

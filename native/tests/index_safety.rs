@@ -213,3 +213,84 @@ fn unreadable_entries_are_skipped_and_reported_not_fatal() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 files indexed"));
 }
+
+/// `cairn index` killed with SIGKILL at random moments (model load, chunking,
+/// embedding, mid-write) always leaves a loadable index (the previous one or
+/// a newer one); the next run sweeps what the killed ones left and finishes
+/// with every file indexed, no temporary or lock file remaining.
+/// `CAIRN_KILLS=100` runs more rounds (default 12).
+#[cfg(unix)]
+#[test]
+fn killed_runs_leave_a_loadable_index() {
+    use std::os::unix::process::ExitStatusExt;
+    common::model("all-minilm-l6-v2");
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    write_docs(&docs, "kappa", 8);
+    let ix = tmp.path().join("rag.cidx");
+    let rounds: usize = std::env::var("CAIRN_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut rng = cairn_core::util::Rng::new(2026);
+    let (mut killed, mut finished) = (0, 0);
+    for round in 0..rounds {
+        // New content each round, so every run has files to (re)index.
+        for i in 0..8 {
+            std::fs::write(
+                docs.join(format!("kappa{i}.txt")),
+                format!(
+                    "Round {round}, note {i}: the kappa section explains item {i} of {round}.\n"
+                ),
+            )
+            .unwrap();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args([
+                "index",
+                docs.to_str().unwrap(),
+                "--collection",
+                "c",
+                "--index",
+            ])
+            .arg(&ix)
+            .env("CAIRN_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = rng.below(900) as u64;
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.signal() == Some(9) {
+            killed += 1;
+        } else {
+            assert!(status.success(), "round {round}: {status}");
+            finished += 1;
+        }
+        if ix.exists() {
+            let r = read_index(&ix, "all-minilm-l6-v2", 384);
+            assert!(
+                r.is_ok(),
+                "round {round} (killed after {delay} ms): {:?}",
+                r.err()
+            );
+        }
+    }
+    eprintln!("{killed} runs killed, {finished} finished; the index loaded after every one");
+    assert!(
+        killed > 0,
+        "no run was killed: the delays are too long for this machine"
+    );
+    let emb = embedder();
+    let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "c", &ix).unwrap();
+    assert_eq!(r.indexed + r.unchanged, 8);
+    assert_eq!(sources(&ix, "c").len(), 8);
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "rag.cidx" && n != "docs")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

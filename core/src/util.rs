@@ -240,3 +240,46 @@ mod tests {
         }
     }
 }
+
+thread_local! {
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it (a third-party parser failing on
+/// malformed input) into `Err(message)`. While it runs,
+/// [`panicking_in_guard`] is true on this thread, so a process-wide panic
+/// hook can keep such expected panics out of the user's terminal. In wasm,
+/// where panics abort, callers must validate before calling.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    r.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into())
+    })
+}
+
+/// Whether this thread is inside [`catch_panic`] (for panic hooks).
+pub fn panicking_in_guard() -> bool {
+    GUARDED.with(|g| g.get())
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_is_its_message_and_the_flag_resets() {
+        assert!(!panicking_in_guard());
+        let r: std::result::Result<(), String> = catch_panic(|| {
+            assert!(panicking_in_guard());
+            panic!("bad stream {}", 7)
+        });
+        assert_eq!(r.unwrap_err(), "bad stream 7");
+        assert!(!panicking_in_guard());
+        assert_eq!(catch_panic(|| 5), Ok(5));
+    }
+}

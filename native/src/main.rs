@@ -9,6 +9,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     cairn::cli::init_logging();
+    cairn::cli::install_panic_hook();
     let cli = cairn::cli::Cli::parse();
     match cairn::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -82,16 +82,22 @@ pub fn load_pdf(source: &str, bytes: &[u8]) -> Result<Document> {
             "no %PDF header (not a PDF, or truncated at the start)".into(),
         ));
     }
-    let doc = pdf_extract::Document::load_mem(bytes).map_err(|e| fail(e.to_string()))?;
-    let total = doc.get_pages().len();
-    drop(doc);
-    // pdf-extract can panic on malformed content streams; natively a panic
-    // becomes this file's error instead of ending the whole run.
-    let pages = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        pdf_extract::extract_text_from_mem_by_pages(bytes)
-    }))
-    .map_err(|_| fail("the text extractor failed on malformed content".into()))?
-    .map_err(|e| fail(e.to_string()))?;
+    // lopdf and pdf-extract can panic on malformed files; natively the panic
+    // becomes this file's error instead of ending the whole run (and the CLI's
+    // panic hook keeps its trace out of the terminal).
+    let (total, pages) = crate::util::catch_panic(|| {
+        let doc = pdf_extract::Document::load_mem(bytes).map_err(|e| fail(e.to_string()))?;
+        let total = doc.get_pages().len();
+        drop(doc);
+        let pages =
+            pdf_extract::extract_text_from_mem_by_pages(bytes).map_err(|e| fail(e.to_string()))?;
+        Ok::<_, Error>((total, pages))
+    })
+    .map_err(|why| {
+        fail(format!(
+            "the PDF library failed on malformed content ({why})"
+        ))
+    })??;
     // The extractor stops at the first page it cannot read; say which.
     if pages.len() < total {
         return Err(fail(format!(
@@ -99,7 +105,7 @@ pub fn load_pdf(source: &str, bytes: &[u8]) -> Result<Document> {
             pages.len() + 1
         )));
     }
-    let segments = pages
+    let segments: Vec<Segment> = pages
         .into_iter()
         .enumerate()
         .filter_map(|(i, text)| {
@@ -111,6 +117,11 @@ pub fn load_pdf(source: &str, bytes: &[u8]) -> Result<Document> {
             })
         })
         .collect();
+    if segments.is_empty() {
+        return Err(fail(format!(
+            "none of its {total} pages has extractable text (scanned images, or damaged)"
+        )));
+    }
     Ok(Document {
         source: source.into(),
         segments,
@@ -384,5 +395,57 @@ mod tests {
         );
         let e = load("x.txt", &[0xff, 0xfe]).unwrap_err();
         assert!(e.to_string().contains("x.txt: not UTF-8"), "{e}");
+    }
+
+    /// A valid one-page PDF whose page draws `content` (xref offsets computed).
+    fn one_page_pdf(content: &str) -> Vec<u8> {
+        let objs = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_string(),
+            format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        ];
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objs.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+        for off in offsets {
+            out.extend(format!("{off:010} 00000 n \n").as_bytes());
+        }
+        out.extend(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objs.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn a_pdf_without_any_text_is_an_error_not_an_empty_document() {
+        let text = load(
+            "t.pdf",
+            &one_page_pdf("BT /F1 12 Tf 20 100 Td (Hello cairn) Tj ET"),
+        )
+        .unwrap();
+        assert_eq!(text.segments.len(), 1);
+        assert!(
+            text.segments[0].text.contains("Hello cairn"),
+            "{:?}",
+            text.segments
+        );
+        let e = load("scan.pdf", &one_page_pdf("0 0 m 10 10 l S"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scan.pdf: cannot read PDF: none of its 1 pages has extractable text"),
+            "{e}"
+        );
     }
 }

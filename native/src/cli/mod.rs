@@ -139,6 +139,21 @@ fn dispatch(cmd: Cmd, cache: &Path) -> Result<()> {
     }
 }
 
+/// Keeps the panics that core catches on purpose (a third-party parser
+/// failing on a malformed file, turned into that file's error by
+/// [`cairn_core::util::catch_panic`]) out of the terminal: they go to the
+/// debug log. Any other panic is a bug and prints as usual.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if cairn_core::util::panicking_in_guard() {
+            tracing::debug!("a parser panicked on malformed input (reported as an error): {info}");
+        } else {
+            default(info);
+        }
+    }));
+}
+
 /// Sets up the structured log on stderr: `CAIRN_LOG` filters (default
 /// `info`); colour only when stderr is a terminal.
 pub fn init_logging() {

@@ -135,13 +135,15 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Number of elements.
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |a, &d| a.saturating_mul(d))
     }
 
     /// Size of the tensor's data in bytes.
     pub fn byte_len(&self) -> u64 {
         let (per_block, bytes) = self.ggml_type.block();
-        self.elements() / per_block * bytes
+        // Saturating: the reader refuses tensors whose size overflows, so
+        // this only matters for hand-built `TensorInfo`s.
+        (self.elements() / per_block).saturating_mul(bytes)
     }
 }
 
@@ -246,6 +248,16 @@ impl Header {
                 None => {
                     return Err(p.err(format!(
                         "tensor '{}' has dimensions {:?} whose product overflows",
+                        info.name, info.dims
+                    )));
+                }
+                Some(n)
+                    if (n / ggml_type.block().0)
+                        .checked_mul(ggml_type.block().1)
+                        .is_none() =>
+                {
+                    return Err(p.err(format!(
+                        "tensor '{}' has dimensions {:?} whose byte size overflows",
                         info.name, info.dims
                     )));
                 }

@@ -40,8 +40,18 @@ pub struct ChatTemplate {
     eos_token: String,
 }
 
+/// Instructions a template may run for one rendering: real chat templates
+/// take a few thousand; a hostile one (nested loops, huge ranges) stops
+/// here with an error instead of running for minutes.
+const TEMPLATE_FUEL: u64 = 2_000_000;
+
+/// Nesting depth of includes, macros and calls a template may reach.
+const TEMPLATE_RECURSION: usize = 64;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_recursion_limit(TEMPLATE_RECURSION);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.add_function(
@@ -161,5 +171,33 @@ mod tests {
                 .unwrap(),
             "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn hostile_templates_stop_with_an_error() {
+        for (src, want) in [
+            // 10^4 × 10^4 iterations: out of fuel long before.
+            (
+                "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+                "fuel",
+            ),
+            // Unbounded recursion through a macro.
+            (
+                "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+                "recursion",
+            ),
+        ] {
+            let t = ChatTemplate::new(src, "", "").unwrap();
+            let started = std::time::Instant::now();
+            let e = t
+                .render(&[ChatMessage::new("user", "x")], true)
+                .unwrap_err();
+            assert!(e.to_string().contains(want), "{src}: {e}");
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "{src} ran {:?}",
+                started.elapsed()
+            );
+        }
     }
 }

@@ -207,9 +207,12 @@ pub fn load_html(source: &str, html: &str) -> Document {
             continue;
         }
         if rest.starts_with('<') {
-            let end = rest.find('>').map(|i| i + 1).unwrap_or(rest.len());
-            let tag = &rest[1..end.saturating_sub(1)];
-            rest = &rest[end..];
+            // An unclosed `<` at the end of the file is a tag running to the end.
+            let (tag, after) = match rest.find('>') {
+                Some(i) => (&rest[1..i], &rest[i + 1..]),
+                None => (&rest[1..], ""),
+            };
+            rest = after;
             let closing = tag.starts_with('/');
             let name: String = tag
                 .trim_start_matches('/')

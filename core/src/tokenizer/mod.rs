@@ -73,13 +73,26 @@ impl std::fmt::Debug for Tokenizer {
 impl Tokenizer {
     /// Parses the bytes of a `tokenizer.json`; `name` (a file name) appears in errors.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
-        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
+        // The `tokenizers` crate panics on some malformed files (an
+        // `expect` in its decoder deserialisation): natively that panic is
+        // this file's error too.
+        let mut inner = crate::util::catch_panic(|| tokenizers::Tokenizer::from_bytes(bytes))
+            .map_err(|why| {
+                Error::Tokenizer(format!(
+                    "{name} is not a valid tokenizer.json (the tokenizers library failed on it: {why})"
+                ))
+            })?
             .map_err(|e| Error::Tokenizer(format!("{name} is not a valid tokenizer.json: {e}")))?;
         inner.with_padding(None);
         inner
             .with_truncation(None)
             .map_err(|e| Error::Tokenizer(format!("{name}: cannot disable truncation: {e}")))?;
-        Ok(Self { inner })
+        let t = Self { inner };
+        // A template or model that cannot encode a plain text is a broken
+        // file: say so now, naming it, rather than at the first use.
+        t.encode("a b", true)
+            .map_err(|e| Error::Tokenizer(format!("{name} is not a usable tokenizer.json: {e}")))?;
+        Ok(t)
     }
 
     /// A copy that truncates every encoding to `max_length` tokens (special
@@ -103,9 +116,10 @@ impl Tokenizer {
 
     /// Encodes one text; `add_special_tokens` adds e.g. `[CLS]`/`[SEP]`.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
-        let enc = self
-            .inner
-            .encode(text, add_special_tokens)
+        let enc = crate::util::catch_panic(|| self.inner.encode(text, add_special_tokens))
+            .map_err(|why| {
+                Error::Tokenizer(format!("encoding failed: the tokenizer panicked ({why})"))
+            })?
             .map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
         Ok(Encoding {
             ids: enc.get_ids().to_vec(),
@@ -119,9 +133,12 @@ impl Tokenizer {
     /// tokenizer's pair template does, truncated by its rule (e.g. longest
     /// first): the ids and their token type ids (0 for `a`, 1 for `b`).
     pub fn encode_pair(&self, a: &str, b: &str) -> Result<(Vec<u32>, Vec<u32>)> {
-        let enc = self
-            .inner
-            .encode((a, b), true)
+        let enc = crate::util::catch_panic(|| self.inner.encode((a, b), true))
+            .map_err(|why| {
+                Error::Tokenizer(format!(
+                    "encoding a pair failed: the tokenizer panicked ({why})"
+                ))
+            })?
             .map_err(|e| Error::Tokenizer(format!("encoding a pair failed: {e}")))?;
         Ok((enc.get_ids().to_vec(), enc.get_type_ids().to_vec()))
     }
@@ -144,8 +161,10 @@ impl Tokenizer {
 
     /// Decodes ids to text; `skip_special_tokens` drops `[CLS]`, `<s>`, ...
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special_tokens)
+        crate::util::catch_panic(|| self.inner.decode(ids, skip_special_tokens))
+            .map_err(|why| {
+                Error::Tokenizer(format!("decoding failed: the tokenizer panicked ({why})"))
+            })?
             .map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
     }
 

@@ -1,0 +1,403 @@
+//! Mutation fuzzing of every parser that reads user data, on stable Rust:
+//! each target starts from real seed files and runs its parser on mutated
+//! copies (bit flips, random bytes, interesting integers at random offsets,
+//! truncation, insertion, deletion, duplication, splicing) until its time
+//! budget is spent. Any panic fails the test, naming the target and writing
+//! the input to `CARGO_TARGET_TMPDIR`; committed crash inputs in
+//! `tests/fixtures/fuzz/<target>/` run first as regression tests.
+//!
+//! CI runs a smoke of `CAIRN_FUZZ_SECS` (default 4) seconds per target;
+//! `CAIRN_FUZZ_SECS=1800 cargo nextest run -p cairn-core --test fuzz` is
+//! the long run (executions per target are printed).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cairn_core::backend::cpu::CpuBackend;
+use cairn_core::formats::gguf::Gguf;
+use cairn_core::formats::tensors::SafeTensors;
+use cairn_core::generate::chat_template::{ChatMessage, ChatTemplate};
+use cairn_core::models::llama::Llama;
+use cairn_core::rag::{FileChunks, Method, RagIndex, SearchOptions};
+use cairn_core::retrieve::dense::{AnyIndex, Collection, FlatIndex, VectorIndex};
+use cairn_core::testing::{TinyLlama, tiny_bert, tiny_llama_gguf};
+use cairn_core::text::Chunk;
+use cairn_core::tokenizer::Tokenizer;
+use cairn_core::util::Rng;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// Where the last caught panic happened (the hook records it).
+static LAST_PANIC: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+const INTERESTING: [u64; 10] = [
+    0,
+    1,
+    0x7f,
+    0xff,
+    0xffff,
+    0x7fff_ffff,
+    0xffff_ffff,
+    1 << 32,
+    u64::MAX / 2,
+    u64::MAX,
+];
+
+/// One mutation of `seed` (sometimes spliced with `other`).
+fn mutate(seed: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut b = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let len = b.len();
+        match rng.below(9) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                b[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                b[i] = rng.next_u64() as u8;
+            }
+            2 if len > 8 => {
+                let v = INTERESTING[rng.below(INTERESTING.len())];
+                let w = [1, 2, 4, 8][rng.below(4)];
+                let i = rng.below(len - w);
+                b[i..i + w].copy_from_slice(&v.to_le_bytes()[..w]);
+            }
+            3 if len > 0 => b.truncate(rng.below(len)),
+            4 => {
+                let i = rng.below(len + 1);
+                let n = 1 + rng.below(16);
+                let ins: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+                b.splice(i..i, ins);
+            }
+            5 if len > 1 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(64));
+                b.drain(i..i + n);
+            }
+            6 if len > 1 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(64));
+                let chunk = b[i..i + n].to_vec();
+                let at = rng.below(len);
+                b.splice(at..at, chunk);
+            }
+            7 if !other.is_empty() && len > 0 => {
+                let i = rng.below(len);
+                let j = rng.below(other.len());
+                b.truncate(i);
+                b.extend_from_slice(&other[j..]);
+            }
+            _ if len > 0 => {
+                // ASCII digits or structure characters (JSON, HTML, templates).
+                let i = rng.below(len);
+                b[i] = b"0123456789{}[]<>\"':,%/-."[rng.below(24)];
+            }
+            _ => b.push(rng.next_u64() as u8),
+        }
+    }
+    b
+}
+
+/// Runs `target` on committed regression inputs, then on mutations of
+/// `seeds` for the time budget; fails on the first panic.
+fn fuzz(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) {
+    assert!(!seeds.is_empty());
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut l) = LAST_PANIC.lock() {
+            *l = info.to_string();
+        }
+    }));
+    let run =
+        |input: &[u8]| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(input)));
+    let dir = fixtures().join("fuzz").join(name);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let input = std::fs::read(e.path()).unwrap();
+            if let Err(p) = run(&input) {
+                let _ = std::panic::take_hook();
+                panic!(
+                    "{name}: regression input {} panics: {p:?}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    for s in seeds {
+        if let Err(p) = run(s) {
+            let _ = std::panic::take_hook();
+            panic!("{name}: a seed panics: {p:?}");
+        }
+    }
+    let secs: f64 = std::env::var("CAIRN_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4.0);
+    let budget = Duration::from_secs_f64(secs);
+    let mut rng = Rng::new(0xC0FFEE ^ name.len() as u64);
+    let started = Instant::now();
+    let mut execs = 0u64;
+    while started.elapsed() < budget {
+        let seed = &seeds[rng.below(seeds.len())];
+        let other = &seeds[rng.below(seeds.len())];
+        let input = mutate(seed, other, &mut rng);
+        execs += 1;
+        if let Err(p) = run(&input) {
+            let _ = std::panic::take_hook();
+            let path =
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{name}-{execs}.bin"));
+            std::fs::write(&path, &input).unwrap();
+            let _ = p;
+            let msg = LAST_PANIC.lock().map(|l| l.clone()).unwrap_or_default();
+            panic!(
+                "{name}: input {} panics after {execs} executions: {msg}",
+                path.display()
+            );
+        }
+    }
+    let _ = std::panic::take_hook();
+    eprintln!(
+        "fuzz {name}: {execs} executions in {:.1} s, 0 crashes",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn fuzz_gguf_and_the_models_and_tokenizers_it_holds() {
+    let seed = tiny_llama_gguf(&TinyLlama {
+        hidden: 32,
+        ffn: 64,
+        layers: 1,
+        heads: 2,
+        kv_heads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    fuzz("gguf", &[seed], |b| {
+        if let Ok(g) = Gguf::parse(b, "f.gguf") {
+            let _ = cairn_core::tokenizer::Tokenizer::from_gguf(&g.header);
+            if let Ok(Some(t)) = ChatTemplate::from_gguf(&g.header) {
+                let _ = t.render(&[ChatMessage::new("user", "hi")], true);
+            }
+            let _ = Llama::load(CpuBackend::new(), &g);
+        }
+    });
+}
+
+#[test]
+fn fuzz_safetensors_and_configs() {
+    let (config, weights) = tiny_bert(40, 16, 1, 3).unwrap();
+    let adapter_dir = fixtures().join("peft_adapter");
+    let adapter_cfg = std::fs::read(adapter_dir.join("adapter_config.json")).unwrap();
+    let adapter = std::fs::read(adapter_dir.join("adapter_model.safetensors")).unwrap();
+    fuzz("safetensors", &[weights.clone(), adapter.clone()], |b| {
+        if let Ok(st) = SafeTensors::parse(b, "f.safetensors") {
+            for name in st.names() {
+                let _ = st.f32(name);
+            }
+        }
+    });
+    fuzz("configs", &[config, adapter_cfg.clone()], |b| {
+        let _ = cairn_core::models::bert::BertConfig::from_json(b);
+        let _ = cairn_core::models::classifier::ClassifierConfig::from_json(b);
+        let _ = cairn_core::lora::LoraConfig::from_peft_json(b);
+    });
+    fuzz("peft_adapter", &[adapter], |b| {
+        let _ = cairn_core::lora::Adapter::from_peft(&adapter_cfg, b, 30, |_| (576, 576));
+    });
+}
+
+#[test]
+fn fuzz_tokenizer_json() {
+    let seed = br###"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},{"id":1,"content":"[CLS]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},{"id":2,"content":"[SEP]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":true},"pre_tokenizer":{"type":"BertPreTokenizer"},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"[CLS]","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"[SEP]","type_id":0}}],"pair":[{"Sequence":{"id":"A","type_id":0}},{"Sequence":{"id":"B","type_id":1}}],"special_tokens":{"[CLS]":{"id":"[CLS]","ids":[1],"tokens":["[CLS]"]},"[SEP]":{"id":"[SEP]","ids":[2],"tokens":["[SEP]"]}}},"decoder":{"type":"WordPiece","prefix":"##","cleanup":true},"model":{"type":"WordPiece","unk_token":"[UNK]","continuing_subword_prefix":"##","max_input_chars_per_word":100,"vocab":{"[UNK]":0,"[CLS]":1,"[SEP]":2,"hello":3,"world":4,"##s":5,"cairn":6}}}"###;
+    let t = Tokenizer::from_bytes(seed, "seed.json").unwrap();
+    assert_eq!(
+        t.encode("hello worlds", true).unwrap().ids,
+        vec![1, 3, 4, 5, 2]
+    );
+    fuzz("tokenizer_json", &[seed.to_vec()], |b| {
+        if let Ok(t) = Tokenizer::from_bytes(b, "f.json") {
+            let _ = t.encode("Hello cairn worlds, héllo!", true);
+        }
+    });
+}
+
+#[test]
+fn fuzz_document_loaders_and_the_chunker() {
+    let pdf = std::fs::read(fixtures().join("mini.pdf")).unwrap();
+    let html = b"<html><head><title>T</title><script>x<y</script></head><body><h1>One</h1><p>Text &amp; more &#x41; &bogus;</p><h2>Two</h2><pre>a < b</pre><!-- c --></body></html>".to_vec();
+    let md = b"# Title\n\nPara one.\n\n## Sub\n```\n# not a heading\n```\ntext with [link](x) and `code`\n".to_vec();
+    let splitter = |size| {
+        cairn_core::text::chunk::Splitter::new(
+            cairn_core::text::chunk::ChunkOptions {
+                size,
+                overlap: size / 4,
+                unit: cairn_core::text::chunk::SplitUnit::Chars,
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap()
+    };
+    let (parent, child) = (splitter(200), splitter(50));
+    for (name, seed) in [
+        ("pdf", pdf),
+        ("html", html),
+        ("markdown", md.clone()),
+        ("text", md),
+    ] {
+        let file = match name {
+            "pdf" => "f.pdf",
+            "html" => "f.html",
+            "markdown" => "f.md",
+            _ => "f.txt",
+        };
+        fuzz(&format!("loader_{name}"), &[seed], |b| {
+            if let Ok(doc) = cairn_core::text::load(file, b) {
+                let _ = cairn_core::text::chunk::small_to_big(&doc, &parent, &child);
+            }
+        });
+    }
+}
+
+/// A one-collection index (two passages, three chunks) as bytes.
+fn small_index() -> Vec<u8> {
+    let chunk = |text: &str, parent: Option<usize>| Chunk {
+        text: text.into(),
+        source: "a".into(),
+        page: Some(1),
+        headings: vec![],
+        segment: 0,
+        start: 0,
+        parent,
+    };
+    let mut ix = RagIndex::new("e", 2);
+    ix.add_file(
+        "c",
+        FileChunks {
+            source: "a".into(),
+            hash: "h".into(),
+            pages: 1,
+            parents: vec![chunk("cats sit", None), chunk("dogs run", None)],
+            children: vec![
+                chunk("cats", Some(0)),
+                chunk("dogs", Some(1)),
+                chunk("run", Some(1)),
+            ],
+            vectors: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
+        },
+    )
+    .unwrap();
+    ix.to_bytes().unwrap()
+}
+
+#[test]
+fn fuzz_index_files() {
+    fuzz("cidx", &[small_index()], |b| {
+        // (A query has the embedder's width; an index of another width is
+        // refused before search by `read_index`, so huge widths are skipped.)
+        if let Ok(mut ix) = RagIndex::from_bytes(b, "f.cidx")
+            && ix.dim <= 1 << 16
+        {
+            let dim = ix.dim;
+            for method in [Method::Hybrid, Method::Bm25, Method::Dense] {
+                let _ = ix.search(
+                    "cats run",
+                    &vec![0.5; dim],
+                    &SearchOptions {
+                        method,
+                        mmr_lambda: Some(0.5),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    });
+    // Structure-aware: mutate the body and give it a valid header (length
+    // and sha256), so the decoder and the id validation see the mutations.
+    let whole = small_index();
+    fuzz("cidx_body", &[whole[52..].to_vec()], |body| {
+        use sha2::Digest;
+        let mut b = whole[..12].to_vec();
+        b.extend((body.len() as u64).to_le_bytes());
+        b.extend(sha2::Sha256::digest(body));
+        b.extend_from_slice(body);
+        if let Ok(mut ix) = RagIndex::from_bytes(&b, "f.cidx")
+            && ix.dim <= 1 << 16
+        {
+            let dim = ix.dim;
+            for method in [Method::Hybrid, Method::Bm25, Method::Dense] {
+                let _ = ix.search(
+                    "cats run",
+                    &vec![0.5; dim],
+                    &SearchOptions {
+                        method,
+                        mmr_lambda: Some(0.5),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    });
+    let mut flat = FlatIndex::new(3);
+    flat.add(
+        &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        vec!["x".into(), "y".into()],
+    )
+    .unwrap();
+    let c = Collection {
+        name: "v".into(),
+        model: Some("m".into()),
+        index: AnyIndex::Flat(flat),
+    };
+    let mut seeds = vec![c.to_bytes().unwrap()];
+    let mut hnsw = cairn_core::retrieve::dense::HnswIndex::new(3, Default::default());
+    hnsw.add(
+        &(0..60)
+            .map(|i| ((i * 7 % 11) as f32) - 5.0)
+            .collect::<Vec<_>>(),
+        (0..20).map(|i| format!("p{i}")).collect(),
+    )
+    .unwrap();
+    seeds.push(
+        Collection {
+            name: "h".into(),
+            model: None,
+            index: AnyIndex::Hnsw(hnsw),
+        }
+        .to_bytes()
+        .unwrap(),
+    );
+    fuzz("cvec", &seeds, |b| {
+        if let Ok(c) = Collection::from_bytes(b, "f.cvec")
+            && c.index.dim() <= 1 << 16
+        {
+            let q = vec![0.5; c.index.dim()];
+            if let Ok(hits) = c.index.search(&q, 5) {
+                for h in hits {
+                    let _ = c.index.payload(h.id);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn fuzz_chat_templates() {
+    let seed = b"{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are helpful.<|im_end|>\n{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] | trim + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}".to_vec();
+    fuzz("chat_template", &[seed], |b| {
+        if let Ok(src) = std::str::from_utf8(b)
+            && let Ok(t) = ChatTemplate::new(src, "<s>", "</s>")
+        {
+            let _ = t.render(
+                &[
+                    ChatMessage::new("user", "hi"),
+                    ChatMessage::new("assistant", "yo"),
+                ],
+                true,
+            );
+        }
+    });
+}

@@ -490,18 +490,18 @@ pub fn load_classifier_on<B: cairn_core::backend::Backend>(
 
 /// Predicts every example of `data` with the classifier in `dir` and builds
 /// the classification report. Labels unknown to the model are an error.
-pub fn eval_classifier(
-    classifier: &TextClassifier<CpuBackend>,
+pub fn eval_classifier<B: cairn_core::backend::Backend>(
+    classifier: &TextClassifier<B>,
     data: &Path,
 ) -> Result<(Report, Vec<Vec<usize>>)> {
     let examples = read_examples(data)?;
     let labels = classifier.labels().to_vec();
     let truth = label_ids(&examples, &labels, &data.display().to_string())?;
     let predictions = match pairs(&examples, &data.display().to_string())? {
-        Some(p) => classifier.predict_pairs(&p)?,
+        Some(p) => pollster::block_on(classifier.predict_pairs_async(&p))?,
         None => {
             let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-            classifier.predict(&texts)?
+            pollster::block_on(classifier.predict_async(&texts))?
         }
     };
     let preds: Vec<Vec<usize>> = predictions.into_iter().map(|p| p.labels).collect();

@@ -173,6 +173,29 @@ fn trains_resumes_classifies_and_reports() {
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(r["macro_f1"].as_f64().unwrap() >= 0.9, "{stdout}");
     assert_eq!(r["confusion"].as_array().unwrap().len(), 2);
+    // The same report from the GPU backend (lavapipe in CI): identical
+    // confusion matrix, macro-F1 within float noise.
+    let (ok, gpu_out, err) = cairn(&[
+        "eval",
+        "classify",
+        "--model",
+        m,
+        "--data",
+        train.to_str().unwrap(),
+        "--json",
+        "--backend",
+        "gpu",
+    ]);
+    if ok || cairn_core::testing::gpu_required() {
+        assert!(ok, "{err}");
+        let g: serde_json::Value = serde_json::from_str(&gpu_out).unwrap();
+        assert_eq!(g["confusion"], r["confusion"], "{gpu_out}");
+        let (a, b) = (
+            r["macro_f1"].as_f64().unwrap(),
+            g["macro_f1"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-9, "cpu {a} gpu {b}");
+    }
 
     // The classifier as a router: `ask` searches only the predicted collection.
     let ix = dir.path().join("ix.cidx");

@@ -28,12 +28,15 @@ pub enum EvalCmd {
     Retrieval(RetrievalArgs),
 }
 
-/// Arguments of `cairn eval classify` (runs on the CPU).
+/// Arguments of `cairn eval classify`.
 #[derive(clap::Args, Debug)]
 pub struct ClassifyArgs {
     /// Classifier directory.
     #[arg(short, long)]
     pub model: PathBuf,
+    /// The compute backend.
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Labeled JSONL ({"text", "label"} per line).
     #[arg(long)]
     pub data: PathBuf,
@@ -71,8 +74,10 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
 }
 
 fn classify(a: ClassifyArgs) -> Result<()> {
-    let c = crate::train::load_classifier(&a.model, None)?;
-    let (r, _) = crate::train::eval_classifier(&c, &a.data)?;
+    let (r, _) = on_backend!(a.backend.pick()?, b => {
+        let c = crate::train::load_classifier_on(b, &a.model, None)?;
+        crate::train::eval_classifier(&c, &a.data)?
+    });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {

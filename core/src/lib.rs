@@ -1,5 +1,9 @@
 //! # cairn-core
 //!
+//! Library code does not `unwrap`, `expect` or `panic!` (denied below outside
+//! tests); the few places where an invariant makes it safe say why in an
+//! `#[allow]`. Test helpers in [`testing`] may panic.
+//!
 //! The platform-neutral heart of cairn. Everything here compiles for native
 //! targets (x86_64, aarch64) and for `wasm32-unknown-unknown`, and does no I/O
 //! beyond byte slices and readers: files, threads, HTTP and progress bars live
@@ -21,6 +25,10 @@
 //! - [`util`]: small shared helpers (deterministic pseudo-random data).
 //! - [`error`]: the crate's one error type.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![warn(missing_docs)]
 
 pub mod backend;

@@ -1,6 +1,10 @@
 //! Tiny randomly initialised models, written in the real file formats, for
 //! fast tests and benchmarks that must not depend on downloaded weights.
 
+// Test helpers: failing loudly (e.g. `CAIRN_REQUIRE_GPU` set but no adapter)
+// is their job.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use crate::formats::gguf::{self, GgmlType, TensorData, Value};
 use crate::generate::chat_template::CHATML;
 use crate::quant;

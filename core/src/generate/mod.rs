@@ -477,7 +477,9 @@ impl<B: Backend> Generator<B> {
             std::mem::swap(&mut caches, &mut spare);
             pending.clear();
             for (i, (ids, _, _)) in next.iter().enumerate() {
-                let last = *ids.last().expect("beams have at least one token");
+                let Some(&last) = ids.last() else {
+                    return Err(Error::Input("a beam without tokens".into()));
+                };
                 let logits = self.model.forward(&[last], &mut caches[i], Logits::Last)?;
                 pending.push(b.read_f32(&logits).await?);
             }

@@ -90,14 +90,14 @@ pub struct RagCollection {
 
 impl RagCollection {
     fn bm25(&mut self) -> &Bm25Index {
-        if self.bm25.is_none() {
+        let children = &self.children;
+        self.bm25.get_or_insert_with(|| {
             let mut ix = Bm25Index::new(Bm25Params::default(), Analyzer::default());
-            for c in &self.children {
+            for c in children {
                 ix.add(c.as_ref().map_or("", |c| c.text.as_str()));
             }
-            self.bm25 = Some(ix);
-        }
-        self.bm25.as_ref().expect("just built")
+            ix
+        })
     }
 
     /// Live (not removed) child chunks.

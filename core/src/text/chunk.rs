@@ -169,8 +169,10 @@ impl<'t> Splitter<'t> {
             if total + n > size && !window.is_empty() {
                 out.push(window[0].0.start..window[window.len() - 1].0.end);
                 // Keep a tail of at most `overlap` units that leaves room for the new piece.
-                while !window.is_empty() && (total > overlap || total + n > size) {
-                    let (_, m) = window.pop_front().expect("non-empty");
+                while total > overlap || total + n > size {
+                    let Some((_, m)) = window.pop_front() else {
+                        break;
+                    };
                     total -= m;
                 }
             }

@@ -19,7 +19,8 @@ pub fn byte_level_chars() -> Vec<char> {
             if printable(b) {
                 char::from(b)
             } else {
-                let c = char::from_u32(next).expect("U+0100..U+0143 are chars");
+                // U+0100..U+0143 are all chars; the fallback is unreachable.
+                let c = char::from_u32(next).unwrap_or(char::REPLACEMENT_CHARACTER);
                 next += 1;
                 c
             }

@@ -42,7 +42,9 @@ impl Drop for Storage {
 
 impl Storage {
     pub(super) fn buffer(&self) -> &wgpu::Buffer {
-        // Only `drop` takes the buffer out.
+        // Only `drop` takes the buffer out, so it is always here while the
+        // storage is reachable.
+        #[allow(clippy::expect_used)]
         self.buf
             .as_ref()
             .expect("storage buffer present until drop")

@@ -40,6 +40,11 @@ pub fn read_index(path: &Path, embedder: &str, dim: usize) -> Result<RagIndex> {
     }
 }
 
+/// Largest document `cairn index` reads (files are read whole): the
+/// 2,415-page Debian Reference is 6 MB; a 10 GB log file is reported, not
+/// loaded into memory.
+pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
+
 /// Extensions the loaders read.
 const DOCUMENT_EXTENSIONS: [&str; 6] = ["pdf", "html", "htm", "md", "markdown", "txt"];
 
@@ -258,6 +263,16 @@ pub fn index_dir<B: Backend>(
             report.pages,
             report.children
         ));
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        if size > MAX_DOCUMENT_BYTES {
+            let why = format!(
+                "{source}: {size} bytes is above the {MAX_DOCUMENT_BYTES}-byte limit for one document (split it)"
+            );
+            bar.suspend(|| tracing::warn!("skipping {why}"));
+            report.failed.push(why);
+            bar.inc(1);
+            continue;
+        }
         let bytes = match std::fs::read(file) {
             Ok(b) => b,
             Err(e) => {

@@ -294,3 +294,25 @@ fn killed_runs_leave_a_loadable_index() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A 10 GB file (sparse: no disk used) is reported as too large, not read
+/// into memory, and the other documents are indexed.
+#[cfg(unix)]
+#[test]
+fn a_huge_file_is_reported_not_loaded() {
+    let emb = embedder();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    write_docs(&docs, "lambda", 2);
+    let big = std::fs::File::create(docs.join("huge.txt")).unwrap();
+    big.set_len(10 << 30).unwrap();
+    let ix = tmp.path().join("rag.cidx");
+    let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "c", &ix).unwrap();
+    assert_eq!(r.indexed, 2);
+    assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
+    assert!(
+        r.failed[0].contains("huge.txt: 10737418240 bytes is above the 268435456-byte limit"),
+        "{:?}",
+        r.failed
+    );
+}

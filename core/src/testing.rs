@@ -290,3 +290,37 @@ pub fn tiny_bert(
     let weights = crate::formats::safetensors::write_f32(&tensors, &Default::default())?;
     Ok((config.to_string().into_bytes(), weights))
 }
+
+/// A one-collection RAG index of width 2: file "a" with two passages
+/// ("cats sit", "dogs run") and three chunks ("cats", "dogs", "run"), for
+/// tests of the index file format and of search.
+pub fn tiny_rag_index() -> crate::rag::RagIndex {
+    use crate::text::Chunk;
+    let chunk = |text: &str, parent: Option<usize>| Chunk {
+        text: text.into(),
+        source: "a".into(),
+        page: Some(1),
+        headings: vec![],
+        segment: 0,
+        start: 0,
+        parent,
+    };
+    let mut ix = crate::rag::RagIndex::new("e", 2);
+    ix.add_file(
+        "c",
+        crate::rag::FileChunks {
+            source: "a".into(),
+            hash: "h".into(),
+            pages: 1,
+            parents: vec![chunk("cats sit", None), chunk("dogs run", None)],
+            children: vec![
+                chunk("cats", Some(0)),
+                chunk("dogs", Some(1)),
+                chunk("run", Some(1)),
+            ],
+            vectors: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
+        },
+    )
+    .expect("a consistent index");
+    ix
+}

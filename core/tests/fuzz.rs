@@ -18,10 +18,9 @@ use cairn_core::formats::gguf::Gguf;
 use cairn_core::formats::tensors::SafeTensors;
 use cairn_core::generate::chat_template::{ChatMessage, ChatTemplate};
 use cairn_core::models::llama::Llama;
-use cairn_core::rag::{FileChunks, Method, RagIndex, SearchOptions};
+use cairn_core::rag::{Method, RagIndex, SearchOptions};
 use cairn_core::retrieve::dense::{AnyIndex, Collection, FlatIndex, VectorIndex};
 use cairn_core::testing::{TinyLlama, tiny_bert, tiny_llama_gguf};
-use cairn_core::text::Chunk;
 use cairn_core::tokenizer::Tokenizer;
 use cairn_core::util::Rng;
 
@@ -262,59 +261,36 @@ fn fuzz_document_loaders_and_the_chunker() {
     }
 }
 
-/// A one-collection index (two passages, three chunks) as bytes.
+/// The tiny index as bytes.
 fn small_index() -> Vec<u8> {
-    let chunk = |text: &str, parent: Option<usize>| Chunk {
-        text: text.into(),
-        source: "a".into(),
-        page: Some(1),
-        headings: vec![],
-        segment: 0,
-        start: 0,
-        parent,
-    };
-    let mut ix = RagIndex::new("e", 2);
-    ix.add_file(
-        "c",
-        FileChunks {
-            source: "a".into(),
-            hash: "h".into(),
-            pages: 1,
-            parents: vec![chunk("cats sit", None), chunk("dogs run", None)],
-            children: vec![
-                chunk("cats", Some(0)),
-                chunk("dogs", Some(1)),
-                chunk("run", Some(1)),
-            ],
-            vectors: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
-        },
-    )
-    .unwrap();
-    ix.to_bytes().unwrap()
+    cairn_core::testing::tiny_rag_index().to_bytes().unwrap()
+}
+
+/// Every search method (with MMR) on a loaded index; widths a query could
+/// not have (an index of another width is refused by `read_index` before
+/// search) are skipped.
+fn search_all(b: &[u8]) {
+    if let Ok(mut ix) = RagIndex::from_bytes(b, "f.cidx")
+        && ix.dim <= 1 << 16
+    {
+        let dim = ix.dim;
+        for method in [Method::Hybrid, Method::Bm25, Method::Dense] {
+            let _ = ix.search(
+                "cats run",
+                &vec![0.5; dim],
+                &SearchOptions {
+                    method,
+                    mmr_lambda: Some(0.5),
+                    ..Default::default()
+                },
+            );
+        }
+    }
 }
 
 #[test]
 fn fuzz_index_files() {
-    fuzz("cidx", &[small_index()], |b| {
-        // (A query has the embedder's width; an index of another width is
-        // refused before search by `read_index`, so huge widths are skipped.)
-        if let Ok(mut ix) = RagIndex::from_bytes(b, "f.cidx")
-            && ix.dim <= 1 << 16
-        {
-            let dim = ix.dim;
-            for method in [Method::Hybrid, Method::Bm25, Method::Dense] {
-                let _ = ix.search(
-                    "cats run",
-                    &vec![0.5; dim],
-                    &SearchOptions {
-                        method,
-                        mmr_lambda: Some(0.5),
-                        ..Default::default()
-                    },
-                );
-            }
-        }
-    });
+    fuzz("cidx", &[small_index()], search_all);
     // Structure-aware: mutate the body and give it a valid header (length
     // and sha256), so the decoder and the id validation see the mutations.
     let whole = small_index();
@@ -324,22 +300,7 @@ fn fuzz_index_files() {
         b.extend((body.len() as u64).to_le_bytes());
         b.extend(sha2::Sha256::digest(body));
         b.extend_from_slice(body);
-        if let Ok(mut ix) = RagIndex::from_bytes(&b, "f.cidx")
-            && ix.dim <= 1 << 16
-        {
-            let dim = ix.dim;
-            for method in [Method::Hybrid, Method::Bm25, Method::Dense] {
-                let _ = ix.search(
-                    "cats run",
-                    &vec![0.5; dim],
-                    &SearchOptions {
-                        method,
-                        mmr_lambda: Some(0.5),
-                        ..Default::default()
-                    },
-                );
-            }
-        }
+        search_all(&b);
     });
     let mut flat = FlatIndex::new(3);
     flat.add(

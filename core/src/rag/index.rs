@@ -636,35 +636,8 @@ mod tests {
         assert!((fused[2].score - 2.0 / 3.0).abs() < 1e-6);
     }
 
-    /// A one-collection index: two passages of file "a", three chunks.
     fn small_index() -> RagIndex {
-        let chunk = |text: &str, parent: Option<usize>| Chunk {
-            text: text.into(),
-            source: "a".into(),
-            page: Some(1),
-            headings: vec![],
-            segment: 0,
-            start: 0,
-            parent,
-        };
-        let mut ix = RagIndex::new("e", 2);
-        ix.add_file(
-            "c",
-            FileChunks {
-                source: "a".into(),
-                hash: "h".into(),
-                pages: 1,
-                parents: vec![chunk("p0", None), chunk("p1", None)],
-                children: vec![
-                    chunk("x", Some(0)),
-                    chunk("y", Some(1)),
-                    chunk("z", Some(1)),
-                ],
-                vectors: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
-            },
-        )
-        .unwrap();
-        ix
+        crate::testing::tiny_rag_index()
     }
 
     fn load_err(bytes: &[u8]) -> String {

@@ -160,18 +160,31 @@ fn trains_resumes_classifies_and_reports() {
             }
         }
     }
+    // The report on held-out sentences (none of them trained on).
+    let test = dir.path().join("test.jsonl");
+    write_jsonl(
+        &test,
+        &[
+            ("Our goldfish swims around its bowl.", "pets"),
+            ("The vet vaccinated our two kittens.", "pets"),
+            ("My dog barks at the mailman every morning.", "pets"),
+            ("The central bank cut interest rates again.", "money"),
+            ("I transferred my salary into a savings account.", "money"),
+            ("Bond prices rose after the announcement.", "money"),
+        ],
+    );
     let (ok, stdout, err) = cairn(&[
         "eval",
         "classify",
         "--model",
         m,
         "--data",
-        train.to_str().unwrap(),
+        test.to_str().unwrap(),
         "--json",
     ]);
     assert!(ok, "{err}");
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert!(r["macro_f1"].as_f64().unwrap() >= 0.9, "{stdout}");
+    assert!(r["macro_f1"].as_f64().unwrap() >= 0.8, "{stdout}");
     assert_eq!(r["confusion"].as_array().unwrap().len(), 2);
     // The same report from the GPU backend (lavapipe in CI): identical
     // confusion matrix, macro-F1 within float noise.
@@ -181,7 +194,7 @@ fn trains_resumes_classifies_and_reports() {
         "--model",
         m,
         "--data",
-        train.to_str().unwrap(),
+        test.to_str().unwrap(),
         "--json",
         "--backend",
         "gpu",

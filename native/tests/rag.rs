@@ -217,6 +217,13 @@ fn index_retrieve_update_and_answer() {
     assert!(!a.text.is_empty());
     assert_eq!(streamed.trim(), a.text);
     assert!(a.cited.iter().all(|&c| c >= 1 && c <= a.sources.len()));
+    // The checks below need an answer that cites: this one does (greedy
+    // decoding is deterministic), so they cannot pass vacuously.
+    assert!(
+        !a.cited.is_empty() && a.text.contains('['),
+        "no citation in {:?}",
+        a.text
+    );
     // Constrained decoding: every bracket in the raw answer is a citation of a given source.
     for (i, _) in a.text.match_indices('[') {
         let inner: String = a.text[i + 1..].chars().take_while(|&c| c != ']').collect();

@@ -268,17 +268,17 @@ pub fn index_dir<B: Backend>(
             let why = format!(
                 "{source}: {size} bytes is above the {MAX_DOCUMENT_BYTES}-byte limit for one document (split it)"
             );
-            bar.suspend(|| tracing::warn!("skipping {why}"));
-            report.failed.push(why);
-            bar.inc(1);
+            skip_file(&mut bar, &mut report, why);
             continue;
         }
         let bytes = match std::fs::read(file) {
             Ok(b) => b,
             Err(e) => {
-                bar.suspend(|| tracing::warn!("skipping {source}: {e}"));
-                report.failed.push(format!("{source}: cannot read ({e})"));
-                bar.inc(1);
+                skip_file(
+                    &mut bar,
+                    &mut report,
+                    format!("{source}: cannot read ({e})"),
+                );
                 continue;
             }
         };
@@ -292,9 +292,7 @@ pub fn index_dir<B: Backend>(
         {
             Ok(c) => c,
             Err(e) => {
-                bar.suspend(|| tracing::warn!("skipping {source}: {e}"));
-                report.failed.push(format!("{source}: {e}"));
-                bar.inc(1);
+                skip_file(&mut bar, &mut report, format!("{source}: {e}"));
                 continue;
             }
         };
@@ -311,6 +309,13 @@ pub fn index_dir<B: Backend>(
         write_atomic(index_path, &ix.to_bytes()?)?;
     }
     Ok(report)
+}
+
+/// A file `index_dir` could not index: logged, reported, counted as done.
+fn skip_file(bar: &mut Progress, report: &mut IndexReport, why: String) {
+    bar.suspend(|| tracing::warn!("skipping {why}"));
+    report.failed.push(why);
+    bar.inc(1);
 }
 
 /// One question of a retrieval evaluation set (`bench/data/rag_eval_set.json`).

@@ -7,18 +7,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use cairn::embed::load_embedder;
 use cairn::rag::{document_files, index_dir, read_index};
 use cairn_core::backend::cpu::CpuBackend;
-use cairn_core::embedder::{Embedder, EmbedderOptions};
+use cairn_core::embedder::Embedder;
 
 fn embedder() -> Embedder<CpuBackend> {
-    load_embedder(
-        CpuBackend::new(),
-        &common::model("all-minilm-l6-v2"),
-        &EmbedderOptions::default(),
-    )
-    .unwrap()
+    common::minilm()
 }
 
 fn write_docs(dir: &Path, topic: &str, n: usize) {
@@ -32,6 +26,14 @@ fn write_docs(dir: &Path, topic: &str, n: usize) {
         )
         .unwrap();
     }
+}
+
+/// The names in a directory.
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Sources of `collection` in the index at `path`.
@@ -140,9 +142,8 @@ fn two_writers_on_one_index_lose_nothing() {
     // Every collection of both rounds is there, and nothing but the index is left.
     let ix_read = read_index(&ix, "all-minilm-l6-v2", 384).unwrap();
     assert_eq!(ix_read.collections.len(), 4);
-    let left: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let left: Vec<String> = entries(tmp.path())
+        .into_iter()
         .filter(|n| n.ends_with(".lock") || n.contains(".partial-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
@@ -287,9 +288,8 @@ fn killed_runs_leave_a_loadable_index() {
     let r = index_dir(&emb, "all-minilm-l6-v2", &docs, "c", &ix).unwrap();
     assert_eq!(r.indexed + r.unchanged, 8);
     assert_eq!(sources(&ix, "c").len(), 8);
-    let left: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let left: Vec<String> = entries(tmp.path())
+        .into_iter()
         .filter(|n| n != "rag.cidx" && n != "docs")
         .collect();
     assert!(left.is_empty(), "{left:?}");

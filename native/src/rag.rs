@@ -46,7 +46,7 @@ pub fn read_index(path: &Path, embedder: &str, dim: usize) -> Result<RagIndex> {
 pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
 
 /// Extensions the loaders read.
-const DOCUMENT_EXTENSIONS: [&str; 6] = ["pdf", "html", "htm", "md", "markdown", "txt"];
+pub const DOCUMENT_EXTENSIONS: [&str; 6] = ["pdf", "html", "htm", "md", "markdown", "txt"];
 
 /// The documents under a path, as [`document_files`] found them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -423,4 +423,72 @@ pub fn eval_retrieval<B: Backend>(
         });
     }
     Ok(rows)
+}
+
+/// What [`retrieve`] runs besides the search itself.
+#[derive(Clone, Copy)]
+pub struct Retrieval<'a> {
+    /// A router and its threshold: picks the collections when the search
+    /// options name none.
+    pub router: Option<(
+        &'a cairn_core::classify::TextClassifier<cairn_core::backend::cpu::CpuBackend>,
+        f32,
+    )>,
+    /// A cross-encoder reranker, and whether its scores are fused with the
+    /// retrieval ranks (instead of replacing them).
+    pub reranker: Option<(
+        &'a cairn_core::classify::TextClassifier<cairn_core::backend::cpu::CpuBackend>,
+        bool,
+    )>,
+}
+
+/// The passages retrieved for a question, and the routing decision.
+#[derive(Debug, Clone)]
+pub struct Retrieved {
+    /// Best first.
+    pub hits: Vec<cairn_core::rag::Hit>,
+    /// The router's decision, when a router ran.
+    pub route: Option<crate::train::Route>,
+}
+
+/// Routes (with a router), searches, and reranks (with a reranker): the
+/// retrieval of `cairn ask` and the service's `/v1/ask`.
+pub fn retrieve(
+    question: &str,
+    question_vec: &[f32],
+    ix: &mut RagIndex,
+    opts: &cairn_core::rag::SearchOptions,
+    with: Retrieval<'_>,
+) -> Result<Retrieved> {
+    let mut opts = opts.clone();
+    let mut route = None;
+    if let (Some((router, threshold)), true) = (with.router, opts.collections.is_empty()) {
+        let available: Vec<String> = ix.collections.keys().cloned().collect();
+        let r = crate::train::route(router, question, threshold, &available)?;
+        tracing::info!(label = %r.label, score = r.score, "router: {}", r.reason);
+        opts.collections = r.collections.clone();
+        route = Some(r);
+    }
+    let started = std::time::Instant::now();
+    let hits = match with.reranker {
+        Some((reranker, fusion)) => {
+            let first = cairn_core::rag::SearchOptions {
+                k: opts.candidates,
+                ..opts.clone()
+            };
+            let candidates = ix.search(question, question_vec, &first)?;
+            if fusion {
+                cairn_core::rag::rerank_fused(reranker, question, candidates, opts.k, opts.rrf_c)?
+            } else {
+                cairn_core::rag::rerank(reranker, question, candidates, opts.k)?
+            }
+        }
+        None => ix.search(question, question_vec, &opts)?,
+    };
+    tracing::info!(
+        hits = hits.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "retrieved"
+    );
+    Ok(Retrieved { hits, route })
 }

@@ -43,6 +43,42 @@ impl CpuBackend {
     pub fn for_training() -> Self {
         CpuBackend { fused: false }
     }
+
+    /// `x · wᵀ`, switching the packed kernel to a dequantized GEMM from
+    /// `gemm_rows` rows on.
+    fn qlinear_with(&self, x: &Tensor, w: &CpuQMatrix, gemm_rows: usize) -> Result<Tensor> {
+        let xd = x.dims();
+        if xd.last() != Some(&w.cols) {
+            return Err(Error::Shape {
+                op: "qlinear",
+                detail: format!(
+                    "input {xd:?} does not fit quantized weight [{}, {}]",
+                    w.rows, w.cols
+                ),
+            });
+        }
+        let inner = w.cols;
+        let rows = x.elem_count() / inner.max(1);
+        let x2 = x.reshape((rows, inner))?;
+        let y = match w.inner.as_ref() {
+            // Many tokens (prefill): expand the weights once and run one GEMM.
+            QKernel::Packed(p) if rows >= gemm_rows => {
+                let wf = Tensor::from_vec(p.dequantize(), (w.rows, w.cols), &Device::Cpu)?;
+                x2.matmul(&wf.t()?)?
+            }
+            QKernel::Packed(p) => {
+                let xs = x2.flatten_all()?.to_vec1::<f32>()?;
+                Tensor::from_vec(p.matmul(&xs, rows), (rows, w.rows), &Device::Cpu)?
+            }
+            QKernel::Candle(q) => q.forward(&x2.contiguous()?)?,
+            QKernel::Frozen(q) => x2.contiguous()?.apply_op1(FrozenLinear(q.clone()))?,
+        };
+        let mut out = xd.to_vec();
+        if let Some(last) = out.last_mut() {
+            *last = w.rows;
+        }
+        Ok(y.reshape(out)?)
+    }
 }
 
 impl Backend for CpuBackend {
@@ -255,37 +291,13 @@ impl Backend for CpuBackend {
     }
 
     fn qlinear(&self, x: &Tensor, w: &CpuQMatrix) -> Result<Tensor> {
-        let xd = x.dims();
-        if xd.last() != Some(&w.cols) {
-            return Err(Error::Shape {
-                op: "qlinear",
-                detail: format!(
-                    "input {xd:?} does not fit quantized weight [{}, {}]",
-                    w.rows, w.cols
-                ),
-            });
-        }
-        let inner = w.cols;
-        let rows = x.elem_count() / inner.max(1);
-        let x2 = x.reshape((rows, inner))?;
-        let y = match w.inner.as_ref() {
-            // Many tokens (prefill): expand the weights once and run one GEMM.
-            QKernel::Packed(p) if rows >= PREFILL_GEMM_ROWS => {
-                let wf = Tensor::from_vec(p.dequantize(), (w.rows, w.cols), &Device::Cpu)?;
-                x2.matmul(&wf.t()?)?
-            }
-            QKernel::Packed(p) => {
-                let xs = x2.flatten_all()?.to_vec1::<f32>()?;
-                Tensor::from_vec(p.matmul(&xs, rows), (rows, w.rows), &Device::Cpu)?
-            }
-            QKernel::Candle(q) => q.forward(&x2.contiguous()?)?,
-            QKernel::Frozen(q) => x2.contiguous()?.apply_op1(FrozenLinear(q.clone()))?,
-        };
-        let mut out = xd.to_vec();
-        if let Some(last) = out.last_mut() {
-            *last = w.rows;
-        }
-        Ok(y.reshape(out)?)
+        self.qlinear_with(x, w, PREFILL_GEMM_ROWS)
+    }
+
+    fn qlinear_rowwise(&self, x: &Tensor, w: &CpuQMatrix) -> Result<Tensor> {
+        // The packed kernel computes each row on its own; the GEMM path
+        // (dequantized weights) would round differently.
+        self.qlinear_with(x, w, usize::MAX)
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {

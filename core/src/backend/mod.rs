@@ -130,6 +130,13 @@ pub trait Backend: Clone + std::fmt::Debug {
     fn qmatrix_shape(&self, w: &Self::QMatrix) -> (usize, usize);
     /// `x[.., cols] · wᵀ` with a quantized `w[rows, cols]`: result `[.., rows]`.
     fn qlinear(&self, x: &Self::Tensor, w: &Self::QMatrix) -> Result<Self::Tensor>;
+    /// [`Backend::qlinear`] with every row computed exactly as it would be
+    /// alone (no switch to a different kernel for many rows): batched
+    /// decoding uses it so that batching sequences changes no result. The
+    /// default is `qlinear` (for backends whose kernel is row-independent).
+    fn qlinear_rowwise(&self, x: &Self::Tensor, w: &Self::QMatrix) -> Result<Self::Tensor> {
+        self.qlinear(x, w)
+    }
     /// RMS normalisation over the last dimension: `x / √(mean(x²) + eps) · weight`.
     fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
     /// SiLU (`x · σ(x)`), the gate activation of SwiGLU.

@@ -25,6 +25,13 @@ pub struct GenerationConfig {
     pub repetition_penalty: f32,
     /// Forbid repeating any n-gram of this size (0 = off).
     pub no_repeat_ngram_size: usize,
+    /// OpenAI's `frequency_penalty` (in −2..=2; 0 = off): subtracted from a
+    /// token's logit once per time it was already generated (prompt tokens
+    /// do not count).
+    pub frequency_penalty: f32,
+    /// OpenAI's `presence_penalty` (in −2..=2; 0 = off): subtracted once from
+    /// the logit of every token already generated.
+    pub presence_penalty: f32,
     /// Beam search width (1 = no beam search).
     pub num_beams: usize,
     /// Beam scores are divided by `length^length_penalty` (> 0 favours longer).
@@ -49,6 +56,8 @@ impl Default for GenerationConfig {
             top_p: 1.0,
             repetition_penalty: 1.0,
             no_repeat_ngram_size: 0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             num_beams: 1,
             length_penalty: 1.0,
             early_stopping: false,
@@ -69,6 +78,8 @@ impl GenerationConfig {
             && self.num_beams <= 1
             && self.repetition_penalty == 1.0
             && self.no_repeat_ngram_size == 0
+            && self.frequency_penalty == 0.0
+            && self.presence_penalty == 0.0
     }
 
     /// Rejects values `transformers` rejects, naming the field.
@@ -91,6 +102,14 @@ impl GenerationConfig {
                 "repetition_penalty",
                 format!("must be strictly positive, got {}", self.repetition_penalty),
             );
+        }
+        for (field, v) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if !(-2.0..=2.0).contains(&v) {
+                return bad(field, format!("must be in [-2, 2], got {v}"));
+            }
         }
         if self.num_beams == 0 {
             return bad("num_beams", "must be at least 1".into());

@@ -6,11 +6,13 @@
 //! - [`chat_template`]: Jinja chat templates (ChatML for SmolLM2).
 //! - [`stop`]: stop sequences over a text stream.
 //! - [`constraint`]: constrained decoding (valid source citations).
+//! - [`batch`]: continuous batching ([`Sequence`], [`Generator::step`]).
 //!
 //! Greedy and sampled decoding stream text through a callback as soon as it
 //! is whole UTF-8 and cannot be the start of a stop sequence; beam search
 //! delivers its best hypothesis at the end.
 
+pub mod batch;
 pub mod chat_template;
 pub mod config;
 pub mod constraint;
@@ -18,6 +20,7 @@ pub mod processors;
 pub mod sampler;
 pub mod stop;
 
+pub use batch::Sequence;
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use config::GenerationConfig;
 pub use constraint::{CitationConstraint, TokenConstraint};
@@ -27,8 +30,6 @@ use crate::error::{Error, Result};
 use crate::formats::gguf::{Gguf, Value};
 use crate::models::llama::{KvCache, Llama, Logits};
 use crate::tokenizer::{TokenStream, Tokenizer};
-use sampler::Rng;
-use stop::StopMatcher;
 
 /// Why generation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,85 +302,22 @@ impl<B: Backend> Generator<B> {
         }
     }
 
-    async fn decode_loop(
-        &self,
+    async fn decode_loop<'a>(
+        &'a self,
         prompt: &[u32],
         config: &GenerationConfig,
-        mut constraint: Option<&mut dyn TokenConstraint>,
+        constraint: Option<&'a mut dyn TokenConstraint>,
         mut on_text: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
-        let b = self.model.backend();
-        let capacity = self.check_len(prompt.len(), config.max_new_tokens)?;
-        let mut cache = self.model.new_cache(capacity)?;
-        let eos = self.eos_for(config);
-        let mut rng = Rng::new(config.seed);
-        let mut all: Vec<u32> = prompt.to_vec();
-        let mut generated = Vec::new();
-        let mut stream = TokenStream::new(&self.byte_table, &self.special);
-        let mut stops = StopMatcher::new(&config.stop);
-        let mut text = String::new();
-        let mut emit = |piece: &str, text: &mut String| -> bool {
-            text.push_str(piece);
-            piece.is_empty() || on_text(piece)
-        };
-        let mut next_input: Vec<u32> = prompt.to_vec();
-        let mut finish = FinishReason::Length;
-        while generated.len() < config.max_new_tokens {
-            if cache.len() + next_input.len() > capacity {
-                finish = FinishReason::Length;
-                break;
-            }
-            let logits = self.model.forward(&next_input, &mut cache, Logits::Last)?;
-            let id = if config.is_plain_greedy() && constraint.is_none() {
-                let ids = b.read_argmax(&logits).await?;
-                *ids.first()
-                    .ok_or_else(|| Error::Input("the model returned no logits".into()))?
-            } else {
-                let mut logits = b.read_f32(&logits).await?;
-                processors::process(&mut logits, &all, config);
-                if let Some(c) = constraint.as_deref_mut() {
-                    c.constrain(&mut logits, &generated);
-                }
-                (if config.do_sample {
-                    sampler::sample(&logits, &mut rng)
-                } else {
-                    sampler::argmax(&logits)
-                }) as u32
-            };
-            generated.push(id);
-            all.push(id);
-            if eos.contains(&id) {
-                finish = FinishReason::Eos;
-                break;
-            }
-            let (piece, hit) = stops.push(&stream.push(id));
-            let go_on = emit(&piece, &mut text);
-            if let Some(s) = hit {
-                finish = FinishReason::Stop(s);
-                break;
-            }
-            if !go_on {
-                finish = FinishReason::Cancelled;
-                break;
-            }
-            next_input = vec![id];
-        }
-        if !matches!(finish, FinishReason::Stop(_) | FinishReason::Cancelled) {
-            let (piece, hit) = stops.push(&stream.finish());
-            emit(&piece, &mut text);
-            if let Some(s) = hit {
-                finish = FinishReason::Stop(s);
-            } else {
-                let rest = stops.finish();
-                emit(&rest, &mut text);
+        let mut seq = self.start(prompt, config, constraint)?;
+        while !seq.is_finished() {
+            self.step(&mut [&mut seq]).await?;
+            let piece = seq.take_text();
+            if !piece.is_empty() && !on_text(&piece) && !seq.is_finished() {
+                seq.cancel();
             }
         }
-        Ok(Generation {
-            text,
-            token_ids: generated,
-            prompt_tokens: prompt.len(),
-            finish_reason: finish,
-        })
+        Ok(seq.into_generation())
     }
 
     /// Beam search as in `transformers` (`num_beams`, `length_penalty`,

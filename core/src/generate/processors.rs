@@ -103,14 +103,39 @@ pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 /// Applies every processor `config` asks for, in `transformers`' order.
-/// `ids` is the whole sequence so far (prompt + generated).
-pub fn process(logits: &mut [f32], ids: &[u32], config: &GenerationConfig) {
+/// `ids` is the whole sequence so far (prompt + generated), its last
+/// `generated` ids the generated ones (OpenAI's penalties count only those).
+pub fn process(logits: &mut [f32], ids: &[u32], generated: usize, config: &GenerationConfig) {
     repetition_penalty(logits, ids, config.repetition_penalty);
+    let out = &ids[ids.len().saturating_sub(generated)..];
+    frequency_presence(
+        logits,
+        out,
+        config.frequency_penalty,
+        config.presence_penalty,
+    );
     no_repeat_ngram(logits, ids, config.no_repeat_ngram_size);
     if config.do_sample {
         temperature(logits, config.temperature);
         top_k(logits, config.top_k);
         top_p(logits, config.top_p);
+    }
+}
+
+/// OpenAI's penalties over the generated tokens `out`: each token's logit
+/// loses `frequency · count + presence · [count > 0]`.
+pub fn frequency_presence(logits: &mut [f32], out: &[u32], frequency: f32, presence: f32) {
+    if frequency == 0.0 && presence == 0.0 {
+        return;
+    }
+    let mut counts: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    for &t in out {
+        *counts.entry(t).or_default() += 1;
+    }
+    for (t, n) in counts {
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l -= frequency * n as f32 + presence;
+        }
     }
 }
 
@@ -124,6 +149,19 @@ mod tests {
         let mut l = vec![2.0, -2.0, 1.0, 4.0];
         repetition_penalty(&mut l, &[0, 1, 1, 0], 2.0);
         assert_eq!(l, vec![1.0, -4.0, 1.0, 4.0]);
+    }
+
+    #[test]
+    fn frequency_and_presence_penalties_count_generated_tokens_only() {
+        // Prompt [0, 1], generated [1, 1, 2]: token 1 twice, token 2 once, token 0 not at all.
+        let cfg = GenerationConfig {
+            frequency_penalty: 0.5,
+            presence_penalty: 0.25,
+            ..Default::default()
+        };
+        let mut l = vec![1.0, 1.0, 1.0, 1.0];
+        process(&mut l, &[0, 1, 1, 1, 2], 3, &cfg);
+        assert_eq!(l, vec![1.0, 1.0 - 1.0 - 0.25, 1.0 - 0.5 - 0.25, 1.0]);
     }
 
     #[test]
@@ -195,13 +233,13 @@ mod tests {
             ..Default::default()
         };
         let mut l = vec![1.0, 2.0];
-        process(&mut l, &[], &cfg);
+        process(&mut l, &[], 0, &cfg);
         assert_eq!(l, vec![1.0, 2.0]);
         let cfg = GenerationConfig {
             do_sample: true,
             ..cfg
         };
-        process(&mut l, &[], &cfg);
+        process(&mut l, &[], 0, &cfg);
         assert_eq!(l, vec![NEG, 4.0]);
     }
 }

@@ -41,11 +41,18 @@ enum Projections<B: Backend> {
 }
 
 impl<B: Backend> Projections<B> {
-    fn apply(&self, b: &B, x: &B::Tensor) -> Result<Vec<B::Tensor>> {
+    fn apply(&self, b: &B, x: &B::Tensor, rowwise: bool) -> Result<Vec<B::Tensor>> {
+        let mm = |x: &B::Tensor, w: &B::QMatrix| {
+            if rowwise {
+                b.qlinear_rowwise(x, w)
+            } else {
+                b.qlinear(x, w)
+            }
+        };
         match self {
-            Projections::Separate(ws) => ws.iter().map(|w| b.qlinear(x, w)).collect(),
+            Projections::Separate(ws) => ws.iter().map(|w| mm(x, w)).collect(),
             Projections::Stacked(w, parts) => {
-                let y = b.qlinear(x, w)?;
+                let y = mm(x, w)?;
                 let last = b.shape(&y).len() - 1;
                 let mut start = 0;
                 parts
@@ -129,6 +136,16 @@ impl<B: Backend> KvCache<B> {
         self.len = other.len;
         Ok(())
     }
+}
+
+/// The KV caches a forward pass appends to.
+enum Caches<'a, 'b, B: Backend> {
+    /// Training: no cache, causal attention over the ids alone.
+    None,
+    /// One sequence, any number of new tokens.
+    One(&'a mut KvCache<B>),
+    /// One new token for each of several sequences.
+    Many(&'a mut [&'b mut KvCache<B>]),
 }
 
 /// A Llama-family decoder on backend `B`.
@@ -322,7 +339,7 @@ impl<B: Backend> Llama<B> {
     /// no KV cache (causal attention over `ids` only): the training forward
     /// pass, differentiable on [`crate::backend::cpu::CpuBackend::for_training`].
     pub fn forward_train(&self, ids: &[u32]) -> Result<B::Tensor> {
-        self.forward_inner(ids, None, Logits::All)
+        self.forward_inner(ids, Caches::None, Logits::All)
     }
 
     /// A KV cache for up to `capacity` positions (at most the context length).
@@ -388,32 +405,52 @@ impl<B: Backend> Llama<B> {
         cache: &mut KvCache<B>,
         which: Logits,
     ) -> Result<B::Tensor> {
-        self.forward_inner(ids, Some(cache), which)
+        self.forward_inner(ids, Caches::One(cache), which)
+    }
+
+    /// One decoding step of several sequences in one pass (continuous
+    /// batching): `ids[i]` is the next token of the sequence cached in
+    /// `caches[i]`. The projections and the MLP read each weight once for
+    /// all rows, each row computed exactly as it would be alone
+    /// ([`Backend::qlinear_rowwise`]); RoPE and attention use each
+    /// sequence's own position and cache. Returns logits `[ids.len(), vocab]`.
+    pub fn forward_batch(&self, ids: &[u32], caches: &mut [&mut KvCache<B>]) -> Result<B::Tensor> {
+        if ids.len() != caches.len() {
+            return Err(Error::Shape {
+                op: "forward_batch",
+                detail: format!("{} tokens for {} sequences", ids.len(), caches.len()),
+            });
+        }
+        self.forward_inner(ids, Caches::Many(caches), Logits::All)
     }
 
     fn forward_inner(
         &self,
         ids: &[u32],
-        mut cache: Option<&mut KvCache<B>>,
+        mut caches: Caches<'_, '_, B>,
         which: Logits,
     ) -> Result<B::Tensor> {
         let b = &self.backend;
         let c = &self.config;
         let t = ids.len();
-        let (pos, capacity) = match cache.as_deref() {
-            Some(k) => (k.len, k.capacity),
-            None => (0, c.context_length),
-        };
         if t == 0 {
             return Err(Error::Input("forward needs at least one token".into()));
         }
-        if pos + t > capacity {
-            return Err(Error::Input(format!(
-                "sequence of {} tokens does not fit the KV cache of {} positions (context length {})",
-                pos + t,
-                capacity,
-                c.context_length
-            )));
+        // Where each sequence's new tokens start, and the room it has.
+        let spans: Vec<(usize, usize, usize)> = match &caches {
+            Caches::None => vec![(0, t, c.context_length)],
+            Caches::One(k) => vec![(k.len, t, k.capacity)],
+            Caches::Many(ks) => ks.iter().map(|k| (k.len, 1, k.capacity)).collect(),
+        };
+        for &(pos, n, capacity) in &spans {
+            if pos + n > capacity {
+                return Err(Error::Input(format!(
+                    "sequence of {} tokens does not fit the KV cache of {} positions (context length {})",
+                    pos + n,
+                    capacity,
+                    c.context_length
+                )));
+            }
         }
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= c.vocab_size) {
             return Err(Error::Input(format!(
@@ -422,14 +459,28 @@ impl<B: Backend> Llama<B> {
             )));
         }
         let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        let cos = b.narrow(&self.rope_cos, 0, pos, t)?;
-        let sin = b.narrow(&self.rope_sin, 0, pos, t)?;
+        let rowwise = matches!(caches, Caches::Many(_));
+        let (cos, sin) = if rowwise {
+            // Row i rotates by its own sequence's position: gather the table rows.
+            let positions: Vec<u32> = spans.iter().map(|s| s.0 as u32).collect();
+            let at = b.tensor_u32(&positions, &[t])?;
+            (
+                b.embedding(&at, &self.rope_cos)?,
+                b.embedding(&at, &self.rope_sin)?,
+            )
+        } else {
+            let pos = spans[0].0;
+            (
+                b.narrow(&self.rope_cos, 0, pos, t)?,
+                b.narrow(&self.rope_sin, 0, pos, t)?,
+            )
+        };
         let mut x = b.embedding(&b.tensor_u32(ids, &[1, t])?, &self.embed)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = b.rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
             let qkv = layer
                 .qkv
-                .apply(b, &h)?
+                .apply(b, &h, rowwise)?
                 .into_iter()
                 .enumerate()
                 .map(|(j, y)| self.adapt(l, j, &h, y))
@@ -440,38 +491,63 @@ impl<B: Backend> Llama<B> {
             let q = b.rope_pairs(&heads(&qkv[0], nh)?, &cos, &sin)?;
             let k = b.rope_pairs(&heads(&qkv[1], nkv)?, &cos, &sin)?;
             let v = heads(&qkv[2], nkv)?;
-            let attn = match cache.as_deref_mut() {
-                Some(kv) => {
+            let attn = match &mut caches {
+                Caches::One(kv) => {
+                    let pos = spans[0].0;
                     b.write_slice(&kv.k[l], &k, 2, pos)?;
                     b.write_slice(&kv.v[l], &v, 2, pos)?;
                     b.attention(&q, &kv.k[l], &kv.v[l], pos + t)?
                 }
+                Caches::Many(kvs) => {
+                    let mut rows = Vec::with_capacity(t);
+                    for (i, kv) in kvs.iter_mut().enumerate() {
+                        let pos = spans[i].0;
+                        let at = |y: &B::Tensor| b.narrow(y, 2, i, 1);
+                        b.write_slice(&kv.k[l], &at(&k)?, 2, pos)?;
+                        b.write_slice(&kv.v[l], &at(&v)?, 2, pos)?;
+                        rows.push(b.attention(&at(&q)?, &kv.k[l], &kv.v[l], pos + 1)?);
+                    }
+                    b.cat(&rows, 1)?
+                }
                 // Training: the keys and values of this sequence are the whole "cache".
-                None => b.attention(&q, &k, &v, t)?,
+                Caches::None => b.attention(&q, &k, &v, t)?,
             };
-            let o = self.adapt(l, 3, &attn, b.qlinear(&attn, &layer.wo)?)?;
+            let mm = |x: &B::Tensor, w: &B::QMatrix| {
+                if rowwise {
+                    b.qlinear_rowwise(x, w)
+                } else {
+                    b.qlinear(x, w)
+                }
+            };
+            let o = self.adapt(l, 3, &attn, mm(&attn, &layer.wo)?)?;
             x = b.add(&x, &o)?;
             let h = b.rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
             let gate_up = layer
                 .gate_up
-                .apply(b, &h)?
+                .apply(b, &h, rowwise)?
                 .into_iter()
                 .enumerate()
                 .map(|(j, y)| self.adapt(l, 4 + j, &h, y))
                 .collect::<Result<Vec<_>>>()?;
             let act = b.mul(&b.silu(&gate_up[0])?, &gate_up[1])?;
-            let mlp = self.adapt(l, 6, &act, b.qlinear(&act, &layer.down)?)?;
+            let mlp = self.adapt(l, 6, &act, mm(&act, &layer.down)?)?;
             x = b.add(&x, &mlp)?;
         }
-        if let Some(kv) = cache {
-            kv.len = pos + t;
+        match caches {
+            Caches::One(kv) => kv.len += t,
+            Caches::Many(kvs) => kvs.iter_mut().for_each(|kv| kv.len += 1),
+            Caches::None => {}
         }
         let x = match which {
             Logits::Last => b.narrow(&x, 1, t - 1, 1)?,
             Logits::All => x,
         };
         let x = b.rms_norm(&x, &self.norm, c.rms_eps)?;
-        let logits = b.qlinear(&x, &self.lm_head)?;
+        let logits = if rowwise {
+            b.qlinear_rowwise(&x, &self.lm_head)?
+        } else {
+            b.qlinear(&x, &self.lm_head)?
+        };
         let rows = b.shape(&logits)[1];
         b.reshape(&logits, &[rows, c.vocab_size])
     }

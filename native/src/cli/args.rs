@@ -195,6 +195,8 @@ impl DecodingArgs {
             top_p: self.top_p,
             repetition_penalty: self.repetition_penalty,
             no_repeat_ngram_size: self.no_repeat_ngram_size,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             num_beams: self.num_beams,
             length_penalty: self.length_penalty,
             early_stopping: self.early_stopping,
@@ -289,4 +291,18 @@ pub struct RetrieveArgs {
     /// (reciprocal rank fusion, c = 60) instead of trusting the reranker alone.
     #[arg(long)]
     pub rerank_fusion: bool,
+}
+
+impl RetrieveArgs {
+    /// The search these flags describe (collections, method, sizes, MMR).
+    pub fn search_options(&self) -> cairn_core::rag::SearchOptions {
+        cairn_core::rag::SearchOptions {
+            method: self.method.into(),
+            candidates: self.candidates,
+            k: self.k,
+            mmr_lambda: self.mmr,
+            collections: self.collection.clone(),
+            ..Default::default()
+        }
+    }
 }

@@ -7,7 +7,7 @@ use cairn_core::backend::Backend;
 use cairn_core::embedder::{Embedder, EmbedderOptions};
 use cairn_core::generate::Generator;
 use cairn_core::rag::answer::{Answer, AskOptions, SourceText};
-use cairn_core::rag::{Hit, RagIndex, SearchOptions};
+use cairn_core::rag::{Hit, RagIndex};
 use clap::ValueEnum;
 
 use super::args::{DecodingArgs, RetrieveArgs};
@@ -99,46 +99,22 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
 /// Routes (with `--router`), searches, and reranks (with `--reranker`).
 fn retrieve<B: Backend>(a: &Args, emb: &Embedder<B>, ix: &mut RagIndex) -> Result<Vec<Hit>> {
     let r = &a.retrieval;
-    let mut collections = r.collection.clone();
-    if let (Some(dir), true) = (&r.router, collections.is_empty()) {
-        let router = crate::train::load_classifier(dir, None)?;
-        let available: Vec<String> = ix.collections.keys().cloned().collect();
-        let route = crate::train::route(&router, &a.question, r.router_threshold, &available)?;
-        tracing::info!(label = %route.label, score = route.score, "router: {}", route.reason);
-        collections = route.collections;
-    }
-    let opts = SearchOptions {
-        method: r.method.into(),
-        candidates: r.candidates,
-        k: r.k,
-        mmr_lambda: r.mmr,
-        collections,
-        ..Default::default()
-    };
-    let started = std::time::Instant::now();
+    let router = r
+        .router
+        .as_ref()
+        .map(|dir| crate::train::load_classifier(dir, None))
+        .transpose()?;
+    let reranker = r
+        .reranker
+        .as_ref()
+        .map(|dir| crate::train::load_classifier(dir, None))
+        .transpose()?;
     let qv = pollster::block_on(emb.encode_async(&[a.question.as_str()], true))?.data;
-    let hits = match &r.reranker {
-        Some(dir) => {
-            let reranker = crate::train::load_classifier(dir, None)?;
-            let first = SearchOptions {
-                k: r.candidates,
-                ..opts.clone()
-            };
-            let candidates = ix.search(&a.question, &qv, &first)?;
-            if r.rerank_fusion {
-                cairn_core::rag::rerank_fused(&reranker, &a.question, candidates, r.k, opts.rrf_c)?
-            } else {
-                cairn_core::rag::rerank(&reranker, &a.question, candidates, r.k)?
-            }
-        }
-        None => ix.search(&a.question, &qv, &opts)?,
+    let with = crate::rag::Retrieval {
+        router: router.as_ref().map(|c| (c, r.router_threshold)),
+        reranker: reranker.as_ref().map(|c| (c, r.rerank_fusion)),
     };
-    tracing::info!(
-        hits = hits.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "retrieved"
-    );
-    Ok(hits)
+    Ok(crate::rag::retrieve(&a.question, &qv, ix, &r.search_options(), with)?.hits)
 }
 
 /// Generates the grounded answer, streaming it to stdout.

@@ -36,6 +36,7 @@ pub mod perplexity;
 pub mod quantize;
 pub mod reference;
 pub mod search;
+pub mod serve;
 pub mod similarity;
 pub mod tokenize;
 pub mod train;
@@ -98,6 +99,8 @@ pub enum Cmd {
     Merge(merge::Args),
     /// Check the compute backends: find a GPU adapter and run the matmul kernel against the CPU.
     Doctor(doctor::Args),
+    /// Serve the models over HTTP: an OpenAI-compatible API (chat, completions, embeddings), rerank, classify and cited answers, with continuous batching.
+    Serve(Box<serve::Args>),
     /// Deprecated spelling of `cairn eval retrieval`.
     #[command(hide = true)]
     EvalRetrieval(eval::RetrievalArgs),
@@ -130,6 +133,7 @@ fn dispatch(cmd: Cmd, cache: &Path) -> Result<()> {
         Cmd::Quantize(a) => quantize::run(a, cache),
         Cmd::Merge(a) => merge::run(a, cache),
         Cmd::Doctor(a) => doctor::run(a, cache),
+        Cmd::Serve(a) => serve::run(*a, cache),
         Cmd::EvalRetrieval(a) => {
             tracing::warn!(
                 "`cairn eval-retrieval` is deprecated and will be removed in the next release; use `cairn eval retrieval`"

@@ -922,3 +922,45 @@ fn errors_have_openai_shape_and_status_and_the_server_keeps_serving() {
     let (st, _, _) = server.request("GET", "/health", None, &[]);
     assert_eq!(st, 200);
 }
+
+#[test]
+fn sigterm_lets_the_stream_in_flight_finish_and_serves_the_demo_page() {
+    let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../www");
+    let mut server = Server::start(&["--static-dir", www.to_str().unwrap()]);
+    let (st, h, b) = server.request("GET", "/", None, &[]);
+    assert_eq!(st, 200);
+    assert!(
+        h.iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/html"))
+    );
+    assert_eq!(b, std::fs::read(www.join("index.html")).unwrap());
+    // A stream in flight when SIGTERM arrives still ends with its last chunk and [DONE].
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    let body = chat("Tell me about lighthouses.", 48, true).to_string();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut head = [0u8; 32];
+    s.read_exact(&mut head).unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let mut raw = head.to_vec();
+    raw.extend(rest);
+    let (_, _, b) = parse_response(&raw);
+    let (text, finish, _) = chat_stream_text(&sse_data(&b));
+    assert!(!text.is_empty());
+    assert_eq!(finish.as_deref(), Some("length"));
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    // New connections are refused once it has stopped.
+    assert!(TcpStream::connect(&server.addr).is_err());
+}

@@ -421,6 +421,34 @@ mod tests {
     }
 
     #[test]
+    fn ignore_eos_generates_the_whole_budget() {
+        let g = generator(GgmlType::Q8_0);
+        let first = pollster::block_on(g.generate_ids_stream(&[5, 6, 7], &config(0), |_| true))
+            .unwrap()
+            .token_ids[0];
+        let stop_at_first = GenerationConfig {
+            max_new_tokens: 5,
+            eos_token_ids: vec![first],
+            ..Default::default()
+        };
+        let out = pollster::block_on(g.generate_ids_stream(&[5, 6, 7], &stop_at_first, |_| true))
+            .unwrap();
+        assert_eq!(
+            (out.token_ids.len(), out.finish_reason),
+            (1, FinishReason::Eos)
+        );
+        let ignore = GenerationConfig {
+            ignore_eos: true,
+            ..stop_at_first
+        };
+        let out = pollster::block_on(g.generate_ids_stream(&[5, 6, 7], &ignore, |_| true)).unwrap();
+        assert_eq!(
+            (out.token_ids.len(), out.finish_reason),
+            (5, FinishReason::Length)
+        );
+    }
+
+    #[test]
     fn beam_search_is_refused_by_name() {
         let g = generator(GgmlType::Q8_0);
         let c = GenerationConfig {

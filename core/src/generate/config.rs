@@ -42,6 +42,10 @@ pub struct GenerationConfig {
     pub stop: Vec<String>,
     /// Token ids that end generation; empty = the model's EOS ids.
     pub eos_token_ids: Vec<u32>,
+    /// Generate `max_new_tokens` whatever the model says: no id ends
+    /// generation (llama.cpp's `ignore_eos`, for benchmarks). Stop
+    /// sequences still apply.
+    pub ignore_eos: bool,
     /// Seed of the sampler (same seed, same prompt, same model → same text).
     pub seed: u64,
 }
@@ -63,6 +67,7 @@ impl Default for GenerationConfig {
             early_stopping: false,
             stop: Vec::new(),
             eos_token_ids: Vec::new(),
+            ignore_eos: false,
             seed: 42,
         }
     }

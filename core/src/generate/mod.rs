@@ -295,7 +295,9 @@ impl<B: Backend> Generator<B> {
     }
 
     fn eos_for(&self, config: &GenerationConfig) -> Vec<u32> {
-        if config.eos_token_ids.is_empty() {
+        if config.ignore_eos {
+            Vec::new()
+        } else if config.eos_token_ids.is_empty() {
             self.eos_ids.clone()
         } else {
             config.eos_token_ids.clone()

@@ -202,6 +202,7 @@ impl DecodingArgs {
             early_stopping: self.early_stopping,
             stop: self.stop.clone(),
             eos_token_ids: Vec::new(),
+            ignore_eos: false,
             seed: self.seed,
         };
         config.validate()?;

@@ -33,7 +33,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use cairn_core::embedder::EmbedderOptions;
 use cairn_core::rag::answer::AskOptions;
 use cairn_core::rag::{RagIndex, SearchOptions};
@@ -297,21 +297,27 @@ fn build_router(state: Arc<AppState>, cfg: &ServeConfig) -> Router {
             "/v1/collections/{name}/documents/{document}",
             delete(documents::delete),
         )
+        .route("/v1/{*rest}", any(not_found_fallback))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_ready));
     let mut app = Router::new()
         .merge(v1)
         .route("/health", get(health))
         .route("/metrics", get(metrics_text));
+    let mut root = None;
     for (at, dir) in &cfg.static_dirs {
-        app = if at == "/" {
-            app.fallback_service(ServeDir::new(dir))
+        if at == "/" {
+            root = Some(dir);
         } else {
-            app.nest_service(at, ServeDir::new(dir))
-        };
+            app = app.nest_service(at, ServeDir::new(dir));
+        }
     }
-    app.fallback(not_found_fallback)
-        .layer(middleware::from_fn_with_state(state.clone(), log_request))
+    // Unknown paths: the static root's 404, or a JSON 404 without one.
+    app = match root {
+        Some(dir) => app.fallback_service(ServeDir::new(dir)),
+        None => app.fallback(not_found_fallback),
+    };
+    app.layer(middleware::from_fn_with_state(state.clone(), log_request))
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(CorsLayer::permissive())
         .with_state(state)

@@ -8,8 +8,8 @@
 //!
 //! Sampling follows OpenAI's meaning: `temperature` 0 is greedy decoding,
 //! anything above samples (default 1); `top_p` as OpenAI; `top_k` (off by
-//! default) and `repetition_penalty` are accepted as llama.cpp's server
-//! accepts them; without `seed` each request draws a fresh one.
+//! default), `repetition_penalty` and `ignore_eos` are accepted as
+//! llama.cpp's server accepts them; without `seed` each request draws a fresh one.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -167,6 +167,7 @@ const SAMPLING_FIELDS: &[&str] = &[
     "frequency_penalty",
     "presence_penalty",
     "repetition_penalty",
+    "ignore_eos",
     "n",
     "logprobs",
     "top_logprobs",
@@ -253,6 +254,7 @@ fn generation_config(f: &Fields, default_max: usize) -> Result<GenerationConfig,
         presence_penalty: f.f64("presence_penalty")?.unwrap_or(0.0) as f32,
         stop,
         seed,
+        ignore_eos: f.bool("ignore_eos")?.unwrap_or(false),
         ..GenerationConfig::default()
     };
     if max_tokens == 0 {

@@ -800,6 +800,31 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     assert_eq!(py["errors"]["unknown_model"], json!([404, "model"]));
     assert_eq!(py["errors"]["n"], json!([400, "n"]));
     assert_eq!(py["completion"]["text"], completion.as_str());
+
+    // LangChain's ChatOpenAI and OpenAIEmbeddings, unchanged.
+    let out = Command::new(openai_python())
+        .arg(common::fixture("../serve/langchain_client.py"))
+        .args([
+            &format!("http://{}", server.addr),
+            DECODER,
+            EMBEDDER,
+            prompt,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lc["invoke"], want_chat.as_str());
+    assert_eq!(lc["stream"], want_chat.as_str());
+    let cli = cli_embed(&texts);
+    for (i, c) in cli.iter().enumerate() {
+        assert!(cosine(&floats(&lc["documents"][i]), c) >= 0.9999);
+    }
+    assert!(cosine(&floats(&lc["query"]), &cli[0]) >= 0.9999);
 }
 
 #[test]

@@ -3,7 +3,33 @@
 import { Cairn, MAX_FILE_BYTES } from '/pkg/client.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { cairn: null, loaded: false, loading: null, fileUrls: new Map(), busy: 0 };
+const state = { cairn: null, loaded: false, loading: null, fileUrls: new Map(), busy: 0, server: false };
+// Documents dropped while the page uses `cairn serve` go to this collection.
+const SERVER_COLLECTION = 'browser';
+const inServerMode = () => state.server && $('backend').value === 'server';
+
+/** When `cairn serve` served this page, offer its models as a backend. */
+async function detectServer() {
+  try {
+    const r = await fetch('/health', { headers: { accept: 'application/json' } });
+    const v = await r.json();
+    if (typeof v?.status !== 'string') return;
+  } catch { return; }
+  state.server = true;
+  const opt = document.createElement('option');
+  opt.value = 'server';
+  opt.textContent = 'cairn serve (the server of this page)';
+  $('backend').append(opt);
+  document.body.dataset.server = 'available';
+}
+
+/** JSON from the server, or an Error with its OpenAI-shaped message. */
+async function serverJson(path, init) {
+  const r = await fetch(path, init);
+  const v = await r.json().catch(() => null);
+  if (!r.ok) throw new Error(v?.error?.message || `${path}: HTTP ${r.status}`);
+  return v;
+}
 
 function setStatus(text, key) {
   $('status').textContent = text;
@@ -19,6 +45,7 @@ function clearError() { $('error').hidden = true; $('error').textContent = ''; }
 const mib = (n) => (n / 1048576).toFixed(1);
 
 async function start() {
+  await detectServer();
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('/sw.js').catch(() => {});
   }
@@ -32,8 +59,25 @@ async function start() {
   }
 }
 
+async function useServer() {
+  const models = await serverJson('/v1/models');
+  state.loaded = true;
+  state.backends = { embedder: 'cairn serve', generator: 'cairn serve' };
+  setStatus(`Using the models of cairn serve (${models.data.map((m) => m.id).join(', ')}): documents you add are uploaded to it and indexed in its collection "${SERVER_COLLECTION}". Add documents, then ask.`, 'loaded');
+  document.body.dataset.backend = 'server';
+  document.querySelector('footer').textContent = 'Server mode: documents are uploaded to the cairn serve that served this page, and it answers.';
+  document.querySelector('h1 small').textContent = 'ask your documents, answered by the cairn serve of this page';
+  $('ask').disabled = false;
+  await refreshFiles();
+}
+
 async function loadModels(ev) {
   ev.preventDefault();
+  if (inServerMode()) {
+    clearError();
+    try { await useServer(); } catch (e) { showError(`The server's models are not available: ${e.message}`); }
+    return;
+  }
   if (!state.cairn || state.loading) return;
   clearError();
   const ctl = new AbortController();
@@ -85,15 +129,21 @@ async function loadModels(ev) {
   }
 }
 
+async function serverFiles() {
+  const v = await serverJson('/v1/collections');
+  const c = v.data.find((x) => x.name === SERVER_COLLECTION);
+  return (c?.documents || []).map((d) => ({ source: d.split('/').pop(), pages: 0, chunks: null }));
+}
+
 async function refreshFiles() {
-  const files = await state.cairn.files();
+  const files = inServerMode() ? await serverFiles() : await state.cairn.files();
   const ul = $('files');
   ul.replaceChildren(...files.map((f) => {
     const li = document.createElement('li');
     li.dataset.source = f.source;
     li.append(f.source, ' ');
     const span = document.createElement('span');
-    span.textContent = `— ${f.pages ? `${f.pages} pages, ` : ''}${f.chunks} chunks`;
+    span.textContent = f.chunks === null ? '— on the server' : `— ${f.pages ? `${f.pages} pages, ` : ''}${f.chunks} chunks`;
     li.append(span);
     return li;
   }));
@@ -110,7 +160,7 @@ async function addFiles(files) {
     const label = `${file.name} (${i + 1} of ${files.length})`;
     $('index-text').textContent = `Indexing ${label}…`;
     try {
-      const r = await state.cairn.addFile(file, {
+      const r = inServerMode() ? await uploadFile(file) : await state.cairn.addFile(file, {
         maxBytes: MAX_FILE_BYTES,
         onProgress: ({ done, total }) => { bar.max = total || 1; bar.value = done; $('index-text').textContent = `Indexing ${label}: ${done} of ${total} chunks embedded`; },
       });
@@ -131,6 +181,57 @@ async function addFiles(files) {
   await refreshFiles();
   if (errors.length) showError(`Some files could not be indexed:\n${errors.join('\n')}`);
   document.body.dataset.indexed = String(Date.now());
+}
+
+/** Uploads one file into the server's index (same result shape as addFile). */
+async function uploadFile(file) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  const v = await serverJson(`/v1/collections/${SERVER_COLLECTION}/documents`, { method: 'POST', body: form });
+  const d = v.documents[0];
+  return { indexed: true, pages: d.pages, children: d.chunks };
+}
+
+/** Asks the server's `/v1/ask`, streaming its `text` events; resolves to the answer. */
+async function askServer(question, onText) {
+  const r = await fetch('/v1/ask', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ question, collections: [SERVER_COLLECTION], max_tokens: 160, stream: true }),
+  });
+  if (!r.ok) {
+    const v = await r.json().catch(() => null);
+    throw new Error(v?.error?.message || `/v1/ask: HTTP ${r.status}`);
+  }
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  let done = null;
+  for (;;) {
+    const { value, done: end } = await reader.read();
+    if (end) break;
+    buf += value;
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (!data) continue;
+      const v = JSON.parse(data);
+      if (event === 'text') onText(v.text);
+      else if (event === 'done') done = v;
+      else if (event === 'error') throw new Error(v.error?.message || 'the server failed to answer');
+    }
+  }
+  if (!done) throw new Error('the server closed the answer stream early');
+  return {
+    text: done.answer,
+    grounded: done.grounded,
+    cited: done.cited,
+    sources: done.sources.map((s) => ({ n: s.n, source: s.file.split('/').pop(), page: s.page, headings: s.headings, text: s.text })),
+    generatedTokens: done.usage.completion_tokens,
+    promptTokens: done.usage.prompt_tokens,
+  };
 }
 
 function renderAnswer(el, text, sources) {
@@ -171,12 +272,18 @@ async function ask(ev) {
   try {
     // Greedy, no repetition penalty: a penalty also hits the source tokens the
     // answer should copy (CTRL's rule covers the prompt).
-    const stream = state.cairn.ask(q, { maxNewTokens: 160 });
-    for await (const piece of stream) {
+    const onPiece = (piece) => {
       if (!first) first = performance.now();
       out.textContent += piece;
+    };
+    let a;
+    if (inServerMode()) {
+      a = await askServer(q, onPiece);
+    } else {
+      const stream = state.cairn.ask(q, { maxNewTokens: 160 });
+      for await (const piece of stream) onPiece(piece);
+      a = await stream.result;
     }
-    const a = await stream.result;
     const end = performance.now();
     renderAnswer(out, a.text, a.sources);
     const list = $('sources');
@@ -217,7 +324,7 @@ drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.ad
 drop.addEventListener('dragleave', () => drop.classList.remove('over'));
 drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); addFiles(e.dataTransfer.files); });
 $('backend').addEventListener('change', () => {
-  if (state.cairn) state.cairn.backend = $('backend').value;
+  if (state.cairn && !inServerMode()) state.cairn.backend = $('backend').value;
 });
 // For scripts and tests: the same path a drop takes.
 window.cairnDemo = { addFiles, state };

@@ -11,6 +11,8 @@ self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
 self.addEventListener('fetch', (e) => {
   const url = new URL(e.request.url);
   if (e.request.method !== 'GET' || url.origin !== location.origin) return;
+  // cairn serve's API answers live, never from a cache.
+  if (url.pathname.startsWith('/v1/') || url.pathname === '/health' || url.pathname === '/metrics') return;
   e.respondWith((async () => {
     try {
       const res = await fetch(e.request);

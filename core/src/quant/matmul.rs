@@ -145,12 +145,22 @@ impl PackedMatrix {
         let chunk = (self.rows / (4 * rayon::current_num_threads().max(1))).clamp(16, 256);
         let work = |(ci, out): (usize, &mut [f32])| {
             let r0 = ci * chunk;
+            let xt = |t: usize| &x[t * self.cols..(t + 1) * self.cols];
+            let st = |t: usize| &sums[t * nb..(t + 1) * nb];
             for (i, o) in out.chunks_exact_mut(n).enumerate() {
                 let r = r0 + i;
-                for (t, slot) in o.iter_mut().enumerate() {
-                    let xt = &x[t * self.cols..(t + 1) * self.cols];
-                    let st = &sums[t * nb..(t + 1) * nb];
-                    *slot = self.row_dot(r, xt, st);
+                // Four rows at a time share each decoded weight block.
+                let mut t = 0;
+                #[cfg(target_arch = "x86_64")]
+                if has_avx2() {
+                    while t + 4 <= n {
+                        let ts = [t, t + 1, t + 2, t + 3];
+                        o[t..t + 4].copy_from_slice(&self.row_dot4(r, ts.map(xt), ts.map(st)));
+                        t += 4;
+                    }
+                }
+                for (t, slot) in o.iter_mut().enumerate().skip(t) {
+                    *slot = self.row_dot(r, xt(t), st(t));
                 }
             }
         };
@@ -171,6 +181,32 @@ impl PackedMatrix {
             }
         }
         y
+    }
+
+    /// [`Self::row_dot`] of four activation rows (AVX2 only), bitwise equal to four calls.
+    #[cfg(target_arch = "x86_64")]
+    fn row_dot4(&self, r: usize, x: [&[f32]; 4], sums: [&[f32]; 4]) -> [f32; 4] {
+        let nb = self.cols / QK;
+        match &self.kind {
+            // SAFETY: the caller checked AVX2 and FMA; slices hold whole blocks.
+            Packed::Q4 { d, m, q } => unsafe {
+                dot_q4_avx2_x4(
+                    &d[r * nb..(r + 1) * nb],
+                    &m[r * nb..(r + 1) * nb],
+                    &q[r * self.cols / 2..(r + 1) * self.cols / 2],
+                    x,
+                    sums,
+                )
+            },
+            // SAFETY: as above.
+            Packed::Q8 { d, q } => unsafe {
+                dot_q8_avx2_x4(
+                    &d[r * nb..(r + 1) * nb],
+                    &q[r * self.cols..(r + 1) * self.cols],
+                    x,
+                )
+            },
+        }
     }
 
     fn row_dot(&self, r: usize, x: &[f32], sums: &[f32]) -> f32 {
@@ -250,6 +286,104 @@ unsafe fn dot_q4_avx2(d: &[f32], m: &[f32], q: &[u8], x: &[f32], sums: &[f32]) -
     hsum_avx(acc) + acc_m
 }
 
+/// [`dot_q4_avx2`] of one weight row against four activation rows: each
+/// block is decoded once, and each row gets exactly the operations (and
+/// order) it would get alone, so the results are bitwise equal.
+///
+/// # Safety
+/// As [`dot_q4_avx2`], for each of the four rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q4_avx2_x4(
+    d: &[f32],
+    m: &[f32],
+    q: &[u8],
+    x: [&[f32]; 4],
+    sums: [&[f32]; 4],
+) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    debug_assert!(q.len() == d.len() * 16 && x.iter().all(|x| x.len() == d.len() * QK));
+    let mask = _mm_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc_m = [0f32; 4];
+    for b in 0..d.len() {
+        // SAFETY: bounds as documented; unaligned loads throughout.
+        unsafe {
+            let qb = _mm_loadu_si128(q.as_ptr().add(b * 16) as *const __m128i);
+            let lo = _mm_and_si128(qb, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16(qb, 4), mask);
+            let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+            let w = [
+                f(lo),
+                f(_mm_srli_si128(lo, 8)),
+                f(hi),
+                f(_mm_srli_si128(hi, 8)),
+            ];
+            let db = _mm256_set1_ps(*d.get_unchecked(b));
+            for t in 0..4 {
+                let xp = x[t].as_ptr().add(b * QK);
+                let mut s = _mm256_mul_ps(w[0], _mm256_loadu_ps(xp));
+                s = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp.add(8)), s);
+                s = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xp.add(16)), s);
+                s = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xp.add(24)), s);
+                acc[t] = _mm256_fmadd_ps(db, s, acc[t]);
+            }
+        }
+        for t in 0..4 {
+            acc_m[t] += m[b] * sums[t][b];
+        }
+    }
+    [
+        hsum_avx(acc[0]) + acc_m[0],
+        hsum_avx(acc[1]) + acc_m[1],
+        hsum_avx(acc[2]) + acc_m[2],
+        hsum_avx(acc[3]) + acc_m[3],
+    ]
+}
+
+/// [`dot_q8_avx2`] of one weight row against four activation rows, bitwise
+/// equal to four calls (see [`dot_q4_avx2_x4`]).
+///
+/// # Safety
+/// As [`dot_q8_avx2`], for each of the four rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q8_avx2_x4(d: &[f32], q: &[i8], x: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    debug_assert!(q.len() == d.len() * QK && x.iter().all(|x| x.len() == d.len() * QK));
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for b in 0..d.len() {
+        // SAFETY: bounds as documented; unaligned loads throughout.
+        unsafe {
+            let qp = q.as_ptr().add(b * QK) as *const __m128i;
+            let q0 = _mm_loadu_si128(qp);
+            let q1 = _mm_loadu_si128(qp.add(1));
+            let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+            let w = [
+                f(q0),
+                f(_mm_srli_si128(q0, 8)),
+                f(q1),
+                f(_mm_srli_si128(q1, 8)),
+            ];
+            let db = _mm256_set1_ps(*d.get_unchecked(b));
+            for t in 0..4 {
+                let xp = x[t].as_ptr().add(b * QK);
+                let mut s = _mm256_mul_ps(w[0], _mm256_loadu_ps(xp));
+                s = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp.add(8)), s);
+                s = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xp.add(16)), s);
+                s = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xp.add(24)), s);
+                acc[t] = _mm256_fmadd_ps(db, s, acc[t]);
+            }
+        }
+    }
+    [
+        hsum_avx(acc[0]),
+        hsum_avx(acc[1]),
+        hsum_avx(acc[2]),
+        hsum_avx(acc[3]),
+    ]
+}
+
 /// One row of 8-bit blocks against f32 activations.
 ///
 /// # Safety
@@ -317,6 +451,27 @@ fn dot_q8(d: &[f32], q: &[i8], x: &[f32]) -> f32 {
 mod tests {
     use super::*;
     use crate::quant::{dequantize, quantize};
+
+    #[test]
+    fn every_row_of_a_batch_is_bitwise_the_row_alone() {
+        // 7 rows: one group of four (the shared-decode kernel) and three single rows.
+        let (rows, cols, n) = (24, 128, 7);
+        let w = crate::util::pseudo_random(rows * cols, 21);
+        let x = crate::util::pseudo_random(n * cols, 22);
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+            let bytes = quantize(ty, &w, "w").unwrap();
+            let m = PackedMatrix::new(ty, &bytes, rows, cols, "w").unwrap();
+            let batch = m.matmul(&x, n);
+            for t in 0..n {
+                let alone = m.matmul(&x[t * cols..(t + 1) * cols], 1);
+                assert_eq!(
+                    &batch[t * rows..(t + 1) * rows],
+                    alone.as_slice(),
+                    "{ty:?} row {t}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn equals_f32_matmul_against_dequantized_weights() {

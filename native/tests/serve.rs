@@ -500,6 +500,26 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     assert!((e.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
     assert!(cosine(&e, &cli[0][..64]) > 0.9999);
 
+    // Embedding requests of concurrent clients share batches.
+    let batches = server.metric("cairn_embed_batches_total");
+    std::thread::scope(|s| {
+        for i in 0..16 {
+            let server = &server;
+            s.spawn(move || {
+                let (st, v) = server.post(
+                    "/v1/embeddings",
+                    &json!({"model": EMBEDDER, "input": format!("text number {i}")}),
+                );
+                assert_eq!(st, 200, "{v}");
+            });
+        }
+    });
+    let used = server.metric("cairn_embed_batches_total") - batches;
+    assert!(
+        used < 16.0,
+        "16 concurrent requests ran in {used} batches: not batched"
+    );
+
     // Classify returns what `cairn classify` prints; rerank what the core reranker computes.
     let (ok, out, err) = cairn(&[
         "classify",
@@ -580,6 +600,31 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
         let n = n.as_u64().unwrap() as usize;
         assert_eq!(v["sources"][n - 1]["cited"], true);
     }
+    // The sources listed are the CLI's: cited ones, else attributed ones, else all.
+    let cli_sources: Vec<u64> = out
+        .split("\n\nSources")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    let flag = |k: &str| -> Vec<u64> {
+        v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s[k] == true)
+            .map(|s| s["n"].as_u64().unwrap())
+            .collect()
+    };
+    let listed = if !flag("cited").is_empty() {
+        flag("cited")
+    } else if !flag("attributed").is_empty() {
+        flag("attributed")
+    } else {
+        (1..=v["sources"].as_array().unwrap().len() as u64).collect()
+    };
+    assert_eq!(listed, cli_sources, "server {v}\nCLI {out}");
     let (st, _, b) = server.request(
         "POST",
         "/v1/ask",

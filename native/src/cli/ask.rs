@@ -18,10 +18,7 @@ use crate::error::{Error, Result};
 use crate::generate::load_adapted;
 use crate::on_backend;
 
-/// Least cosine between an answer sentence and a source sentence for
-/// `cairn ask` to attribute the sentence to that source (MiniLM: paraphrases
-/// score above ~0.6, merely related sentences 0.3–0.5).
-const ATTRIBUTION_MIN_COSINE: f32 = 0.6;
+use crate::rag::ATTRIBUTION_MIN_COSINE;
 
 /// The source text a prompt shows for each hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -40,6 +40,20 @@ pub struct IngestJob {
     pub reply: oneshot::Sender<Result<cairn_core::rag::FileChunks, String>>,
 }
 
+/// An answer's sentences to trace to the sources that support them (when
+/// the model cited none), as `cairn ask` does.
+#[derive(Debug)]
+pub struct AttributeJob {
+    /// The answer text.
+    pub answer: String,
+    /// The sources it was given, numbered from 1.
+    pub sources: Vec<cairn_core::rag::Hit>,
+    /// Least sentence cosine that counts.
+    pub min_cosine: f32,
+    /// The attributions, or what went wrong.
+    pub reply: oneshot::Sender<Result<Vec<cairn_core::rag::answer::Attribution>, String>>,
+}
+
 /// Work for the embedder thread.
 #[derive(Debug)]
 pub enum Work {
@@ -47,6 +61,8 @@ pub enum Work {
     Embed(EmbedJob),
     /// A document to ingest.
     Ingest(IngestJob),
+    /// An answer to attribute.
+    Attribute(AttributeJob),
 }
 
 fn count_tokens<B: Backend>(e: &Embedder<B>, texts: &[String]) -> usize {
@@ -109,6 +125,16 @@ pub fn run<B: Backend>(
                 ingest(embedder, job);
                 continue;
             }
+            Work::Attribute(job) => {
+                let r = pollster::block_on(cairn_core::rag::answer::attribute(
+                    embedder,
+                    &job.answer,
+                    &job.sources,
+                    job.min_cosine,
+                ));
+                let _ = job.reply.send(r.map_err(|e| e.to_string()));
+                continue;
+            }
             Work::Embed(j) => j,
         };
         let mut jobs = vec![first];
@@ -145,6 +171,7 @@ fn embed_batch<B: Backend>(embedder: &Embedder<B>, jobs: Vec<EmbedJob>, metrics:
         .flat_map(|j| j.texts.iter().map(String::as_str))
         .collect();
     let result = pollster::block_on(embedder.encode_async(&texts, true));
+    metrics.embed_batch();
     match result {
         Ok(e) => {
             metrics.embedded(e.rows);

@@ -23,6 +23,7 @@ pub struct Metrics {
     step_tokens: AtomicU64,
     ttft: Mutex<Histogram>,
     embedded_texts: AtomicU64,
+    embed_batches: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +86,11 @@ impl Metrics {
         self.cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One batch of embedding requests ran.
+    pub fn embed_batch(&self) {
+        self.embed_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Texts embedded.
     pub fn embedded(&self, n: usize) {
         self.embedded_texts.fetch_add(n as u64, Ordering::Relaxed);
@@ -132,6 +138,11 @@ impl Metrics {
                 "cairn_embedded_texts_total",
                 "Texts embedded.",
                 load(&self.embedded_texts),
+            ),
+            (
+                "cairn_embed_batches_total",
+                "Batches the embedder ran (requests of several clients share one).",
+                load(&self.embed_batches),
             ),
         ];
         for (name, help, v) in counters {

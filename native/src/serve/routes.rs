@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::AppState;
+use super::embedder::{AttributeJob, Work};
 use super::engine::{AskEvent, AskJob, Job, SubmitError};
 use super::error::ApiError;
 use super::openai::{Fields, embed, parse_body};
@@ -217,10 +218,49 @@ fn answer_json(a: &Answer) -> Value {
     })
 }
 
+/// The answer's JSON; when the model cited no source, its sentences are
+/// traced to the sources they match (`attributed`, as `cairn ask` prints).
+async fn finished_json(state: &AppState, a: &Answer) -> Value {
+    let mut v = answer_json(a);
+    let mut attributed = Vec::new();
+    if a.grounded
+        && a.cited.is_empty()
+        && !a.sources.is_empty()
+        && let Some(h) = &state.embed
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Work::Attribute(AttributeJob {
+            answer: a.text.clone(),
+            sources: a.sources.clone(),
+            min_cosine: crate::rag::ATTRIBUTION_MIN_COSINE,
+            reply: tx,
+        });
+        if h.submit(job).is_ok() {
+            match rx.await {
+                Ok(Ok(found)) => attributed = found,
+                Ok(Err(e)) => tracing::warn!(error = %e, "attributing the answer failed"),
+                Err(_) => tracing::warn!("the embedder stopped while attributing"),
+            }
+        }
+    }
+    if let Some(list) = v["sources"].as_array_mut() {
+        for (i, s) in list.iter_mut().enumerate() {
+            s["attributed"] = json!(attributed.iter().any(|f| f.source == i + 1));
+        }
+    }
+    v["attributed"] = json!(attributed
+        .iter()
+        .map(|f| json!({"sentence": [f.sentence.start, f.sentence.end], "source": f.source, "cosine": f.cosine}))
+        .collect::<Vec<_>>());
+    v
+}
+
 /// `POST /v1/ask`: `{question, collections?, k?, max_tokens?, stream?}` →
 /// the routing decision, the retrieved sources (file, page, score) and the
 /// answer with its citations — `cairn ask`'s pipeline with the server's
 /// models. Streamed, it sends a `sources` event, `text` events, then `done`.
+/// Sources carry `cited` (the answer names them) and `attributed` (when it
+/// names none: an answer sentence matches one of theirs, cosine ≥ 0.6).
 pub async fn ask(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -324,7 +364,7 @@ pub async fn ask(
             match e {
                 AskEvent::Text(_) => {}
                 AskEvent::Done(a) => {
-                    let mut v = answer_json(&a);
+                    let mut v = finished_json(&state, &a).await;
                     v["route"] = route.unwrap_or(Value::Null);
                     v["retrieved"] = json!(retrieved_json);
                     return Ok(axum::Json(v).into_response());

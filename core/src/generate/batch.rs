@@ -27,7 +27,7 @@ pub struct Sequence<'a, B: Backend> {
     config: GenerationConfig,
     eos: Vec<u32>,
     rng: Rng,
-    constraint: Option<&'a mut dyn TokenConstraint>,
+    constraint: Option<Box<dyn TokenConstraint + 'a>>,
     prompt_tokens: usize,
     /// Prompt and generated ids.
     all: Vec<u32>,
@@ -171,12 +171,13 @@ impl<B: Backend> Generator<B> {
     /// A sequence for `prompt` (token ids, e.g. from
     /// [`Generator::encode`]) under `config` — greedy or sampled decoding
     /// (beam search runs through [`Generator::generate_ids_stream`]).
-    /// `constraint` bans tokens at each step.
+    /// `constraint` bans tokens at each step (e.g. a boxed
+    /// [`Generator::grammar_constraint`], or `&mut` to one the caller keeps).
     pub fn start<'a>(
         &'a self,
         prompt: &[u32],
         config: &GenerationConfig,
-        constraint: Option<&'a mut dyn TokenConstraint>,
+        constraint: Option<Box<dyn TokenConstraint + 'a>>,
     ) -> Result<Sequence<'a, B>> {
         config.validate()?;
         if config.num_beams > 1 {

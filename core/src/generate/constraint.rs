@@ -13,6 +13,12 @@ pub trait TokenConstraint {
     fn constrain(&mut self, logits: &mut [f32], generated: &[u32]);
 }
 
+impl<T: TokenConstraint + ?Sized> TokenConstraint for &mut T {
+    fn constrain(&mut self, logits: &mut [f32], generated: &[u32]) {
+        (**self).constrain(logits, generated);
+    }
+}
+
 /// Where the text is with respect to a bracketed citation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

@@ -6,6 +6,7 @@
 //! - [`chat_template`]: Jinja chat templates (ChatML for SmolLM2).
 //! - [`stop`]: stop sequences over a text stream.
 //! - [`constraint`]: constrained decoding (valid source citations).
+//! - [`regex_constraint`], [`json_schema`]: output held to a regex, a choice list or a JSON Schema.
 //! - [`batch`]: continuous batching ([`Sequence`], [`Generator::step`]).
 //!
 //! Greedy and sampled decoding stream text through a callback as soon as it
@@ -16,7 +17,9 @@ pub mod batch;
 pub mod chat_template;
 pub mod config;
 pub mod constraint;
+pub mod json_schema;
 pub mod processors;
+pub mod regex_constraint;
 pub mod sampler;
 pub mod stop;
 
@@ -24,6 +27,7 @@ pub use batch::Sequence;
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use config::GenerationConfig;
 pub use constraint::{CitationConstraint, TokenConstraint};
+pub use regex_constraint::{RegexConstraint, RegexGrammar};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -260,6 +264,22 @@ impl<B: Backend> Generator<B> {
             .await
     }
 
+    /// A [`RegexConstraint`] over this model's vocabulary: the output stays
+    /// within `grammar` and ends (with the EOS ids `config` uses) only where
+    /// it matches.
+    pub fn grammar_constraint(
+        &self,
+        grammar: RegexGrammar,
+        config: &GenerationConfig,
+    ) -> RegexConstraint<'_> {
+        RegexConstraint::new(
+            grammar,
+            &self.byte_table,
+            &self.special,
+            self.eos_for(config),
+        )
+    }
+
     /// A [`CitationConstraint`] over this model's vocabulary for a prompt
     /// with `sources` numbered sources.
     pub fn citation_constraint(&self, sources: usize) -> CitationConstraint<'_> {
@@ -311,7 +331,8 @@ impl<B: Backend> Generator<B> {
         constraint: Option<&'a mut dyn TokenConstraint>,
         mut on_text: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
-        let mut seq = self.start(prompt, config, constraint)?;
+        let boxed = constraint.map(|c| Box::new(c) as Box<dyn TokenConstraint + 'a>);
+        let mut seq = self.start(prompt, config, boxed)?;
         while !seq.is_finished() {
             self.step(&mut [&mut seq]).await?;
             let piece = seq.take_text();

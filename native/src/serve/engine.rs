@@ -15,7 +15,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Instant;
 
 use cairn_core::backend::Backend;
-use cairn_core::generate::{ChatMessage, FinishReason, GenerationConfig, Generator, Sequence};
+use cairn_core::generate::{
+    ChatMessage, FinishReason, GenerationConfig, Generator, RegexGrammar, Sequence, TokenConstraint,
+};
 use cairn_core::rag::Hit;
 use cairn_core::rag::answer::{Answer, AskOptions};
 use tokio::sync::mpsc::UnboundedSender;
@@ -38,6 +40,8 @@ pub struct GenJob {
     pub prompt: Prompt,
     /// Decoding settings.
     pub config: GenerationConfig,
+    /// The output grammar (`response_format`), if any.
+    pub grammar: Option<RegexGrammar>,
     /// Where the text goes; dropping the receiver cancels the request.
     pub events: UnboundedSender<Event>,
     /// When the request arrived (time to first token is measured from here).
@@ -61,7 +65,7 @@ pub struct AskJob {
 #[derive(Debug)]
 pub enum Job {
     /// A batched generation.
-    Generate(GenJob),
+    Generate(Box<GenJob>),
     /// A grounded answer (runs alone between steps).
     Ask(AskJob),
 }
@@ -179,6 +183,7 @@ pub fn run<B: Backend>(
             metrics.queue_depth_add(-1);
             match job {
                 Job::Generate(g) => {
+                    let g = *g;
                     if let Some(a) = admit(generator, g) {
                         active.push(a);
                     }
@@ -250,7 +255,10 @@ fn admit<'g, B: Backend>(generator: &'g Generator<B>, job: GenJob) -> Option<Act
             Prompt::Chat(m) => generator.apply_chat_template(m, true)?,
         };
         let ids = generator.encode(&text)?;
-        generator.start(&ids, &job.config, None)
+        let constraint = job.grammar.clone().map(|g| {
+            Box::new(generator.grammar_constraint(g, &job.config)) as Box<dyn TokenConstraint + 'g>
+        });
+        generator.start(&ids, &job.config, constraint)
     })();
     match started {
         Ok(seq) => {

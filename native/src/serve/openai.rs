@@ -21,7 +21,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use cairn_core::generate::{ChatMessage, FinishReason, GenerationConfig};
+use cairn_core::generate::{ChatMessage, FinishReason, GenerationConfig, RegexGrammar};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -281,6 +281,37 @@ fn generation_config(f: &Fields, default_max: usize) -> Result<GenerationConfig,
     Ok(config)
 }
 
+/// The grammar `response_format` asks for: `{type: text}` (none),
+/// `{type: json_object}` (any JSON object, nested up to 4 levels) or
+/// `{type: json_schema, json_schema: {name, schema, strict?}}`.
+fn response_format(f: &Fields) -> Result<Option<RegexGrammar>, ApiError> {
+    let Some(rf) = f.get("response_format") else {
+        return Ok(None);
+    };
+    let bad = |m: String| ApiError::bad_request(m, Some("response_format"));
+    let pattern = match rf.get("type").and_then(Value::as_str) {
+        Some("text") => return Ok(None),
+        Some("json_object") => cairn_core::generate::json_schema::json_object_regex(4),
+        Some("json_schema") => {
+            let schema = rf
+                .get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .ok_or_else(|| bad("response_format.json_schema.schema: required".into()))?;
+            cairn_core::generate::json_schema::schema_to_regex(schema)
+                .map_err(|e| bad(format!("response_format.json_schema.schema: {e}")))?
+        }
+        other => {
+            return Err(bad(format!(
+                "response_format.type: {} is not text, json_object or json_schema",
+                other.map_or("(missing)".to_string(), |t| format!("'{t}'"))
+            )));
+        }
+    };
+    RegexGrammar::new(&pattern)
+        .map(Some)
+        .map_err(|e| bad(format!("response_format: {e}")))
+}
+
 /// `stream` and `stream_options.include_usage`.
 fn stream_flags(f: &Fields) -> Result<(bool, bool), ApiError> {
     let stream = f.bool("stream")?.unwrap_or(false);
@@ -423,6 +454,7 @@ fn submit(
     state: &AppState,
     prompt: Prompt,
     config: GenerationConfig,
+    grammar: Option<RegexGrammar>,
 ) -> Result<UnboundedReceiver<Event>, ApiError> {
     let engine = state
         .engine
@@ -430,12 +462,13 @@ fn submit(
         .ok_or_else(|| ApiError::unavailable("this server runs no decoder"))?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     engine
-        .submit(Job::Generate(GenJob {
+        .submit(Job::Generate(Box::new(GenJob {
             prompt,
             config,
+            grammar,
             events: tx,
             arrived: Instant::now(),
-        }))
+        })))
         .map_err(|e| match e {
             SubmitError::Full => ApiError::busy(),
             SubmitError::Stopped => ApiError::unavailable("the decoder has stopped"),
@@ -583,19 +616,12 @@ pub async fn chat_completions(
             ));
         }
     }
-    if let Some(rf) = f.get("response_format")
-        && rf.get("type").and_then(Value::as_str) != Some("text")
-    {
-        return Err(ApiError::unsupported(
-            "response_format",
-            "only {\"type\": \"text\"} is supported; JSON-schema output is not yet",
-        ));
-    }
+    let grammar = response_format(&f)?;
     let msgs = messages(&f)?;
     let config = generation_config(&f, state.default_max_tokens)?;
     let (stream, include_usage) = stream_flags(&f)?;
     let model = f.string("model")?;
-    let mut rx = submit(&state, Prompt::Chat(msgs), config)?;
+    let mut rx = submit(&state, Prompt::Chat(msgs), config, grammar)?;
     if stream {
         first_event(&mut rx).await?;
         return Ok(sse(Kind::Chat, rx, model, include_usage));
@@ -618,7 +644,7 @@ pub async fn completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let mut known = SAMPLING_FIELDS.to_vec();
-    known.extend(["prompt", "echo", "suffix", "best_of"]);
+    known.extend(["prompt", "echo", "suffix", "best_of", "response_format"]);
     let f = Fields::new(parse_body(body)?, &known)?;
     check_decoder(&state, &f)?;
     if f.bool("echo")?.unwrap_or(false) {
@@ -648,7 +674,8 @@ pub async fn completions(
     let config = generation_config(&f, state.default_max_tokens)?;
     let (stream, include_usage) = stream_flags(&f)?;
     let model = f.string("model")?;
-    let mut rx = submit(&state, Prompt::Text(prompt), config)?;
+    let grammar = response_format(&f)?;
+    let mut rx = submit(&state, Prompt::Text(prompt), config, grammar)?;
     if stream {
         first_event(&mut rx).await?;
         return Ok(sse(Kind::Completion, rx, model, include_usage));

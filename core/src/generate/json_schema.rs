@@ -1,0 +1,485 @@
+//! JSON Schema → a regular expression over compact JSON text (Outlines'
+//! `build_regex_from_schema` approach), for [`super::regex_constraint`].
+//!
+//! Supported: `type` (object, array, string, integer, number, boolean,
+//! null, or a list of them), `properties` (emitted in declaration order;
+//! `required` ones always, optional ones may be left out), `additionalProperties`
+//! (only `false` or absent: no other keys are generated), `enum`, `const`,
+//! `items`, `minItems`/`maxItems`, `minLength`/`maxLength`, `pattern`
+//! (a regex-syntax subset, anchored), `format` (date, time, date-time,
+//! uuid, email), `anyOf`/`oneOf`, `$ref` to `#/$defs/…` or
+//! `#/definitions/…` (not recursive), and descriptive keywords (`title`,
+//! `description`, `default`, `examples`, `$schema`, `$id`). Integer
+//! `minimum: 0` (or more) drops the sign. Any other keyword is an error
+//! naming it. Whitespace: none, except one optional space after `:` and `,`.
+
+use serde_json::{Map, Value};
+
+use super::regex_constraint::regex_syntax_escape;
+use crate::error::{Error, Result};
+
+/// How deep `$ref`s may nest before the schema counts as recursive.
+const MAX_REF_DEPTH: usize = 16;
+
+const STRING_CHAR: &str = r#"([^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})"#;
+const INTEGER: &str = r"-?(0|[1-9][0-9]*)";
+const NUMBER: &str = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?";
+const SEP: &str = " ?";
+
+/// The regex every output of `schema` matches.
+pub fn schema_to_regex(schema: &Value) -> Result<String> {
+    Compiler { root: schema }.value(schema, 0, "")
+}
+
+/// Any JSON object, nested up to `depth` levels (`response_format` `json_object`).
+pub fn json_object_regex(depth: usize) -> String {
+    fn value(depth: usize) -> String {
+        let s = format!("\"{STRING_CHAR}*\"");
+        let mut alts = vec![
+            s,
+            NUMBER.to_string(),
+            "true".into(),
+            "false".into(),
+            "null".into(),
+        ];
+        if depth > 0 {
+            alts.push(object(depth - 1));
+            let v = value(depth - 1);
+            alts.push(format!(r"\[({v}(,{SEP}{v})*)?\]"));
+        }
+        format!("({})", alts.join("|"))
+    }
+    fn object(depth: usize) -> String {
+        let member = format!("\"{STRING_CHAR}*\":{SEP}{}", value(depth));
+        format!(r"\{{({member}(,{SEP}{member})*)?\}}")
+    }
+    object(depth)
+}
+
+struct Compiler<'a> {
+    root: &'a Value,
+}
+
+const DESCRIPTIVE: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$schema",
+    "$id",
+    "$comment",
+    "$defs",
+    "definitions",
+];
+
+impl Compiler<'_> {
+    fn value(&self, schema: &Value, depth: usize, at: &str) -> Result<String> {
+        let err = |m: String| {
+            Error::Input(format!(
+                "json schema at '{}': {m}",
+                if at.is_empty() { "#" } else { at }
+            ))
+        };
+        if depth > MAX_REF_DEPTH {
+            return Err(err(
+                "the schema is recursive ($ref cycle); only finite schemas can be enforced".into(),
+            ));
+        }
+        let obj = match schema {
+            Value::Bool(true) => return Ok(json_object_value(2)),
+            Value::Object(o) => o,
+            _ => return Err(err("a schema must be an object".into())),
+        };
+        if obj.is_empty() {
+            return Ok(json_object_value(2));
+        }
+        if let Some(r) = obj.get("$ref") {
+            let target = self.resolve(r).ok_or_else(|| {
+                err(format!(
+                    "$ref {r} does not point into #/$defs or #/definitions"
+                ))
+            })?;
+            return self.value(target, depth + 1, &format!("{at}/$ref"));
+        }
+        for k in obj.keys() {
+            let known = DESCRIPTIVE.contains(&k.as_str())
+                || matches!(
+                    k.as_str(),
+                    "type"
+                        | "properties"
+                        | "required"
+                        | "additionalProperties"
+                        | "enum"
+                        | "const"
+                        | "items"
+                        | "minItems"
+                        | "maxItems"
+                        | "minLength"
+                        | "maxLength"
+                        | "pattern"
+                        | "format"
+                        | "anyOf"
+                        | "oneOf"
+                        | "minimum"
+                        | "exclusiveMinimum"
+                );
+            if !known {
+                return Err(err(format!("the keyword '{k}' is not supported")));
+            }
+        }
+        if let Some(c) = obj.get("const") {
+            return Ok(literal(c));
+        }
+        if let Some(e) = obj.get("enum") {
+            let list = e
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| err("enum must be a non-empty list".into()))?;
+            return Ok(format!(
+                "({})",
+                list.iter().map(literal).collect::<Vec<_>>().join("|")
+            ));
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(list) = obj.get(key) {
+                let list = list
+                    .as_array()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| err(format!("{key} must be a non-empty list")))?;
+                let alts = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| self.value(s, depth + 1, &format!("{at}/{key}/{i}")))
+                    .collect::<Result<Vec<_>>>()?;
+                return Ok(format!("({})", alts.join("|")));
+            }
+        }
+        let types: Vec<String> = match obj.get("type") {
+            Some(Value::String(t)) => vec![t.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            Some(_) => return Err(err("type must be a string or a list of strings".into())),
+            // Untyped: infer from the keywords present.
+            None if obj.contains_key("properties") => vec!["object".into()],
+            None if obj.contains_key("items") => vec!["array".into()],
+            None => return Ok(json_object_value(2)),
+        };
+        let alts = types
+            .iter()
+            .map(|t| self.typed(obj, t, depth, at))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(if alts.len() == 1 {
+            alts.into_iter().next().unwrap_or_default()
+        } else {
+            format!("({})", alts.join("|"))
+        })
+    }
+
+    fn typed(&self, obj: &Map<String, Value>, ty: &str, depth: usize, at: &str) -> Result<String> {
+        let err = |m: String| {
+            Error::Input(format!(
+                "json schema at '{}': {m}",
+                if at.is_empty() { "#" } else { at }
+            ))
+        };
+        let uint = |k: &str| -> Result<Option<usize>> {
+            match obj.get(k) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(|n| Some(n as usize))
+                    .ok_or_else(|| err(format!("{k} must be a non-negative integer"))),
+            }
+        };
+        match ty {
+            "string" => {
+                if let Some(p) = obj.get("pattern") {
+                    let p = p
+                        .as_str()
+                        .ok_or_else(|| err("pattern must be a string".into()))?;
+                    let p = p.strip_prefix('^').unwrap_or(p);
+                    let p = p.strip_suffix('$').unwrap_or(p);
+                    return Ok(format!("\"({p})\""));
+                }
+                if let Some(f) = obj.get("format") {
+                    let f = f.as_str().unwrap_or_default();
+                    let body = match f {
+                        "date" => r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])".to_string(),
+                        "time" => r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?".to_string(),
+                        "date-time" => r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])".to_string(),
+                        "uuid" => r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}".to_string(),
+                        "email" => r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+".to_string(),
+                        other => return Err(err(format!("format '{other}' is not supported (date, time, date-time, uuid, email)"))),
+                    };
+                    return Ok(format!("\"{body}\""));
+                }
+                let (lo, hi) = (uint("minLength")?.unwrap_or(0), uint("maxLength")?);
+                if hi.is_some_and(|h| h < lo) {
+                    return Err(err("maxLength is below minLength".into()));
+                }
+                Ok(match hi {
+                    Some(h) => format!("\"{STRING_CHAR}{{{lo},{h}}}\""),
+                    None => format!("\"{STRING_CHAR}{{{lo},}}\""),
+                })
+            }
+            "integer" => {
+                let nonneg = obj
+                    .get("minimum")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|m| m >= 0.0)
+                    || obj
+                        .get("exclusiveMinimum")
+                        .and_then(Value::as_f64)
+                        .is_some_and(|m| m >= -1.0);
+                if obj
+                    .get("minimum")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|m| m > 0.0)
+                    || obj
+                        .get("exclusiveMinimum")
+                        .and_then(Value::as_f64)
+                        .is_some_and(|m| m > -1.0 && m != 0.0)
+                {
+                    return Err(err(
+                        "integer bounds other than minimum 0 are not supported".into()
+                    ));
+                }
+                Ok(if nonneg {
+                    r"(0|[1-9][0-9]*)".to_string()
+                } else {
+                    INTEGER.to_string()
+                })
+            }
+            "number" => {
+                if obj
+                    .get("minimum")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|m| m > 0.0)
+                {
+                    return Err(err(
+                        "number bounds other than minimum 0 are not supported".into()
+                    ));
+                }
+                let nonneg = obj
+                    .get("minimum")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|m| m >= 0.0);
+                Ok(if nonneg {
+                    NUMBER.trim_start_matches("-?").to_string()
+                } else {
+                    NUMBER.to_string()
+                })
+            }
+            "boolean" => Ok("(true|false)".into()),
+            "null" => Ok("null".into()),
+            "array" => {
+                let item = match obj.get("items") {
+                    Some(s) => self.value(s, depth + 1, &format!("{at}/items"))?,
+                    None => json_object_value(2),
+                };
+                let lo = uint("minItems")?.unwrap_or(0);
+                let hi = uint("maxItems")?;
+                if hi.is_some_and(|h| h < lo) {
+                    return Err(err("maxItems is below minItems".into()));
+                }
+                let rest = format!("(,{SEP}{item})");
+                let body = match (lo, hi) {
+                    (_, Some(0)) => String::new(),
+                    (0, None) => format!("({item}{rest}*)?"),
+                    (0, Some(h)) => format!("({item}{rest}{{0,{}}})?", h - 1),
+                    (l, None) => format!("{item}{rest}{{{},}}", l - 1),
+                    (l, Some(h)) => format!("{item}{rest}{{{},{}}}", l - 1, h - 1),
+                };
+                Ok(format!(r"\[{body}\]"))
+            }
+            "object" => {
+                match obj.get("additionalProperties") {
+                    None | Some(Value::Bool(false)) => {}
+                    Some(_) => {
+                        return Err(err(
+                            "additionalProperties: only false (or absent) is supported".into(),
+                        ));
+                    }
+                }
+                let props = match obj.get("properties") {
+                    None => return Ok(json_object_regex(1)),
+                    Some(Value::Object(p)) => p,
+                    Some(_) => return Err(err("properties must be an object".into())),
+                };
+                let required: Vec<&str> = obj
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if let Some(r) = required.iter().find(|r| !props.contains_key(**r)) {
+                    return Err(err(format!("required property '{r}' is not in properties")));
+                }
+                let members: Vec<(bool, String)> = props
+                    .iter()
+                    .map(|(k, s)| {
+                        let v = self.value(s, depth + 1, &format!("{at}/properties/{k}"))?;
+                        Ok((
+                            required.contains(&k.as_str()),
+                            format!("{}:{SEP}{v}", literal(&Value::String(k.clone()))),
+                        ))
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(format!(r"\{{{}\}}", members_regex(&members)))
+            }
+            other => Err(err(format!("type '{other}' is not a JSON Schema type"))),
+        }
+    }
+
+    fn resolve(&self, r: &Value) -> Option<&Value> {
+        let r = r.as_str()?;
+        let path = r.strip_prefix("#/")?;
+        let mut v = self.root;
+        for part in path.split('/') {
+            v = v.get(part)?;
+        }
+        Some(v)
+    }
+}
+
+/// Members in order, each required one present, optional ones skippable,
+/// commas only between present members.
+fn members_regex(members: &[(bool, String)]) -> String {
+    // first[i]: the members i.. where the first present one starts the text
+    // (no leading comma); rest[i]: the same after a present member (leading commas).
+    let n = members.len();
+    let mut rest = vec![String::new(); n + 1];
+    for i in (0..n).rev() {
+        let (req, m) = &members[i];
+        let with = format!(",{SEP}{m}{}", rest[i + 1]);
+        rest[i] = if *req {
+            with
+        } else {
+            format!("({with}|{})", rest[i + 1])
+        };
+    }
+    let mut first = vec![String::new(); n + 1];
+    for i in (0..n).rev() {
+        let (req, m) = &members[i];
+        let with = format!("{m}{}", rest[i + 1]);
+        first[i] = if *req {
+            with
+        } else {
+            format!("({with}|{})", first[i + 1])
+        };
+    }
+    first[0].clone()
+}
+
+/// Any JSON value, nested up to `depth` levels.
+fn json_object_value(depth: usize) -> String {
+    let s = format!("\"{STRING_CHAR}*\"");
+    let mut alts = vec![
+        s,
+        NUMBER.to_string(),
+        "true".into(),
+        "false".into(),
+        "null".into(),
+    ];
+    if depth > 0 {
+        alts.push(json_object_regex(depth - 1));
+        let v = json_object_value(depth - 1);
+        alts.push(format!(r"\[({v}(,{SEP}{v})*)?\]"));
+    }
+    format!("({})", alts.join("|"))
+}
+
+/// A JSON value written compactly, as a regex literal.
+fn literal(v: &Value) -> String {
+    regex_syntax_escape(&v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::regex_constraint::RegexGrammar;
+    use serde_json::json;
+
+    fn grammar(schema: Value) -> RegexGrammar {
+        RegexGrammar::new(&schema_to_regex(&schema).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn objects_with_required_and_optional_properties() {
+        let g = grammar(json!({
+            "type": "object",
+            "properties": {"name": {"type": "string", "maxLength": 5}, "age": {"type": "integer", "minimum": 0}, "ok": {"type": "boolean"}},
+            "required": ["name"],
+            "additionalProperties": false
+        }));
+        // Keys come in sorted order: age, name, ok.
+        for good in [
+            r#"{"name":"Ann"}"#,
+            r#"{"age":3,"name":"Ann"}"#,
+            r#"{"name": "Ann", "ok": true}"#,
+            r#"{"age":0,"name":"","ok":false}"#,
+        ] {
+            assert!(g.is_match(good), "{good}");
+        }
+        assert!(g.is_prefix(r#"{"age":3,"na"#) && !g.is_prefix(r#"{"x"#));
+        for bad in [
+            r#"{}"#,
+            r#"{"age":3}"#,
+            r#"{"name":"Annabel"}"#,
+            r#"{"age":-1,"name":"A"}"#,
+            r#"{"name":"A",}"#,
+            r#"{"name":"A","age":1}"#,
+        ] {
+            assert!(!g.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arrays_enums_consts_formats_refs_and_alternatives() {
+        let g = grammar(
+            json!({"type": "array", "items": {"enum": ["a", 1, null]}, "minItems": 1, "maxItems": 2}),
+        );
+        assert!(g.is_match(r#"["a"]"#) && g.is_match(r#"[1, null]"#));
+        assert!(!g.is_match("[]") && !g.is_match(r#"["a","a","a"]"#) && !g.is_match(r#"["b"]"#));
+        let g = grammar(json!({"const": {"k": [1, 2]}}));
+        assert!(g.is_match(r#"{"k":[1,2]}"#) && !g.is_match(r#"{"k":[1]}"#));
+        let g = grammar(json!({"type": "string", "format": "date"}));
+        assert!(g.is_match(r#""2026-12-01""#) && !g.is_match(r#""2026-13-01""#));
+        let g = grammar(
+            json!({"$defs": {"p": {"type": "number"}}, "anyOf": [{"$ref": "#/$defs/p"}, {"type": "null"}]}),
+        );
+        assert!(g.is_match("-1.5e3") && g.is_match("null") && !g.is_match("\"x\""));
+        let g = grammar(json!({"type": "string", "pattern": "^[A-Z]{2}[0-9]$"}));
+        assert!(g.is_match(r#""AB1""#) && !g.is_match(r#""ab1""#));
+        let g = grammar(json!({"type": ["integer", "null"]}));
+        assert!(g.is_match("42") && g.is_match("null") && !g.is_match("4.2"));
+    }
+
+    #[test]
+    fn unsupported_and_recursive_schemas_are_named_errors() {
+        let e = schema_to_regex(&json!({"type": "object", "patternProperties": {}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'patternProperties' is not supported"), "{e}");
+        let e = schema_to_regex(&json!({"$defs": {"n": {"type": "object", "properties": {"next": {"$ref": "#/$defs/n"}}}}, "$ref": "#/$defs/n"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("recursive"), "{e}");
+        let e = schema_to_regex(&json!({"type": "integer", "minimum": 5}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bounds"), "{e}");
+        let e = schema_to_regex(&json!({"type": "object", "properties": {}, "required": ["x"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'x' is not in properties"), "{e}");
+    }
+
+    #[test]
+    fn json_object_mode_accepts_nested_objects_only() {
+        let g = RegexGrammar::new(&json_object_regex(3)).unwrap();
+        assert!(g.is_match(r#"{"a": [1, {"b": null}], "c": "d"}"#));
+        assert!(!g.is_match("[1]") && !g.is_match(r#"{"a":}"#));
+    }
+}

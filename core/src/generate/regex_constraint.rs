@@ -109,6 +109,8 @@ pub struct RegexConstraint<'a> {
     fed: usize,
     /// [`RegexGrammar::viable`] of match states seen so far.
     viable: std::collections::HashMap<StateID, bool>,
+    /// The allowed-token bitset of each DFA state seen so far.
+    masks: std::collections::HashMap<StateID, Vec<u64>>,
 }
 
 impl std::fmt::Debug for RegexConstraint<'_> {
@@ -138,7 +140,39 @@ impl<'a> RegexConstraint<'a> {
             state,
             fed: 0,
             viable: std::collections::HashMap::new(),
+            masks: std::collections::HashMap::new(),
         }
+    }
+}
+
+impl RegexConstraint<'_> {
+    /// Which tokens may follow text that ended in `state` (one bit per id).
+    fn mask_of(&mut self, state: StateID, vocab: usize) -> Vec<u64> {
+        let done = self.grammar.accepts(state);
+        let mut bits = vec![0u64; vocab.div_ceil(64)];
+        for id in 0..vocab {
+            let ok = if self.eos.contains(&(id as u32)) {
+                done
+            } else if self.special.get(id).copied().unwrap_or(true) {
+                false
+            } else {
+                match self.table.get(id) {
+                    Some(bytes) if !bytes.is_empty() => match self.grammar.walk(state, bytes) {
+                        Some(s) if self.grammar.dfa.is_match_state(s) => {
+                            let g = &self.grammar;
+                            *self.viable.entry(s).or_insert_with(|| g.viable(s))
+                        }
+                        Some(_) => true,
+                        None => false,
+                    },
+                    _ => false,
+                }
+            };
+            if ok {
+                bits[id / 64] |= 1 << (id % 64);
+            }
+        }
+        bits
     }
 }
 
@@ -152,28 +186,18 @@ impl TokenConstraint for RegexConstraint<'_> {
             }
         }
         self.fed = generated.len();
-        let done = self.grammar.accepts(self.state);
+        // The mask depends only on the DFA state: computed once per state
+        // (XGrammar-style caching; text inside a string revisits one state).
+        let state = self.state;
+        if !self.masks.contains_key(&state) {
+            let m = self.mask_of(state, logits.len());
+            self.masks.insert(state, m);
+        }
+        let Some(bits) = self.masks.get(&state) else {
+            return;
+        };
         for (id, l) in logits.iter_mut().enumerate() {
-            let ok = if self.eos.contains(&(id as u32)) {
-                done
-            } else if self.special.get(id).copied().unwrap_or(true) {
-                false
-            } else {
-                match self.table.get(id) {
-                    Some(bytes) if !bytes.is_empty() => {
-                        match self.grammar.walk(self.state, bytes) {
-                            Some(s) if self.grammar.dfa.is_match_state(s) => {
-                                let g = &self.grammar;
-                                *self.viable.entry(s).or_insert_with(|| g.viable(s))
-                            }
-                            Some(_) => true,
-                            None => false,
-                        }
-                    }
-                    _ => false,
-                }
-            };
-            if !ok {
+            if bits.get(id / 64).is_none_or(|w| w & (1 << (id % 64)) == 0) {
                 *l = f32::NEG_INFINITY;
             }
         }

@@ -367,19 +367,6 @@ fn build_index(dir: &Path) -> PathBuf {
     ix
 }
 
-fn openai_python() -> PathBuf {
-    let venv = std::env::var_os("CAIRN_BUILD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cairn::cache::cache_dir(None))
-        .join("venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: scripts/setup.sh all installs the `openai` client there",
-        venv.display()
-    );
-    venv
-}
-
 #[test]
 fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     let tmp = tempfile::tempdir().unwrap();
@@ -806,7 +793,7 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     assert_eq!(server.metric("cairn_active_sequences"), 0.0);
 
     // The official openai client, unchanged.
-    let out = Command::new(openai_python())
+    let out = Command::new(common::venv_python())
         .arg(common::fixture("../serve/openai_client.py"))
         .args([
             &format!("http://{}", server.addr),
@@ -847,7 +834,7 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     assert_eq!(py["completion"]["text"], completion.as_str());
 
     // LangChain's ChatOpenAI and OpenAIEmbeddings, unchanged.
-    let out = Command::new(openai_python())
+    let out = Command::new(common::venv_python())
         .arg(common::fixture("../serve/langchain_client.py"))
         .args([
             &format!("http://{}", server.addr),

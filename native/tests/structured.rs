@@ -6,26 +6,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::generate::json_schema::schema_to_regex;
 use cairn_core::generate::{ChatMessage, FinishReason, GenerationConfig, RegexGrammar};
 use common::cairn;
 use serde_json::{Value, json};
-
-fn venv_python() -> PathBuf {
-    let p = std::env::var_os("CAIRN_BUILD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cairn::cache::cache_dir(None))
-        .join("venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/setup.sh all installs jsonschema there",
-        p.display()
-    );
-    p
-}
 
 #[test]
 fn every_schema_of_the_suite_yields_valid_json_with_smollm2() {
@@ -74,7 +59,7 @@ fn every_schema_of_the_suite_yields_valid_json_with_smollm2() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results.json");
     std::fs::write(&results, serde_json::to_vec_pretty(&rows).unwrap()).unwrap();
-    let out = std::process::Command::new(venv_python())
+    let out = std::process::Command::new(common::venv_python())
         .arg(common::fixture("../structured/validate.py"))
         .arg(&results)
         .output()

@@ -33,27 +33,8 @@ pub fn schema_to_regex(schema: &Value) -> Result<String> {
 
 /// Any JSON object, nested up to `depth` levels (`response_format` `json_object`).
 pub fn json_object_regex(depth: usize) -> String {
-    fn value(depth: usize) -> String {
-        let s = format!("\"{STRING_CHAR}*\"");
-        let mut alts = vec![
-            s,
-            NUMBER.to_string(),
-            "true".into(),
-            "false".into(),
-            "null".into(),
-        ];
-        if depth > 0 {
-            alts.push(object(depth - 1));
-            let v = value(depth - 1);
-            alts.push(format!(r"\[({v}(,{SEP}{v})*)?\]"));
-        }
-        format!("({})", alts.join("|"))
-    }
-    fn object(depth: usize) -> String {
-        let member = format!("\"{STRING_CHAR}*\":{SEP}{}", value(depth));
-        format!(r"\{{({member}(,{SEP}{member})*)?\}}")
-    }
-    object(depth)
+    let member = format!("\"{STRING_CHAR}*\":{SEP}{}", json_object_value(depth));
+    format!(r"\{{({member}(,{SEP}{member})*)?\}}")
 }
 
 struct Compiler<'a> {

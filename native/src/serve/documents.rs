@@ -152,19 +152,11 @@ pub async fn upload(
     for (name, bytes) in files {
         let path = dir.join(&name);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        embed
-            .submit(Work::Ingest(IngestJob {
-                source: path.display().to_string(),
-                bytes: bytes.clone(),
-                reply: tx,
-            }))
-            .map_err(|full| {
-                if full {
-                    ApiError::busy()
-                } else {
-                    ApiError::unavailable("the embedder has stopped")
-                }
-            })?;
+        embed.submit(Work::Ingest(IngestJob {
+            source: path.display().to_string(),
+            bytes: bytes.clone(),
+            reply: tx,
+        }))?;
         let chunks = rx
             .await
             .map_err(|_| ApiError::internal("the embedder stopped"))?

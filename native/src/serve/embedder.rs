@@ -9,6 +9,7 @@ use cairn_core::backend::Backend;
 use cairn_core::embedder::Embedder;
 use tokio::sync::oneshot;
 
+use super::engine::SubmitError;
 use super::metrics::Metrics;
 
 /// Texts to embed (L2-normalized vectors come back, one per text).
@@ -86,12 +87,12 @@ impl EmbedHandle {
         EmbedHandle { dim, ..self }
     }
 
-    /// Queues a job without waiting; `Err` when the queue is full or the batcher stopped.
-    pub fn submit(&self, job: Work) -> Result<(), bool> {
+    /// Queues a job without waiting.
+    pub fn submit(&self, job: Work) -> Result<(), SubmitError> {
         match self.tx.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(true),
-            Err(TrySendError::Disconnected(_)) => Err(false),
+            Err(TrySendError::Full(_)) => Err(SubmitError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped("embedder")),
         }
     }
 }

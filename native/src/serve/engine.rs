@@ -112,13 +112,13 @@ pub struct EngineHandle {
     metrics: Arc<Metrics>,
 }
 
-/// Why a job was not queued.
+/// Why a job was not queued (by the decoder or the embedder thread).
 #[derive(Debug)]
 pub enum SubmitError {
     /// The queue is full (HTTP 429).
     Full,
-    /// The engine has stopped (HTTP 503).
-    Stopped,
+    /// The thread has stopped (HTTP 503): which one.
+    Stopped(&'static str),
 }
 
 impl EngineHandle {
@@ -130,7 +130,7 @@ impl EngineHandle {
                 Ok(())
             }
             Err(TrySendError::Full(_)) => Err(SubmitError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped("decoder")),
         }
     }
 }

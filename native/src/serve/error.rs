@@ -137,6 +137,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<super::engine::SubmitError> for ApiError {
+    fn from(e: super::engine::SubmitError) -> Self {
+        match e {
+            super::engine::SubmitError::Full => ApiError::busy(),
+            super::engine::SubmitError::Stopped(which) => {
+                ApiError::unavailable(format!("the {which} has stopped"))
+            }
+        }
+    }
+}
+
 impl From<cairn_core::Error> for ApiError {
     fn from(e: cairn_core::Error) -> Self {
         match e {

@@ -29,7 +29,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::AppState;
 use super::embedder::{EmbedJob, Embedded, Work};
-use super::engine::{Event, GenJob, Job, Prompt, SubmitError};
+use super::engine::{Event, GenJob, Job, Prompt};
 use super::error::ApiError;
 
 /// Parses a JSON object body, mapping every failure to OpenAI's error shape.
@@ -461,18 +461,13 @@ fn submit(
         .as_ref()
         .ok_or_else(|| ApiError::unavailable("this server runs no decoder"))?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    engine
-        .submit(Job::Generate(Box::new(GenJob {
-            prompt,
-            config,
-            grammar,
-            events: tx,
-            arrived: Instant::now(),
-        })))
-        .map_err(|e| match e {
-            SubmitError::Full => ApiError::busy(),
-            SubmitError::Stopped => ApiError::unavailable("the decoder has stopped"),
-        })?;
+    engine.submit(Job::Generate(Box::new(GenJob {
+        prompt,
+        config,
+        grammar,
+        events: tx,
+        arrived: Instant::now(),
+    })))?;
     Ok(rx)
 }
 
@@ -699,15 +694,7 @@ pub async fn embed(state: &AppState, texts: Vec<String>) -> Result<Embedded, Api
         .as_ref()
         .ok_or_else(|| ApiError::unavailable("this server runs no embedder"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    handle
-        .submit(Work::Embed(EmbedJob { texts, reply: tx }))
-        .map_err(|full| {
-            if full {
-                ApiError::busy()
-            } else {
-                ApiError::unavailable("the embedder has stopped")
-            }
-        })?;
+    handle.submit(Work::Embed(EmbedJob { texts, reply: tx }))?;
     rx.await
         .map_err(|_| ApiError::internal("the embedder stopped"))?
         .map_err(|m| ApiError::bad_request(m, Some("input")))

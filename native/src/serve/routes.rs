@@ -20,7 +20,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::AppState;
 use super::embedder::{AttributeJob, Work};
-use super::engine::{AskEvent, AskJob, Job, SubmitError};
+use super::engine::{AskEvent, AskJob, Job};
 use super::error::ApiError;
 use super::openai::{Fields, embed, parse_body};
 
@@ -348,17 +348,12 @@ pub async fn ask(
         .enumerate()
         .map(|(i, h)| source_json(i + 1, h, false))
         .collect();
-    engine
-        .submit(Job::Ask(AskJob {
-            question,
-            hits,
-            options,
-            events: tx,
-        }))
-        .map_err(|e| match e {
-            SubmitError::Full => ApiError::busy(),
-            SubmitError::Stopped => ApiError::unavailable("the decoder has stopped"),
-        })?;
+    engine.submit(Job::Ask(AskJob {
+        question,
+        hits,
+        options,
+        events: tx,
+    }))?;
     if !stream {
         while let Some(e) = rx.recv().await {
             match e {

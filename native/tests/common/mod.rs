@@ -62,3 +62,18 @@ pub fn minilm() -> cairn_core::embedder::Embedder<cairn_core::backend::cpu::CpuB
     )
     .unwrap()
 }
+
+/// The Python of the test venv (`openai`, `langchain-openai`, `jsonschema`),
+/// which `scripts/setup.sh all` installs; panics with that hint when missing.
+pub fn venv_python() -> PathBuf {
+    let p = std::env::var_os("CAIRN_BUILD_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cairn::cache::cache_dir(None))
+        .join("venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/setup.sh all installs the test venv there",
+        p.display()
+    );
+    p
+}

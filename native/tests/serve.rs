@@ -268,6 +268,24 @@ fn write_jsonl(path: &Path, rows: &[(&str, &str)]) {
     std::fs::write(path, text).unwrap();
 }
 
+/// `cairn train classify --data DATA --out OUT --epochs 1` with `extra` flags.
+fn train_classify(data: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "train",
+        "classify",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ];
+    args.extend(extra);
+    let (ok, _, err) = cairn(&args);
+    assert!(ok, "{err}");
+    out.to_path_buf()
+}
+
 /// A small pets/money classifier trained by `cairn train classify` (one epoch).
 fn train_classifier(dir: &Path) -> PathBuf {
     let rows = [
@@ -282,23 +300,11 @@ fn train_classifier(dir: &Path) -> PathBuf {
     ];
     let data = dir.join("train.jsonl");
     write_jsonl(&data, &rows);
-    let out = dir.join("petsmoney");
-    let (ok, _, err) = cairn(&[
-        "train",
-        "classify",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--max-length",
-        "32",
-    ]);
-    assert!(ok, "{err}");
-    out
+    train_classify(
+        &data,
+        &dir.join("petsmoney"),
+        &["--batch-size", "8", "--max-length", "32"],
+    )
 }
 
 /// A one-label cross-encoder (`cairn train classify --multi-label` on
@@ -324,24 +330,11 @@ fn train_reranker(dir: &Path) -> PathBuf {
     }
     let data = dir.join("pairs.jsonl");
     std::fs::write(&data, rows).unwrap();
-    let out = dir.join("rerank");
-    let (ok, _, err) = cairn(&[
-        "train",
-        "classify",
-        "--multi-label",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--max-length",
-        "48",
-    ]);
-    assert!(ok, "{err}");
-    out
+    train_classify(
+        &data,
+        &dir.join("rerank"),
+        &["--multi-label", "--batch-size", "4", "--max-length", "48"],
+    )
 }
 
 /// A RAG index over the test PDF and a Markdown note, built by `cairn index`.
@@ -793,22 +786,8 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     assert_eq!(server.metric("cairn_active_sequences"), 0.0);
 
     // The official openai client, unchanged.
-    let out = Command::new(common::venv_python())
-        .arg(common::fixture("../serve/openai_client.py"))
-        .args([
-            &format!("http://{}", server.addr),
-            DECODER,
-            EMBEDDER,
-            prompt,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let py: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = format!("http://{}", server.addr);
+    let py = common::python_json("serve/openai_client.py", &[&url, DECODER, EMBEDDER, prompt]);
     assert_eq!(
         py["models"],
         json!([
@@ -834,22 +813,10 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     assert_eq!(py["completion"]["text"], completion.as_str());
 
     // LangChain's ChatOpenAI and OpenAIEmbeddings, unchanged.
-    let out = Command::new(common::venv_python())
-        .arg(common::fixture("../serve/langchain_client.py"))
-        .args([
-            &format!("http://{}", server.addr),
-            DECODER,
-            EMBEDDER,
-            prompt,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let lc = common::python_json(
+        "serve/langchain_client.py",
+        &[&url, DECODER, EMBEDDER, prompt],
     );
-    let lc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(lc["invoke"], want_chat.as_str());
     assert_eq!(lc["stream"], want_chat.as_str());
     let cli = cli_embed(&texts);

@@ -59,17 +59,7 @@ fn every_schema_of_the_suite_yields_valid_json_with_smollm2() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results.json");
     std::fs::write(&results, serde_json::to_vec_pretty(&rows).unwrap()).unwrap();
-    let out = std::process::Command::new(common::venv_python())
-        .arg(common::fixture("../structured/validate.py"))
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::python_json("structured/validate.py", &[results.to_str().unwrap()]);
     println!(
         "structured output on {} schemas: constrained {} valid, unconstrained baseline {} valid",
         v["total"], v["constrained_valid"], v["baseline_valid"]

@@ -77,3 +77,24 @@ pub fn venv_python() -> PathBuf {
     );
     p
 }
+
+/// Runs `tests/<script>` with the test venv's Python and `args`, and parses
+/// the one JSON value it prints (panics with its stderr when it fails).
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(venv_python())
+        .arg(fixture("..").join(script))
+        .args(args)
+        .output()
+        .expect("run the test venv's python");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

@@ -8,11 +8,10 @@
 // Run: node --test www/tests/   (after scripts/build-wasm.sh and cairn fetch)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { browser } from './chromium.mjs';
 import { serve } from '../serve.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -20,18 +19,6 @@ const pdf = join(here, '../../tests/fixtures/mini.pdf');
 const artifacts = process.env.CAIRN_ARTIFACTS || join(here, '../../artifacts');
 mkdirSync(artifacts, { recursive: true });
 const QUESTION = 'How do I install a package from a local file?';
-
-async function browser() {
-  const profile = mkdtempSync(join(tmpdir(), 'cairn-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1100, height: 1400 },
-    args: ['--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'],
-  });
-  return { ctx, close: async () => { await ctx.close(); rmSync(profile, { recursive: true, force: true }); } };
-}
 
 async function openPage(ctx, url, log) {
   const page = await ctx.newPage();

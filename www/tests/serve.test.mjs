@@ -12,7 +12,7 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { browser } from './chromium.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../..');
@@ -47,14 +47,8 @@ async function startServer(index) {
 test('the page uses cairn serve: upload a PDF, stream a cited answer from /v1/ask', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-serve-page-'));
   const server = await startServer(join(dir, 'rag.cidx'));
-  const profile = mkdtempSync(join(tmpdir(), 'cairn-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1100, height: 1400 },
-    args: ['--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic'],
-  });
+  const b = await browser();
+  const ctx = b.ctx;
   const log = [];
   const page = await ctx.newPage();
   page.on('console', (m) => log.push(`[console.${m.type()}] ${m.text()}`));
@@ -94,8 +88,7 @@ test('the page uses cairn serve: upload a PDF, stream a cited answer from /v1/as
     e.message += `\nbrowser log:\n${log.join('\n')}`;
     throw e;
   } finally {
-    await ctx.close();
-    rmSync(profile, { recursive: true, force: true });
+    await b.close();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@
 //! in the `cairn` binary, JS types and browser storage in `cairn-wasm`.
 //!
 //! Modules (one concept each):
+//! - [`agent`]: tool calling, built-in tools (calculator, search) and the ReAct agent loop.
 //! - [`backend`]: the compute backends — the CPU reference (candle-core) and the
 //!   GPU backend (wgpu running the WGSL kernels in `shaders/`).
 //! - [`classify`]: text classification (labels and scores per text).
@@ -31,6 +32,7 @@
 )]
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod backend;
 pub mod classify;
 pub mod embedder;

@@ -122,6 +122,30 @@ impl ChatTemplate {
     }
 }
 
+impl ChatTemplate {
+    /// Renders messages given as JSON (with fields such as `tool_calls`
+    /// that [`ChatMessage`] lacks), and `tools` when given.
+    pub fn render_values(
+        &self,
+        messages: &[serde_json::Value],
+        tools: Option<&[serde_json::Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let env = environment();
+        let tmpl = env
+            .template_from_str(&self.source)
+            .map_err(|e| Error::Input(format!("chat template does not parse: {e}")))?;
+        tmpl.render(context! {
+            messages => messages,
+            tools => tools,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        })
+        .map_err(|e| Error::Input(format!("chat template failed to render: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

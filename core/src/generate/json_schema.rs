@@ -10,7 +10,9 @@
 //! uuid, email), `anyOf`/`oneOf`, `$ref` to `#/$defs/…` or
 //! `#/definitions/…` (not recursive), and descriptive keywords (`title`,
 //! `description`, `default`, `examples`, `$schema`, `$id`). Integer
-//! `minimum: 0` (or more) drops the sign. Any other keyword is an error
+//! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (draft 4
+//! booleans too) are exact digit-range patterns; number `minimum: 0` (or
+//! more) drops the sign. Any other keyword is an error
 //! naming it. Whitespace: none, except one optional space after `:` and `,`.
 
 use serde_json::{Map, Value};
@@ -22,7 +24,6 @@ use crate::error::{Error, Result};
 const MAX_REF_DEPTH: usize = 16;
 
 const STRING_CHAR: &str = r#"([^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})"#;
-const INTEGER: &str = r"-?(0|[1-9][0-9]*)";
 const NUMBER: &str = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?";
 const SEP: &str = " ?";
 
@@ -35,6 +36,98 @@ pub fn schema_to_regex(schema: &Value) -> Result<String> {
 pub fn json_object_regex(depth: usize) -> String {
     let member = format!("\"{STRING_CHAR}*\":{SEP}{}", json_object_value(depth));
     format!(r"\{{({member}(,{SEP}{member})*)?\}}")
+}
+
+/// A regex of the integers in `[lo, hi]` (either end open), in JSON's
+/// spelling (no leading zeros, `-` for negatives): llama.cpp's
+/// `_generate_min_max_int` approach, digit by digit.
+fn int_range(lo: Option<i64>, hi: Option<i64>) -> String {
+    let mut alts = Vec::new();
+    // Non-negative part.
+    let nlo = lo.map_or(0, |l| l.max(0));
+    if hi.is_none_or(|h| h >= nlo) {
+        alts.push(uint_range(nlo as u64, hi.map(|h| h as u64)));
+    }
+    // Negative part: -[|min(hi, -1)|, |lo|].
+    let nhi = hi.map_or(-1, |h| h.min(-1));
+    if lo.is_none_or(|l| l <= nhi) {
+        let a = nhi.unsigned_abs();
+        let b = lo.map(i64::unsigned_abs);
+        alts.push(format!("-{}", uint_range(a, b)));
+    }
+    match alts.len() {
+        1 => alts.remove(0),
+        _ => format!("({})", alts.join("|")),
+    }
+}
+
+/// Non-negative integers in `[a, b]` (`b` open when `None`).
+fn uint_range(a: u64, b: Option<u64>) -> String {
+    let la = a.to_string().len();
+    let mut alts = Vec::new();
+    match b {
+        Some(b) => {
+            let lb = b.to_string().len();
+            for len in la..=lb {
+                let from = if len == la {
+                    a
+                } else {
+                    10u64.pow(len as u32 - 1)
+                };
+                let to = if len == lb {
+                    b
+                } else {
+                    10u64.pow(len as u32) - 1
+                };
+                alts.push(same_len(&from.to_string(), &to.to_string()));
+            }
+        }
+        None => {
+            let top = 10u64.saturating_pow(la as u32) - 1;
+            alts.push(same_len(&a.to_string(), &top.to_string()));
+            alts.push(format!("[1-9][0-9]{{{la},}}"));
+        }
+    }
+    if alts.len() == 1 {
+        alts.remove(0)
+    } else {
+        format!("({})", alts.join("|"))
+    }
+}
+
+/// Digit strings of one length between `a` and `b` (inclusive).
+fn same_len(a: &str, b: &str) -> String {
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let n = ab.len();
+    if a == b {
+        return a.to_string();
+    }
+    let (a0, b0) = (ab[0], bb[0]);
+    if n == 1 {
+        return format!("[{}-{}]", a0 as char, b0 as char);
+    }
+    if a0 == b0 {
+        return format!("{}{}", a0 as char, same_len(&a[1..], &b[1..]));
+    }
+    let rest = n - 1;
+    let mut parts = vec![format!(
+        "{}{}",
+        a0 as char,
+        same_len(&a[1..], &"9".repeat(rest))
+    )];
+    if b0 - a0 > 1 {
+        parts.push(format!(
+            "[{}-{}][0-9]{{{rest}}}",
+            (a0 + 1) as char,
+            (b0 - 1) as char
+        ));
+    }
+    parts.push(format!(
+        "{}{}",
+        b0 as char,
+        same_len(&"0".repeat(rest), &b[1..])
+    ));
+    format!("({})", parts.join("|"))
 }
 
 struct Compiler<'a> {
@@ -103,6 +196,8 @@ impl Compiler<'_> {
                         | "oneOf"
                         | "minimum"
                         | "exclusiveMinimum"
+                        | "maximum"
+                        | "exclusiveMaximum"
                 );
             if !known {
                 return Err(err(format!("the keyword '{k}' is not supported")));
@@ -206,38 +301,68 @@ impl Compiler<'_> {
                 })
             }
             "integer" => {
-                let nonneg = obj
-                    .get("minimum")
-                    .and_then(Value::as_f64)
-                    .is_some_and(|m| m >= 0.0)
-                    || obj
-                        .get("exclusiveMinimum")
-                        .and_then(Value::as_f64)
-                        .is_some_and(|m| m >= -1.0);
-                if obj
-                    .get("minimum")
-                    .and_then(Value::as_f64)
-                    .is_some_and(|m| m > 0.0)
-                    || obj
-                        .get("exclusiveMinimum")
-                        .and_then(Value::as_f64)
-                        .is_some_and(|m| m > -1.0 && m != 0.0)
+                let bound = |key: &str, exclusive_key: &str, lower: bool| -> Result<Option<i64>> {
+                    let mut out: Option<i64> = None;
+                    let mut tighten = |v: i64| {
+                        out = Some(match out {
+                            Some(o) if lower => o.max(v),
+                            Some(o) => o.min(v),
+                            None => v,
+                        });
+                    };
+                    let num = |k: &str| -> Result<Option<f64>> {
+                        match obj.get(k) {
+                            None | Some(Value::Bool(_)) => Ok(None),
+                            Some(v) => {
+                                v.as_f64()
+                                    .filter(|x| x.abs() < 9e15)
+                                    .map(Some)
+                                    .ok_or_else(|| {
+                                        err(format!("{k} must be a number of magnitude below 9e15"))
+                                    })
+                            }
+                        }
+                    };
+                    // Draft 4: "exclusiveMinimum": true makes "minimum" exclusive.
+                    let old_exclusive = obj.get(exclusive_key) == Some(&Value::Bool(true));
+                    if let Some(m) = num(key)? {
+                        let v = if lower { m.ceil() } else { m.floor() } as i64;
+                        let strict = old_exclusive && m.fract() == 0.0;
+                        tighten(if strict {
+                            if lower { v + 1 } else { v - 1 }
+                        } else {
+                            v
+                        });
+                    }
+                    if let Some(m) = num(exclusive_key)? {
+                        let v = if lower {
+                            m.floor() as i64 + 1
+                        } else {
+                            m.ceil() as i64 - 1
+                        };
+                        tighten(v);
+                    }
+                    Ok(out)
+                };
+                let lo = bound("minimum", "exclusiveMinimum", true)?;
+                let hi = bound("maximum", "exclusiveMaximum", false)?;
+                if let (Some(l), Some(h)) = (lo, hi)
+                    && l > h
                 {
-                    return Err(err(
-                        "integer bounds other than minimum 0 are not supported".into()
-                    ));
+                    return Err(err(format!(
+                        "no integer lies between the bounds {l} and {h}"
+                    )));
                 }
-                Ok(if nonneg {
-                    r"(0|[1-9][0-9]*)".to_string()
-                } else {
-                    INTEGER.to_string()
-                })
+                Ok(int_range(lo, hi))
             }
             "number" => {
                 if obj
                     .get("minimum")
                     .and_then(Value::as_f64)
                     .is_some_and(|m| m > 0.0)
+                    || ["maximum", "exclusiveMaximum", "exclusiveMinimum"]
+                        .iter()
+                        .any(|k| obj.contains_key(*k))
                 {
                     return Err(err(
                         "number bounds other than minimum 0 are not supported".into()
@@ -447,14 +572,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("recursive"), "{e}");
-        let e = schema_to_regex(&json!({"type": "integer", "minimum": 5}))
+        let e = schema_to_regex(&json!({"type": "integer", "minimum": 5, "maximum": 2}))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("bounds"), "{e}");
+        assert!(
+            e.contains("no integer lies between the bounds 5 and 2"),
+            "{e}"
+        );
         let e = schema_to_regex(&json!({"type": "object", "properties": {}, "required": ["x"]}))
             .unwrap_err()
             .to_string();
         assert!(e.contains("'x' is not in properties"), "{e}");
+    }
+
+    #[test]
+    fn integer_bounds_admit_exactly_the_range() {
+        let cases = [
+            (json!({"type": "integer", "minimum": 1}), 1, 5000),
+            (
+                json!({"type": "integer", "minimum": 17, "maximum": 342}),
+                17,
+                342,
+            ),
+            (
+                json!({"type": "integer", "minimum": -25, "maximum": 7}),
+                -25,
+                7,
+            ),
+            (
+                json!({"type": "integer", "exclusiveMinimum": 9, "exclusiveMaximum": 100}),
+                10,
+                99,
+            ),
+            (json!({"type": "integer", "maximum": -3}), -3000, -3),
+            (json!({"type": "integer", "minimum": 0, "maximum": 0}), 0, 0),
+            (
+                json!({"type": "integer", "minimum": 2.5, "maximum": 1000}),
+                3,
+                1000,
+            ),
+            (
+                json!({"type": "integer", "minimum": 5, "exclusiveMinimum": true}),
+                6,
+                5000,
+            ),
+        ];
+        for (schema, lo, hi) in cases {
+            let g = RegexGrammar::new(&schema_to_regex(&schema).unwrap()).unwrap();
+            for v in -5000i64..=5000 {
+                let inside = (lo..=hi).contains(&v)
+                    || (hi == 5000 && v > 5000)
+                    || (lo == -3000 && v < -3000);
+                assert_eq!(g.is_match(&v.to_string()), inside, "{schema} {v}");
+            }
+            assert!(
+                !g.is_match("01") && !g.is_match("-0") && !g.is_match("+1"),
+                "{schema}"
+            );
+        }
     }
 
     #[test]

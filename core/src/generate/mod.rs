@@ -27,7 +27,7 @@ pub use batch::Sequence;
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use config::GenerationConfig;
 pub use constraint::{CitationConstraint, TokenConstraint};
-pub use regex_constraint::{RegexConstraint, RegexGrammar};
+pub use regex_constraint::{RegexConstraint, RegexGrammar, TriggeredConstraint};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};

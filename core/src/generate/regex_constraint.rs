@@ -176,16 +176,28 @@ impl RegexConstraint<'_> {
     }
 }
 
-impl TokenConstraint for RegexConstraint<'_> {
-    fn constrain(&mut self, logits: &mut [f32], generated: &[u32]) {
-        // Advance over the tokens chosen since the last call.
-        for &id in generated.iter().skip(self.fed) {
-            let bytes = self.table.get(id as usize).map_or(&[][..], Vec::as_slice);
-            if let Some(s) = self.grammar.walk(self.state, bytes) {
+impl RegexConstraint<'_> {
+    /// Walks `bytes` of chosen text; `false` (state unchanged) where they
+    /// leave the grammar.
+    pub fn advance(&mut self, bytes: &[u8]) -> bool {
+        match self.grammar.walk(self.state, bytes) {
+            Some(s) => {
                 self.state = s;
+                true
             }
+            None => false,
         }
-        self.fed = generated.len();
+    }
+
+    /// Whether `bytes` may follow the text walked so far.
+    pub fn allows(&self, bytes: &[u8]) -> bool {
+        self.grammar
+            .walk(self.state, bytes)
+            .is_some_and(|s| self.grammar.viable(s))
+    }
+
+    /// Bans the tokens that may not follow the text walked so far.
+    pub fn apply_mask(&mut self, logits: &mut [f32]) {
         // The mask depends only on the DFA state: computed once per state
         // (XGrammar-style caching; text inside a string revisits one state).
         let state = self.state;
@@ -198,6 +210,124 @@ impl TokenConstraint for RegexConstraint<'_> {
         };
         for (id, l) in logits.iter_mut().enumerate() {
             if bits.get(id / 64).is_none_or(|w| w & (1 << (id % 64)) == 0) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+impl TokenConstraint for RegexConstraint<'_> {
+    fn constrain(&mut self, logits: &mut [f32], generated: &[u32]) {
+        // Advance over the tokens chosen since the last call.
+        for &id in generated.iter().skip(self.fed) {
+            let bytes = self.table.get(id as usize).map_or(&[][..], Vec::as_slice);
+            self.advance(bytes);
+        }
+        self.fed = generated.len();
+        self.apply_mask(logits);
+    }
+}
+
+/// A lazy grammar (llama.cpp's "grammar triggers"): the text is free until
+/// it contains `trigger`; from there on, what follows the trigger must stay
+/// within the inner grammar. Tokens that would complete the trigger with
+/// bytes the grammar refuses are banned, so a token spanning the trigger
+/// and the grammar's first symbols is handled.
+pub struct TriggeredConstraint<'a> {
+    trigger: Vec<u8>,
+    inner: RegexConstraint<'a>,
+    /// Tokens containing the trigger's last byte (the only ones that can complete it).
+    closers: Vec<u32>,
+    /// The last `trigger.len() - 1` bytes of free text.
+    tail: Vec<u8>,
+    fed: usize,
+    active: bool,
+}
+
+impl std::fmt::Debug for TriggeredConstraint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggeredConstraint")
+            .field("trigger", &String::from_utf8_lossy(&self.trigger))
+            .field("active", &self.active)
+            .finish()
+    }
+}
+
+impl<'a> TriggeredConstraint<'a> {
+    /// Free text until `trigger`, then `inner` (the grammar of what follows it).
+    pub fn new(trigger: &str, inner: RegexConstraint<'a>) -> Result<Self> {
+        let Some(&last) = trigger.as_bytes().last() else {
+            return Err(Error::Input("the grammar trigger is empty".into()));
+        };
+        let closers = inner
+            .table
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.contains(&last))
+            .map(|(i, _)| i as u32)
+            .collect();
+        Ok(TriggeredConstraint {
+            trigger: trigger.as_bytes().to_vec(),
+            inner,
+            closers,
+            tail: Vec::new(),
+            fed: 0,
+            active: false,
+        })
+    }
+
+    /// Whether the trigger has appeared (the grammar is in force).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Where `bytes` after the free text completes the trigger: the bytes
+    /// of `bytes` after it.
+    fn completes<'b>(&self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        let mut buf = self.tail.clone();
+        buf.extend_from_slice(bytes);
+        let n = self.trigger.len();
+        let at = buf.windows(n).position(|w| w == self.trigger.as_slice())?;
+        let end = at + n - self.tail.len();
+        bytes.get(end..)
+    }
+}
+
+impl TokenConstraint for TriggeredConstraint<'_> {
+    fn constrain(&mut self, logits: &mut [f32], generated: &[u32]) {
+        for &id in generated.iter().skip(self.fed) {
+            let bytes = self
+                .inner
+                .table
+                .get(id as usize)
+                .map_or(&[][..], Vec::as_slice);
+            if self.active {
+                self.inner.advance(bytes);
+            } else if let Some(rest) = self.completes(bytes) {
+                self.active = true;
+                let rest = rest.to_vec();
+                self.inner.advance(&rest);
+            } else {
+                self.tail.extend_from_slice(bytes);
+                let keep = self.trigger.len() - 1;
+                if self.tail.len() > keep {
+                    self.tail.drain(..self.tail.len() - keep);
+                }
+            }
+        }
+        self.fed = generated.len();
+        if self.active {
+            self.inner.apply_mask(logits);
+            return;
+        }
+        for &id in &self.closers {
+            let Some(bytes) = self.inner.table.get(id as usize) else {
+                continue;
+            };
+            if let Some(rest) = self.completes(bytes)
+                && !self.inner.allows(rest)
+                && let Some(l) = logits.get_mut(id as usize)
+            {
                 *l = f32::NEG_INFINITY;
             }
         }
@@ -292,5 +422,35 @@ mod tests {
         assert!(choice_pattern(&[]).is_err());
         let e = RegexGrammar::new("(").unwrap_err().to_string();
         assert!(e.contains("cannot be compiled"), "{e}");
+    }
+
+    #[test]
+    fn a_triggered_grammar_is_free_until_the_trigger_then_binding() {
+        // 0 "Hi" 1 " <" 2 "go" 3 ">" 4 ">{" 5 ">x" 6 "{" 7 "}" 8 "x" 9 EOS
+        let toks: Vec<&[u8]> = vec![
+            b"Hi", b" <", b"go", b">", b">{", b">x", b"{", b"}", b"x", b"",
+        ];
+        let t: Vec<Vec<u8>> = toks.iter().map(|b| b.to_vec()).collect();
+        let mut sp = vec![false; t.len()];
+        sp[9] = true;
+        let inner = RegexConstraint::new(RegexGrammar::new(r"\{\}").unwrap(), &t, &sp, vec![9]);
+        let mut c = TriggeredConstraint::new("<go>", inner).unwrap();
+        let mut allowed = |ids: &[u32]| {
+            let mut l = vec![0f32; t.len()];
+            c.constrain(&mut l, ids);
+            l.iter()
+                .enumerate()
+                .filter(|(_, x)| x.is_finite())
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+        };
+        // Free: everything, EOS included.
+        assert_eq!(allowed(&[]), (0..10).collect::<Vec<_>>());
+        // After " <go": ">x" would complete the trigger with "x", which the grammar refuses.
+        assert_eq!(allowed(&[0, 1, 2]), vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
+        // ">{" completed it and began the grammar: only "}" may follow.
+        assert_eq!(allowed(&[0, 1, 2, 4]), vec![7]);
+        assert_eq!(allowed(&[0, 1, 2, 4, 7]), vec![9]);
+        assert!(c.is_active());
     }
 }

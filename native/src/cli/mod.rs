@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
+pub mod agent;
 pub mod args;
 pub mod ask;
 pub mod chat;
@@ -99,6 +100,8 @@ pub enum Cmd {
     Merge(merge::Args),
     /// Check the compute backends: find a GPU adapter and run the matmul kernel against the CPU.
     Doctor(doctor::Args),
+    /// Solve a task with a ReAct agent and tools (calculator, search, read_page), streaming each step.
+    Agent(Box<agent::Args>),
     /// Serve the models over HTTP: an OpenAI-compatible API (chat, completions, embeddings), rerank, classify and cited answers, with continuous batching.
     Serve(Box<serve::Args>),
     /// Deprecated spelling of `cairn eval retrieval`.
@@ -134,6 +137,7 @@ fn dispatch(cmd: Cmd, cache: &Path) -> Result<()> {
         Cmd::Merge(a) => merge::run(a, cache),
         Cmd::Doctor(a) => doctor::run(a, cache),
         Cmd::Serve(a) => serve::run(*a, cache),
+        Cmd::Agent(a) => agent::run(*a, cache),
         Cmd::EvalRetrieval(a) => {
             tracing::warn!(
                 "`cairn eval-retrieval` is deprecated and will be removed in the next release; use `cairn eval retrieval`"

@@ -875,7 +875,7 @@ fn errors_have_openai_shape_and_status_and_the_server_keeps_serving() {
     let (st, _, v) = post(r.to_string().as_bytes(), &auth);
     check(st, &v, 400, "invalid_request_error", Some("temperature"));
     r = chat("hi", 4, false);
-    r["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+    r["tools"] = json!([{"type": "function", "function": {"name": "bad name"}}]);
     let (st, _, v) = post(r.to_string().as_bytes(), &auth);
     check(st, &v, 400, "invalid_request_error", Some("tools"));
     let (st, _, v) = post(
@@ -1026,4 +1026,109 @@ fn sigterm_lets_the_stream_in_flight_finish_and_serves_the_demo_page() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
     // New connections are refused once it has stopped.
     assert!(TcpStream::connect(&server.addr).is_err());
+}
+
+#[test]
+fn tool_calls_round_trip_with_the_openai_client() {
+    let server = Server::start(&[]);
+    let url = format!("http://{}", server.addr);
+    // The official client: calls under tool_choice required / named, the
+    // result sent back as a `tool` message, a streamed call, errors.
+    let py = common::python_json("serve/openai_tools.py", &[&url, DECODER]);
+    println!("{py:#}");
+    let req = &py["required"];
+    assert_eq!(req["finish_reason"], "tool_calls", "{py:#}");
+    assert_eq!(req["calls"][0]["name"], "get_weather", "{py:#}");
+    assert_eq!(
+        req["calls"][0]["arguments"],
+        json!({"city": "Paris", "unit": "celsius"})
+    );
+    assert!(req["calls"][0]["id"].as_str().unwrap().starts_with("call-"));
+    assert_eq!(py["named"]["finish_reason"], "tool_calls");
+    assert_eq!(py["named"]["calls"][0]["name"], "calculator");
+    let after = &py["after_result"];
+    assert_eq!(after["finish_reason"], "stop", "{py:#}");
+    assert_eq!(after["calls"], json!([]));
+    assert!(
+        !after["content"].as_str().unwrap().trim().is_empty(),
+        "{py:#}"
+    );
+    assert_eq!(py["stream"]["finish_reason"], "tool_calls");
+    assert_eq!(py["stream"]["calls"][0]["name"], "calculator");
+    assert_eq!(py["errors"]["unknown_choice"][0], 400);
+    assert_eq!(py["errors"]["unknown_choice"][1], "tool_choice");
+    assert!(
+        py["errors"]["unknown_choice"][2]
+            .as_str()
+            .unwrap()
+            .contains("'nope'"),
+        "{py:#}"
+    );
+    assert_eq!(py["errors"]["bad_schema"][1], "tools");
+    assert!(
+        py["errors"]["bad_schema"][2]
+            .as_str()
+            .unwrap()
+            .contains("contentMediaType"),
+        "{py:#}"
+    );
+    assert_eq!(py["errors"]["required_without_tools"][1], "tool_choice");
+
+    // tool_choice auto (raw HTTP): the model chooses; streamed and whole
+    // answers agree, and a call, when made, is well formed.
+    let calc = json!({"type": "function", "function": {"name": "calculator",
+        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}});
+    for prompt in ["What is 6 times 7? Use the calculator.", "Say hello."] {
+        let body = json!({"model": DECODER, "messages": [{"role": "user", "content": prompt}],
+            "tools": [calc], "temperature": 0, "max_tokens": 60});
+        let (status, whole) = server.post("/v1/chat/completions", &body);
+        assert_eq!(status, 200, "{whole}");
+        let msg = &whole["choices"][0]["message"];
+        let finish = whole["choices"][0]["finish_reason"].as_str().unwrap();
+        if let Some(calls) = msg["tool_calls"].as_array() {
+            assert_eq!(finish, "tool_calls");
+            let args: Value =
+                serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+            assert!(args["expression"].is_string(), "{whole}");
+        } else {
+            assert!(msg["content"].is_string(), "{whole}");
+        }
+        let mut sbody = body.clone();
+        sbody["stream"] = json!(true);
+        let (status, _, raw) = server.request(
+            "POST",
+            "/v1/chat/completions",
+            Some(sbody.to_string().as_bytes()),
+            &[],
+        );
+        assert_eq!(status, 200);
+        let data = sse_data(&raw);
+        let mut text = String::new();
+        let mut streamed_calls = Vec::new();
+        let mut sfinish = None;
+        for d in data.iter().filter(|d| d.as_str() != "[DONE]") {
+            let v: Value = serde_json::from_str(d).unwrap();
+            let c = &v["choices"][0];
+            if let Some(t) = c["delta"]["content"].as_str() {
+                text.push_str(t);
+            }
+            if let Some(tc) = c["delta"]["tool_calls"].as_array() {
+                streamed_calls.extend(tc.iter().map(|t| t["function"].clone()));
+            }
+            if let Some(f) = c["finish_reason"].as_str() {
+                sfinish = Some(f.to_string());
+            }
+        }
+        assert_eq!(sfinish.as_deref(), Some(finish), "{prompt}");
+        match msg["tool_calls"].as_array() {
+            Some(calls) => assert_eq!(
+                streamed_calls,
+                calls
+                    .iter()
+                    .map(|c| c["function"].clone())
+                    .collect::<Vec<_>>()
+            ),
+            None => assert_eq!(text, msg["content"].as_str().unwrap()),
+        }
+    }
 }

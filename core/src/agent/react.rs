@@ -23,7 +23,7 @@ use super::tools::{
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::generate::regex_constraint::{RegexGrammar, regex_syntax_escape};
-use crate::generate::{GenerationConfig, Generator};
+use crate::generate::{ChatTemplate, GenerationConfig, Generator};
 
 /// Longest observation shown to the model, in characters (the rest is cut
 /// with a note).
@@ -145,9 +145,9 @@ pub enum AgentEvent<'a> {
     Step(&'a Step),
 }
 
-/// A ReAct agent over a [`Generator`].
-pub struct Agent<'g, B: Backend> {
-    generator: &'g Generator<B>,
+/// A ReAct agent: the task, the tools and the transcript; each step is
+/// decoded by the [`Generator`] given to [`Agent::next`].
+pub struct Agent {
     tools: Vec<ToolSpec>,
     options: AgentOptions,
     /// The conversation before the task's scratchpad (system, examples, task).
@@ -159,7 +159,7 @@ pub struct Agent<'g, B: Backend> {
     grammar: Option<RegexGrammar>,
 }
 
-impl<B: Backend> std::fmt::Debug for Agent<'_, B> {
+impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
             .field(
@@ -310,14 +310,9 @@ fn clip(text: &str) -> String {
     }
 }
 
-impl<'g, B: Backend> Agent<'g, B> {
+impl Agent {
     /// An agent for `task` with the declared `tools` (at least one).
-    pub fn new(
-        generator: &'g Generator<B>,
-        tools: Vec<ToolSpec>,
-        task: &str,
-        options: AgentOptions,
-    ) -> Result<Self> {
+    pub fn new(tools: Vec<ToolSpec>, task: &str, options: AgentOptions) -> Result<Self> {
         if tools.is_empty() {
             return Err(Error::Input("an agent needs at least one tool".into()));
         }
@@ -348,7 +343,6 @@ impl<'g, B: Backend> Agent<'g, B> {
         }
         turns.push(Turn::new("user", task));
         Ok(Agent {
-            generator,
             tools,
             options,
             turns,
@@ -370,13 +364,8 @@ impl<'g, B: Backend> Agent<'g, B> {
 
     /// The prompt of the next step: the conversation, then the open
     /// assistant turn with the scratchpad so far.
-    pub fn prompt(&self) -> Result<String> {
-        let mut p = render_with_tools(
-            &self.generator.chat_template()?,
-            &self.turns,
-            &self.tools,
-            true,
-        )?;
+    pub fn prompt(&self, template: &ChatTemplate) -> Result<String> {
+        let mut p = render_with_tools(template, &self.turns, &self.tools, true)?;
         p.push_str(&self.scratch);
         Ok(p)
     }
@@ -393,7 +382,11 @@ impl<'g, B: Backend> Agent<'g, B> {
     /// Decodes the next step; `on_text` gets its text as it is written.
     /// A call's result must be given with [`Agent::observe`] before the
     /// next step; an invalid step is observed here.
-    pub async fn next(&mut self, mut on_text: impl FnMut(&str)) -> Result<&Step> {
+    pub async fn next<B: Backend>(
+        &mut self,
+        generator: &Generator<B>,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<&Step> {
         if self.is_done() {
             return Err(Error::Input(
                 "the agent is done (it answered or reached its step cap)".into(),
@@ -408,7 +401,7 @@ impl<'g, B: Backend> Agent<'g, B> {
                 "the last tool call has no observation yet (call observe first)".into(),
             ));
         }
-        let prompt = self.prompt()?;
+        let prompt = self.prompt(&generator.chat_template()?)?;
         let mut config = GenerationConfig {
             max_new_tokens: self.options.max_step_tokens,
             ..self.options.generation.clone()
@@ -419,8 +412,8 @@ impl<'g, B: Backend> Agent<'g, B> {
         }
         let generation = match &self.grammar {
             Some(g) => {
-                let mut c = self.generator.grammar_constraint(g.clone(), &config);
-                self.generator
+                let mut c = generator.grammar_constraint(g.clone(), &config);
+                generator
                     .generate_constrained_stream(&prompt, &config, &mut c, |t| {
                         on_text(t);
                         true
@@ -428,7 +421,7 @@ impl<'g, B: Backend> Agent<'g, B> {
                     .await?
             }
             None => {
-                self.generator
+                generator
                     .generate_stream(&prompt, &config, |t| {
                         on_text(t);
                         true
@@ -519,13 +512,17 @@ impl<'g, B: Backend> Agent<'g, B> {
     /// name), each call in its own thread under the timeout; a tool that
     /// fails, panics or times out becomes an error observation.
     #[cfg(not(target_arch = "wasm32"))]
-    pub async fn run(
+    pub async fn run<B: Backend>(
         &mut self,
+        generator: &Generator<B>,
         tools: &[std::sync::Arc<dyn Tool>],
         mut on_event: impl FnMut(AgentEvent<'_>),
     ) -> Result<Outcome> {
         while !self.is_done() {
-            let step = self.next(|t| on_event(AgentEvent::Text(t))).await?.clone();
+            let step = self
+                .next(generator, |t| on_event(AgentEvent::Text(t)))
+                .await?
+                .clone();
             if let StepAction::Call(call) = &step.action {
                 let earlier =
                     self.steps[..self.steps.len() - 1]

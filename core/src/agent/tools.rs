@@ -234,20 +234,30 @@ pub fn parse_tool_calls(text: &str) -> Result<(String, Vec<ToolCall>)> {
     let mut calls = Vec::new();
     let mut rest = &text[first..];
     while let Some(at) = rest.find(CALL_OPEN) {
-        let body_start = at + CALL_OPEN.len();
-        let (body, next) = match rest[body_start..].find(CALL_CLOSE) {
-            Some(end) => (
-                &rest[body_start..body_start + end],
-                body_start + end + CALL_CLOSE.len(),
-            ),
-            None => (&rest[body_start..], rest.len()),
+        let after = &rest[at + CALL_OPEN.len()..];
+        let lead = after.len() - after.trim_start().len();
+        // Read exactly one JSON value (a string inside it may even contain
+        // "</tool_call>"), then the closing tag.
+        let mut values = serde_json::Deserializer::from_str(&after[lead..]).into_iter::<Value>();
+        let v = match values.next() {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                return Err(Error::Input(format!(
+                    "a tool call is not valid JSON ({e}): {}",
+                    after.trim()
+                )));
+            }
+            None => {
+                return Err(Error::Input("a tool call is empty".into()));
+            }
         };
-        let v: Value = serde_json::from_str(body.trim()).map_err(|e| {
-            Error::Input(format!(
-                "a tool call is not valid JSON ({e}): {}",
-                body.trim()
-            ))
-        })?;
+        let end = lead + values.byte_offset();
+        let tail = after[end..].trim_start();
+        let next = match tail.strip_prefix(CALL_CLOSE) {
+            Some(t) => t,
+            None => tail,
+        };
+        let body = &after[..end];
         let name = v.get("name").and_then(Value::as_str).ok_or_else(|| {
             Error::Input(format!(
                 "a tool call has no \"name\" string: {}",
@@ -265,7 +275,7 @@ pub fn parse_tool_calls(text: &str) -> Result<(String, Vec<ToolCall>)> {
             name: name.into(),
             arguments,
         });
-        rest = &rest[next..];
+        rest = next;
     }
     Ok((content, calls))
 }
@@ -435,6 +445,11 @@ mod tests {
             "city is required"
         );
         assert!(calc().validate(&json!({"expression": 3})).is_err());
+        let (_, tricky) = parse_tool_calls(
+            "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"</tool_call>1\"}}\n</tool_call>",
+        )
+        .unwrap();
+        assert_eq!(tricky[0].arguments, json!({"expression": "</tool_call>1"}));
         let e = parse_tool_calls("<tool_call>\n{not json}\n</tool_call>").unwrap_err();
         assert!(e.to_string().contains("{not json}"), "{e}");
         assert_eq!(parse_tool_calls("plain").unwrap(), ("plain".into(), vec![]));

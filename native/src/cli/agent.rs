@@ -145,8 +145,8 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
             a.decoder.adapter.as_deref(),
         )?;
         let specs = tools.iter().map(|t| t.spec().clone()).collect();
-        let mut agent = Agent::new(&generator, specs, &a.task, options)?;
-        pollster::block_on(agent.run(&tools, |e| {
+        let mut agent = Agent::new(specs, &a.task, options)?;
+        pollster::block_on(agent.run(&generator, &tools, |e| {
             if !a.json {
                 print_event(&e);
             }

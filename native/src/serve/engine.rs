@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Instant;
 
+use cairn_core::agent::tools::{ToolSpec, Turn, render_with_tools};
 use cairn_core::backend::Backend;
 use cairn_core::generate::{
-    ChatMessage, FinishReason, GenerationConfig, Generator, RegexGrammar, Sequence, TokenConstraint,
+    ChatMessage, FinishReason, GenerationConfig, Generator, RegexGrammar, Sequence,
+    TokenConstraint, TriggeredConstraint,
 };
 use cairn_core::rag::Hit;
 use cairn_core::rag::answer::{Answer, AskOptions};
@@ -31,6 +33,28 @@ pub enum Prompt {
     Text(String),
     /// A conversation rendered with the model's chat template (`/v1/chat/completions`).
     Chat(Vec<ChatMessage>),
+    /// A conversation with tool declarations, calls and results
+    /// (`/v1/chat/completions` with `tools` or `tool` messages).
+    ChatTools {
+        /// The turns.
+        turns: Vec<Turn>,
+        /// The declared tools.
+        tools: Vec<ToolSpec>,
+    },
+}
+
+/// The grammar a generation is held to.
+#[derive(Debug, Clone)]
+pub enum OutputGrammar {
+    /// The whole output (`response_format`, `tool_choice` required or named).
+    Whole(RegexGrammar),
+    /// Free text until `trigger`, then `grammar` (`tool_choice` auto).
+    AfterTrigger {
+        /// The text that starts the grammar.
+        trigger: String,
+        /// The grammar of what follows it.
+        grammar: RegexGrammar,
+    },
 }
 
 /// One generation request.
@@ -40,8 +64,8 @@ pub struct GenJob {
     pub prompt: Prompt,
     /// Decoding settings.
     pub config: GenerationConfig,
-    /// The output grammar (`response_format`), if any.
-    pub grammar: Option<RegexGrammar>,
+    /// The output grammar, if any.
+    pub grammar: Option<OutputGrammar>,
     /// Where the text goes; dropping the receiver cancels the request.
     pub events: UnboundedSender<Event>,
     /// When the request arrived (time to first token is measured from here).
@@ -253,11 +277,23 @@ fn admit<'g, B: Backend>(generator: &'g Generator<B>, job: GenJob) -> Option<Act
         let text = match &job.prompt {
             Prompt::Text(t) => t.clone(),
             Prompt::Chat(m) => generator.apply_chat_template(m, true)?,
+            Prompt::ChatTools { turns, tools } => {
+                render_with_tools(&generator.chat_template()?, turns, tools, true)?
+            }
         };
         let ids = generator.encode(&text)?;
-        let constraint = job.grammar.clone().map(|g| {
-            Box::new(generator.grammar_constraint(g, &job.config)) as Box<dyn TokenConstraint + 'g>
-        });
+        let constraint: Option<Box<dyn TokenConstraint + 'g>> = match job.grammar.clone() {
+            None => None,
+            Some(OutputGrammar::Whole(g)) => {
+                Some(Box::new(generator.grammar_constraint(g, &job.config)))
+            }
+            Some(OutputGrammar::AfterTrigger { trigger, grammar }) => {
+                Some(Box::new(TriggeredConstraint::new(
+                    &trigger,
+                    generator.grammar_constraint(grammar, &job.config),
+                )?))
+            }
+        };
         generator.start(&ids, &job.config, constraint)
     })();
     match started {

@@ -2,9 +2,19 @@
 //! `/v1/completions`, `/v1/embeddings`.
 //!
 //! Requests are parsed field by field so that every problem is a 400 naming
-//! the field: a field cairn does not support (`n` > 1, `tools`, `logprobs`,
+//! the field: a field cairn does not support (`n` > 1, `logprobs`,
 //! ...) is refused, never silently ignored; a field cairn does not know is
 //! refused as OpenAI does ("Unrecognized request argument").
+//!
+//! Tool calling: `tools` (function declarations; their `parameters` are
+//! compiled to a grammar, an unsupported keyword is a 400 naming it),
+//! `tool_choice` (`auto`: free text until the model writes `<tool_call>`,
+//! then the call is held to the declared tools' grammar; `required` or a
+//! named function: the whole answer is calls; `none`), `parallel_tool_calls`,
+//! `tool` messages and assistant `tool_calls` in the history. Calls come back
+//! as `tool_calls` (arguments as a JSON string that validates against the
+//! schema) with `finish_reason` `tool_calls`; streamed, text before a call
+//! streams as content and each call arrives whole in one `tool_calls` delta.
 //!
 //! Sampling follows OpenAI's meaning: `temperature` 0 is greedy decoding,
 //! anything above samples (default 1); `top_p` as OpenAI; `top_k` (off by
@@ -21,6 +31,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use cairn_core::agent::tools::{
+    CALL_OPEN, ToolCall, ToolChoice, ToolSpec, Turn, after_open_pattern, calls_pattern,
+    parse_tool_calls,
+};
 use cairn_core::generate::{ChatMessage, FinishReason, GenerationConfig, RegexGrammar};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
@@ -29,7 +43,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::AppState;
 use super::embedder::{EmbedJob, Embedded, Work};
-use super::engine::{Event, GenJob, Job, Prompt};
+use super::engine::{Event, GenJob, Job, OutputGrammar, Prompt};
 use super::error::ApiError;
 
 /// Parses a JSON object body, mapping every failure to OpenAI's error shape.
@@ -352,8 +366,9 @@ fn stream_flags(f: &Fields) -> Result<(bool, bool), ApiError> {
 }
 
 /// The messages of a chat request, with OpenAI's content forms (a string,
-/// or a list of text parts).
-fn messages(f: &Fields) -> Result<Vec<ChatMessage>, ApiError> {
+/// or a list of text parts), the assistant's `tool_calls` and `tool`
+/// results.
+fn messages(f: &Fields) -> Result<Vec<Turn>, ApiError> {
     let bad = |m: String| ApiError::bad_request(m, Some("messages"));
     let Some(Value::Array(list)) = f.get("messages") else {
         return Err(bad(
@@ -369,17 +384,34 @@ fn messages(f: &Fields) -> Result<Vec<ChatMessage>, ApiError> {
             .get("role")
             .and_then(Value::as_str)
             .ok_or_else(|| bad(format!("messages[{i}].role: required string")))?;
-        if !matches!(role, "system" | "developer" | "user" | "assistant") {
+        if !matches!(role, "system" | "developer" | "user" | "assistant" | "tool") {
             return Err(bad(format!(
-                "messages[{i}].role: '{role}' is not supported (system, developer, user, assistant; tool messages need tool calling, not supported yet)"
+                "messages[{i}].role: '{role}' is not supported (system, developer, user, assistant, tool)"
             )));
         }
-        if let Some(k) = m.as_object().and_then(|o| {
-            o.keys()
-                .find(|k| !matches!(k.as_str(), "role" | "content" | "name"))
-        }) {
+        let allowed: &[&str] = match role {
+            "assistant" => &["role", "content", "name", "tool_calls", "refusal"],
+            "tool" => &["role", "content", "tool_call_id", "name"],
+            _ => &["role", "content", "name"],
+        };
+        if let Some(k) = m
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
+        {
             return Err(bad(format!("messages[{i}].{k}: not supported")));
         }
+        let tool_calls = match m.get("tool_calls") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(calls)) => calls
+                .iter()
+                .enumerate()
+                .map(|(j, c)| {
+                    parse_message_call(c)
+                        .map_err(|e| bad(format!("messages[{i}].tool_calls[{j}]: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad(format!("messages[{i}].tool_calls: must be a list"))),
+        };
         let content = match m.get("content") {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Array(parts)) => {
@@ -400,6 +432,8 @@ fn messages(f: &Fields) -> Result<Vec<ChatMessage>, ApiError> {
                 }
                 text
             }
+            // An assistant turn that only calls tools has no content.
+            None | Some(Value::Null) if !tool_calls.is_empty() => String::new(),
             _ => {
                 return Err(bad(format!(
                     "messages[{i}].content: required, a string or a list of text parts"
@@ -408,9 +442,93 @@ fn messages(f: &Fields) -> Result<Vec<ChatMessage>, ApiError> {
         };
         // Chat templates know `system`; OpenAI's `developer` is its newer name.
         let role = if role == "developer" { "system" } else { role };
-        out.push(ChatMessage::new(role, &content));
+        out.push(Turn {
+            role: role.into(),
+            content,
+            tool_calls,
+        });
     }
     Ok(out)
+}
+
+/// One `{"id", "type": "function", "function": {"name", "arguments"}}` of
+/// an assistant message (arguments as a JSON string, as OpenAI sends them).
+fn parse_message_call(c: &Value) -> Result<ToolCall, String> {
+    let func = c.get("function").ok_or("function: required")?;
+    let name = func
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("function.name: required string")?;
+    let arguments = match func.get("arguments") {
+        Some(Value::String(s)) => {
+            serde_json::from_str(s).map_err(|e| format!("function.arguments: not JSON ({e})"))?
+        }
+        Some(v @ Value::Object(_)) => v.clone(),
+        None => json!({}),
+        Some(_) => return Err("function.arguments: a JSON string".into()),
+    };
+    Ok(ToolCall {
+        name: name.into(),
+        arguments,
+    })
+}
+
+/// The request's `tools` (OpenAI's function declarations), checked.
+fn tools(f: &Fields) -> Result<Vec<ToolSpec>, ApiError> {
+    let bad = |m: String| ApiError::bad_request(m, Some("tools"));
+    let list = match f.get("tools") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(l)) => l,
+        Some(_) => return Err(bad("tools: must be a list".into())),
+    };
+    let mut out: Vec<ToolSpec> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        if t.get("type").and_then(Value::as_str) != Some("function") {
+            return Err(bad(format!(
+                "tools[{i}].type: only \"function\" is supported"
+            )));
+        }
+        let func = t
+            .get("function")
+            .ok_or_else(|| bad(format!("tools[{i}].function: required")))?;
+        if let Some(k) = func.as_object().and_then(|o| {
+            o.keys()
+                .find(|k| !matches!(k.as_str(), "name" | "description" | "parameters" | "strict"))
+        }) {
+            return Err(bad(format!("tools[{i}].function.{k}: not supported")));
+        }
+        let spec = ToolSpec {
+            name: func
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("tools[{i}].function.name: required string")))?
+                .into(),
+            description: func
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .into(),
+            parameters: func
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        };
+        spec.check()
+            .map_err(|e| bad(format!("tools[{i}]: {}", strip_kind(&e.to_string()))))?;
+        if out.iter().any(|o| o.name == spec.name) {
+            return Err(bad(format!(
+                "tools[{i}]: '{}' is declared twice",
+                spec.name
+            )));
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// A core error's message without its kind prefix ("input: ").
+fn strip_kind(m: &str) -> &str {
+    m.strip_prefix("input: ").unwrap_or(m)
 }
 
 fn now() -> u64 {
@@ -454,7 +572,7 @@ fn submit(
     state: &AppState,
     prompt: Prompt,
     config: GenerationConfig,
-    grammar: Option<RegexGrammar>,
+    grammar: Option<OutputGrammar>,
 ) -> Result<UnboundedReceiver<Event>, ApiError> {
     let engine = state
         .engine
@@ -601,36 +719,232 @@ pub async fn chat_completions(
     ]);
     let f = Fields::new(parse_body(body)?, &known)?;
     check_decoder(&state, &f)?;
-    for k in ["tools", "tool_choice"] {
-        if f.get(k)
-            .is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty()) && v != "none")
-        {
-            return Err(ApiError::unsupported(
-                k,
-                "tool calling is not supported yet",
-            ));
-        }
-    }
-    let grammar = response_format(&f)?;
-    let msgs = messages(&f)?;
+    let declared = tools(&f)?;
+    let choice = match f.get("tool_choice") {
+        None | Some(Value::Null) => ToolChoice::Auto,
+        Some(v) => ToolChoice::from_openai(v, &declared)
+            .map_err(|e| ApiError::bad_request(strip_kind(&e.to_string()), Some("tool_choice")))?,
+    };
+    let parallel = f.bool("parallel_tool_calls")?.unwrap_or(true);
+    let response = response_format(&f)?;
+    let turns = messages(&f)?;
     let config = generation_config(&f, state.default_max_tokens)?;
     let (stream, include_usage) = stream_flags(&f)?;
     let model = f.string("model")?;
-    let mut rx = submit(&state, Prompt::Chat(msgs), config, grammar)?;
+    // Which tools the model may call in this answer.
+    let callable: Vec<ToolSpec> = match &choice {
+        _ if declared.is_empty() => Vec::new(),
+        ToolChoice::None => Vec::new(),
+        ToolChoice::Function(n) => declared.iter().filter(|t| &t.name == n).cloned().collect(),
+        ToolChoice::Auto | ToolChoice::Required => declared.clone(),
+    };
+    let tool_err =
+        |e: cairn_core::Error| ApiError::bad_request(strip_kind(&e.to_string()), Some("tools"));
+    let grammar = match (&choice, callable.is_empty(), response) {
+        (_, true, r) => r.map(OutputGrammar::Whole),
+        (_, false, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "response_format with callable tools is not supported; set tool_choice to \"none\" for a formatted answer",
+                Some("response_format"),
+            ));
+        }
+        (ToolChoice::Auto, false, None) => Some(OutputGrammar::AfterTrigger {
+            trigger: CALL_OPEN.into(),
+            grammar: RegexGrammar::new(&after_open_pattern(&callable, parallel).map_err(tool_err)?)
+                .map_err(tool_err)?,
+        }),
+        (_, false, None) => Some(OutputGrammar::Whole(
+            RegexGrammar::new(&calls_pattern(&callable, parallel).map_err(tool_err)?)
+                .map_err(tool_err)?,
+        )),
+    };
+    let with_tools = !declared.is_empty()
+        || turns
+            .iter()
+            .any(|t| t.role == "tool" || !t.tool_calls.is_empty());
+    let prompt = if with_tools {
+        Prompt::ChatTools {
+            turns,
+            // tool_choice none: the tools stay declared, but no call is decoded.
+            tools: declared,
+        }
+    } else {
+        Prompt::Chat(
+            turns
+                .iter()
+                .map(|t| ChatMessage::new(&t.role, &t.content))
+                .collect(),
+        )
+    };
+    let calls_possible = !callable.is_empty();
+    let mut rx = submit(&state, prompt, config, grammar)?;
     if stream {
         first_event(&mut rx).await?;
+        if calls_possible {
+            return Ok(sse_tools(rx, model, include_usage));
+        }
         return Ok(sse(Kind::Chat, rx, model, include_usage));
     }
     let (text, finish, p, c) = collect(rx).await?;
+    let (message, finish) = if calls_possible {
+        let parsed = match parse_tool_calls(&text) {
+            Ok(p) => Ok(p),
+            // Cut by max_tokens inside a call: the text as it stands.
+            Err(_) if finish == FinishReason::Length => Ok((text.clone(), Vec::new())),
+            Err(e) => Err(ApiError::internal(format!(
+                "the model's tool call did not parse: {e}"
+            ))),
+        };
+        let (content, calls) = parsed?;
+        if calls.is_empty() {
+            (
+                json!({"role": "assistant", "content": text, "refusal": null}),
+                finish_str(&finish),
+            )
+        } else {
+            let content = if content.is_empty() {
+                Value::Null
+            } else {
+                Value::String(content)
+            };
+            (
+                json!({"role": "assistant", "content": content, "refusal": null,
+                       "tool_calls": openai_calls(&calls)}),
+                "tool_calls",
+            )
+        }
+    } else {
+        (
+            json!({"role": "assistant", "content": text, "refusal": null}),
+            finish_str(&finish),
+        )
+    };
     Ok(axum::Json(json!({
         "id": request_id("chatcmpl"),
         "object": "chat.completion",
         "created": now(),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "logprobs": null, "finish_reason": finish_str(&finish)}],
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": usage(p, c),
     }))
     .into_response())
+}
+
+/// Calls in OpenAI's shape: ids, and arguments as a JSON string.
+fn openai_calls(calls: &[ToolCall]) -> Vec<Value> {
+    let base = request_id("call");
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({"id": format!("{base}-{i}"), "type": "function",
+                   "function": {"name": c.name, "arguments": c.arguments.to_string()}})
+        })
+        .collect()
+}
+
+/// The length of the longest suffix of `text` that is a proper prefix of
+/// [`CALL_OPEN`] (text that may still turn into a call, held back).
+fn partial_open(text: &str) -> usize {
+    (1..CALL_OPEN.len())
+        .rev()
+        .find(|&n| {
+            text.len() >= n
+                && text.is_char_boundary(text.len() - n)
+                && CALL_OPEN.starts_with(&text[text.len() - n..])
+        })
+        .unwrap_or(0)
+}
+
+/// Streams a chat answer that may call tools: text before a call streams
+/// as `content` (holding back what may be the start of `<tool_call>`);
+/// calls are sent whole as `tool_calls` deltas once decoded, then
+/// `finish_reason` `tool_calls`.
+fn sse_tools(rx: UnboundedReceiver<Event>, model: String, include_usage: bool) -> Response {
+    let id = request_id("chatcmpl");
+    let created = now();
+    let chunk = move |choice: Value, usage_v: Option<Value>| -> SseEvent {
+        let mut v = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": choice});
+        if include_usage {
+            v["usage"] = usage_v.unwrap_or(Value::Null);
+        }
+        SseEvent::default().data(v.to_string())
+    };
+    let first = chunk(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
+        None,
+    );
+    let content = |t: &str| json!([{"index": 0, "delta": {"content": t}, "logprobs": null, "finish_reason": null}]);
+    // (held-back text, whether a call began, everything after the call began)
+    let mut held = String::new();
+    let mut in_call = false;
+    let mut call_text = String::new();
+    let body = UnboundedReceiverStream::new(rx).map(move |e| -> Vec<SseEvent> {
+        match e {
+            Event::Started { .. } => Vec::new(),
+            Event::Text(t) => {
+                if in_call {
+                    call_text.push_str(&t);
+                    return Vec::new();
+                }
+                held.push_str(&t);
+                if let Some(at) = held.find(CALL_OPEN) {
+                    in_call = true;
+                    call_text = held[at..].to_string();
+                    let before = held[..at].to_string();
+                    held.clear();
+                    return if before.is_empty() { Vec::new() } else { vec![chunk(content(&before), None)] };
+                }
+                let keep = partial_open(&held);
+                let ready: String = held[..held.len() - keep].to_string();
+                held.drain(..held.len() - keep);
+                if ready.is_empty() { Vec::new() } else { vec![chunk(content(&ready), None)] }
+            }
+            Event::Done { finish, prompt_tokens, completion_tokens } => {
+                let mut out = Vec::new();
+                let mut fin = finish_str(&finish);
+                if !held.is_empty() {
+                    out.push(chunk(content(&held), None));
+                }
+                if in_call {
+                    match parse_tool_calls(&call_text) {
+                        Ok((_, calls)) if !calls.is_empty() => {
+                            let deltas: Vec<Value> = openai_calls(&calls)
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, mut c)| {
+                                    c["index"] = json!(i);
+                                    c
+                                })
+                                .collect();
+                            out.push(chunk(
+                                json!([{"index": 0, "delta": {"tool_calls": deltas}, "logprobs": null, "finish_reason": null}]),
+                                None,
+                            ));
+                            fin = "tool_calls";
+                        }
+                        _ => out.push(chunk(content(&call_text), None)),
+                    }
+                }
+                out.push(chunk(json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": fin}]), None));
+                if include_usage {
+                    out.push(chunk(json!([]), Some(usage(prompt_tokens, completion_tokens))));
+                }
+                out.push(SseEvent::default().data("[DONE]"));
+                out
+            }
+            Event::Error(m) => vec![
+                SseEvent::default().data(ApiError::internal(m).body().to_string()),
+                SseEvent::default().data("[DONE]"),
+            ],
+        }
+    });
+    let events = futures_util::stream::iter([vec![first]])
+        .chain(body)
+        .flat_map(|v| futures_util::stream::iter(v.into_iter().map(Ok::<_, Infallible>)));
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// `POST /v1/completions`.
@@ -669,7 +983,7 @@ pub async fn completions(
     let config = generation_config(&f, state.default_max_tokens)?;
     let (stream, include_usage) = stream_flags(&f)?;
     let model = f.string("model")?;
-    let grammar = response_format(&f)?;
+    let grammar = response_format(&f)?.map(OutputGrammar::Whole);
     let mut rx = submit(&state, Prompt::Text(prompt), config, grammar)?;
     if stream {
         first_event(&mut rx).await?;

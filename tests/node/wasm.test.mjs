@@ -180,3 +180,55 @@ test('a PEFT adapter (written by HF PEFT 0.21.2) applied in wasm gives transform
   await assert.rejects(g.generate([1, 99999999], {}), /prompt token id 99999999 is outside the vocabulary/);
   await assert.rejects(g.generate({ text: 'x' }, {}), /the prompt must be a string or token ids/);
 });
+
+test('structured output in wasm: jsonSchema, regex and choice hold the output; bad formats are clear errors', async () => {
+  const g = await loadSmol();
+  const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 20 }, age: { type: 'integer', minimum: 0, maximum: 130 } }, required: ['name', 'age'] };
+  const out = await g.chat([{ role: 'user', content: 'Describe a person as JSON with a name and an age.' }], { maxNewTokens: 60, jsonSchema: schema });
+  const v = JSON.parse(out.text);
+  assert.deepEqual(Object.keys(v).sort(), ['age', 'name']);
+  assert.ok(Number.isInteger(v.age) && v.age >= 0 && v.age <= 130, out.text);
+  assert.ok(typeof v.name === 'string' && v.name.length <= 20, out.text);
+  const yes = await g.chat([{ role: 'user', content: 'Is Paris in France? Answer yes or no.' }], { maxNewTokens: 5, choice: ['yes', 'no'] });
+  assert.ok(['yes', 'no'].includes(yes.text), yes.text);
+  const date = await g.chat([{ role: 'user', content: 'When did the Berlin wall fall?' }], { maxNewTokens: 12, regex: '[0-9]{4}-[0-9]{2}-[0-9]{2}' });
+  assert.match(date.text, /^\d{4}-\d{2}-\d{2}$/);
+  await assert.rejects(g.generate('x', { jsonSchema: { type: 'object', patternProperties: {} } }), /jsonSchema: .*'patternProperties' is not supported/);
+  await assert.rejects(g.generate('x', { regex: 'a', choice: ['b'] }), /at most one of jsonSchema, regex and choice/);
+  await assert.rejects(g.generate([1, 2], { regex: 'a' }), /need a text prompt/);
+});
+
+test('the agent in wasm: the built-in calculator answers 421.5; a throwing tool is an observation; the step cap ends the loop', async () => {
+  const g = await loadSmol();
+  assert.equal(cairn.calculate('17.5% of 2,340 + sqrt(144)'), '421.5');
+  assert.throws(() => cairn.calculate('1/0'), /division by zero/);
+  const spec = cairn.calculatorSpec();
+  const agent = new cairn.Agent(g, 'What is 17.5% of 2,340 plus the square root of 144?', [spec], {});
+  const steps = [];
+  while (!agent.isDone) {
+    let step = await agent.next();
+    if (step.action.kind === 'call') {
+      assert.equal(agent.pendingCall.name, 'calculator');
+      step = agent.observe(cairn.calculate(step.action.arguments.expression), false);
+    }
+    steps.push(step);
+  }
+  const outcome = agent.outcome();
+  assert.equal(steps[0].action.name, 'calculator');
+  assert.equal(steps[0].observation, '421.5');
+  assert.equal(outcome.stop, 'answered');
+  assert.match(outcome.answer, /421\.5/);
+  agent.free();
+
+  const broken = new cairn.Agent(g, 'What is 6 times 7?', [spec], { maxSteps: 1 });
+  const s = await broken.next();
+  assert.equal(s.action.kind, 'call');
+  const seen = broken.observe('the tool crashed', true);
+  assert.equal(seen.observation, 'error: the tool crashed');
+  assert.equal(seen.error, true);
+  assert.equal(broken.isDone, true);
+  assert.equal(broken.outcome().stop, 'step_cap');
+  await assert.rejects(broken.next(), /the agent is done/);
+  assert.throws(() => new cairn.Agent(g, 'x', [{ name: 'rm -rf', parameters: { type: 'object' } }], {}), /tool name 'rm -rf'/);
+  assert.throws(() => new cairn.Agent(g, 'x', [spec], { maxSteps: 2, bogus: 1 }), /unknown option 'bogus'/);
+});

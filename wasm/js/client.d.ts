@@ -36,6 +36,12 @@ export interface GenerationOptions {
   stop?: string[];
   eosTokenIds?: number[];
   seed?: number;
+  /** Hold the output to this JSON Schema (the subset `cairn generate --json-schema` takes). Text prompts only. */
+  jsonSchema?: object;
+  /** Hold the output to this regular expression (matched against the whole output). Text prompts only. */
+  regex?: string;
+  /** The output is exactly one of these strings. Text prompts only. */
+  choice?: string[];
 }
 
 /** Retrieval options. */
@@ -120,6 +126,46 @@ export interface Added {
   children: number;
 }
 
+/** A tool the page runs for the agent. */
+export interface AgentTool {
+  description?: string;
+  /** JSON Schema of the arguments (an object schema). */
+  parameters?: object;
+  /** Runs the tool on schema-valid arguments; a throw becomes an error observation. */
+  run(args: any): string | object | Promise<string | object>;
+}
+
+/** One step of an agent's transcript. */
+export interface AgentStep {
+  index: number;
+  thought: string;
+  action:
+    | { kind: 'call'; name: string; arguments: any }
+    | { kind: 'answer'; text: string }
+    | { kind: 'invalid'; error: string };
+  observation: string | null;
+  error: boolean;
+  raw: string;
+}
+
+/** What an agent run resolves to. */
+export interface AgentOutcome {
+  answer: string | null;
+  stop: 'answered' | 'step_cap';
+  steps: AgentStep[];
+}
+
+/** Options of `agent`. */
+export interface AgentOptions extends GenerationOptions {
+  tools?: Record<string, AgentTool | 'calculator'>;
+  maxSteps?: number;
+  maxStepTokens?: number;
+  toolTimeoutMs?: number;
+  examples?: boolean;
+  constrained?: boolean;
+  onStep?: (step: AgentStep) => void;
+}
+
 /** Text pieces as they are generated; awaitable for the final result. */
 export interface TextStream<R> extends AsyncIterable<string>, PromiseLike<R> {
   readonly result: Promise<R>;
@@ -178,6 +224,8 @@ export class Cairn {
   ask(question: string, options?: AskOptions): TextStream<Answer>;
   generate(prompt: string | Uint32Array | number[], options?: GenerationOptions): TextStream<Generation>;
   chat(messages: { role: string; content: string }[], options?: GenerationOptions): TextStream<Generation>;
+  /** A ReAct agent with tools the page runs (or the built-in `'calculator'`). */
+  agent(task: string, options?: AgentOptions): TextStream<AgentOutcome>;
   exportIndex(): Promise<Uint8Array>;
   importIndex(bytes: Uint8Array | ArrayBuffer): Promise<IndexedFile[]>;
   terminate(): void;

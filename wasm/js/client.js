@@ -89,6 +89,8 @@ export class Cairn {
       if (!p) return;
       if (data.type === 'progress') p.onProgress?.(data);
       else if (data.type === 'piece') p.stream?.push(data.text);
+      else if (data.type === 'step') p.onStep?.(data.step);
+      else if (data.type === 'tool') this.#runTool(p, data);
       else {
         this.#pending.delete(data.id);
         if (data.type === 'result') { p.stream?.end(data.value); p.resolve(data.value); }
@@ -102,11 +104,33 @@ export class Cairn {
     };
   }
 
-  #call(op, args = {}, { onProgress, signal, stream, transfer } = {}) {
+  /** Runs a page-registered tool for the worker's agent, under its timeout. */
+  async #runTool(p, { callId, name, args }) {
+    const tool = p.tools?.[name];
+    let reply;
+    try {
+      if (typeof tool?.run !== 'function') throw new Error(`tool '${name}' is not registered`);
+      let timer;
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`tool '${name}' timed out after ${p.toolTimeoutMs} ms`)), p.toolTimeoutMs);
+      });
+      try {
+        const out = await Promise.race([Promise.resolve().then(() => tool.run(args)), timeout]);
+        reply = { ok: typeof out === 'string' ? out : JSON.stringify(out) };
+      } finally {
+        clearTimeout(timer);
+      }
+    } catch (e) {
+      reply = { error: String(e?.message ?? e) };
+    }
+    this.#worker.postMessage({ op: 'toolResult', callId, ...reply });
+  }
+
+  #call(op, args = {}, { onProgress, signal, stream, transfer, onStep, tools, toolTimeoutMs } = {}) {
     const id = this.#next++;
     const promise = new Promise((resolve, reject) => {
       if (signal?.aborted) { reject(toError({ name: 'AbortError', message: 'loading was cancelled' })); return; }
-      this.#pending.set(id, { resolve, reject, onProgress, stream });
+      this.#pending.set(id, { resolve, reject, onProgress, stream, onStep, tools, toolTimeoutMs });
       signal?.addEventListener('abort', () => this.#worker.postMessage({ op: 'abort', target: id }), { once: true });
       this.#worker.postMessage({ id, op, ...args }, transfer ?? []);
     });
@@ -206,6 +230,25 @@ export class Cairn {
   /** Replies to `[{ role, content }]` with the model's chat template; a stream as `generate`. */
   chat(messages, options = {}) { return this.#stream('chat', { messages, options }); }
 
+  /**
+   * Solves `task` with a ReAct agent: each step is decoded under a grammar
+   * (a thought, then one call to a declared tool with schema-valid
+   * arguments, or the answer); calls run, and their results (or errors,
+   * or timeouts) go back to the model. `tools` maps names to
+   * `{ description, parameters, run(args) }` (a JS function, sync or
+   * async, returning a string or JSON) or to `'calculator'` (the built-in
+   * exact calculator). Options: `maxSteps` (6), `toolTimeoutMs` (10000),
+   * `onStep(step)`, `examples`, `constrained`, and decoding options. A
+   * stream as `generate` (the steps' text), resolving to
+   * `{ answer, stop, steps }`.
+   */
+  agent(task, { tools = {}, onStep, toolTimeoutMs = 10_000, ...options } = {}) {
+    const list = Object.entries(tools).map(([name, t]) => t === 'calculator'
+      ? { name, builtin: 'calculator' }
+      : { name, description: t.description ?? '', parameters: t.parameters });
+    return this.#stream('agent', { task, tools: list, options }, { onStep, tools, toolTimeoutMs });
+  }
+
   /** The index as bytes (the format `cairn index` writes). */
   exportIndex() { return this.#call('exportIndex'); }
 
@@ -215,9 +258,9 @@ export class Cairn {
   /** Stops the worker. */
   terminate() { this.#worker.terminate(); }
 
-  #stream(op, args) {
+  #stream(op, args, extra = {}) {
     const stream = new TextStream();
-    this.#call(op, args, { stream });
+    this.#call(op, args, { stream, ...extra });
     return stream;
   }
 }

@@ -2,8 +2,10 @@
 // page never freezes. Speaks a small request/response protocol with
 // client.js: every request has an `id`; replies are
 //   { id, type: 'progress', ... } | { id, type: 'piece', text }
+//   { id, type: 'step', step } | { id, type: 'tool', callId, name, args }
+//     (the page answers a tool request with { op: 'toolResult', callId, ok | error })
 //   { id, type: 'result', value } | { id, type: 'error', message, name }
-import init, { Embedder, Generator, Index, webgpuAvailable, version } from './cairn_wasm.js';
+import init, { Agent, Embedder, Generator, Index, calculate, calculatorSpec, webgpuAvailable, version } from './cairn_wasm.js';
 
 const CACHE = 'cairn-models-v1';
 let ready = null;
@@ -12,6 +14,18 @@ let generator = null;
 let index = null;
 let embedderName = null;
 const aborts = new Map();
+// Tool calls waiting for the page: callId → resolve({ ok } | { error }).
+const toolWaits = new Map();
+let nextCall = 1;
+
+/** Asks the page to run its tool `name`; resolves to { ok } or { error }. */
+function pageTool(id, name, args) {
+  const callId = nextCall++;
+  return new Promise((resolve) => {
+    toolWaits.set(callId, resolve);
+    post({ id, type: 'tool', callId, name, args });
+  });
+}
 
 const post = (m, transfer) => self.postMessage(m, transfer ?? []);
 
@@ -129,6 +143,35 @@ const ops = {
     need(generator, 'a generator (loadGenerator)');
     return await generator.chat(messages, options, (text) => { post({ id, type: 'piece', text }); });
   },
+  async agent({ id, task, tools, options }) {
+    need(generator, 'a generator (loadGenerator)');
+    // tools: [{ name, description, parameters, builtin }]; builtins run here,
+    // the others in the page.
+    const specs = tools.map((t) => t.builtin === 'calculator'
+      ? { ...calculatorSpec(), name: t.name }
+      : { name: t.name, description: t.description ?? '', parameters: t.parameters ?? { type: 'object', properties: {} } });
+    const builtin = new Map(tools.filter((t) => t.builtin).map((t) => [t.name, t.builtin]));
+    const agent = new Agent(generator, task, specs, options ?? {});
+    try {
+      while (!agent.isDone) {
+        let step = await agent.next((text) => { post({ id, type: 'piece', text }); });
+        if (step.action.kind === 'call') {
+          const { name, arguments: args } = step.action;
+          let r;
+          if (builtin.get(name) === 'calculator') {
+            try { r = { ok: calculate(String(args.expression ?? '')) }; } catch (e) { r = { error: String(e?.message ?? e) }; }
+          } else {
+            r = await pageTool(id, name, args);
+          }
+          step = agent.observe(r.error !== undefined ? r.error : r.ok, r.error !== undefined);
+        }
+        post({ id, type: 'step', step });
+      }
+      return agent.outcome();
+    } finally {
+      agent.free();
+    }
+  },
   async exportIndex() { need(index, 'an embedder (loadEmbedder)'); return index.toBytes(); },
   async importIndex({ bytes }) {
     need(embedder, 'an embedder (loadEmbedder)');
@@ -144,6 +187,12 @@ function need(thing, what) {
 self.onmessage = async ({ data }) => {
   const { id, op } = data;
   if (op === 'abort') { aborts.get(data.target)?.abort(); return; }
+  if (op === 'toolResult') {
+    const w = toolWaits.get(data.callId);
+    toolWaits.delete(data.callId);
+    w?.(data.error !== undefined ? { error: String(data.error) } : { ok: String(data.ok) });
+    return;
+  }
   const fn = ops[op];
   if (!fn) { post({ id, type: 'error', name: 'Error', message: `unknown operation '${op}'` }); return; }
   const ctl = new AbortController();

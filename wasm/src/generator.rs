@@ -84,6 +84,33 @@ impl Streamer {
     }
 }
 
+/// The output grammar of `jsonSchema`, `regex` or `choice` (at most one),
+/// removed from the options.
+fn output_grammar(
+    o: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<cairn_core::generate::RegexGrammar>, JsError> {
+    use cairn_core::generate::{json_schema, regex_constraint};
+    let schema = o.remove("jsonSchema");
+    let regex = options::take::<String>(o, "regex", "generate")?;
+    let choice = options::take::<Vec<String>>(o, "choice", "generate")?;
+    let pattern = match (schema, regex, choice) {
+        (None, None, None) => return Ok(None),
+        (Some(s), None, None) => json_schema::schema_to_regex(&s)
+            .map_err(|e| JsError::new(&format!("generate: jsonSchema: {e}")))?,
+        (None, Some(r), None) => r,
+        (None, None, Some(c)) => regex_constraint::choice_pattern(&c)
+            .map_err(|e| JsError::new(&format!("generate: choice: {e}")))?,
+        _ => {
+            return Err(JsError::new(
+                "generate: give at most one of jsonSchema, regex and choice",
+            ));
+        }
+    };
+    cairn_core::generate::RegexGrammar::new(&pattern)
+        .map(Some)
+        .map_err(|e| JsError::new(&format!("generate: {e}")))
+}
+
 #[wasm_bindgen]
 impl Generator {
     /// Loads a GGUF model (`Uint8Array` of the whole file) on `backend`
@@ -182,7 +209,10 @@ impl Generator {
     /// Continues `prompt` (raw text, no template). `options` are the decoding
     /// options (`maxNewTokens`, `doSample`, `temperature`, `topK`, `topP`,
     /// `repetitionPenalty`, `noRepeatNgramSize`, `numBeams`, `lengthPenalty`,
-    /// `earlyStopping`, `stop`, `eosTokenIds`, `seed`); `onText(piece)` gets
+    /// `earlyStopping`, `stop`, `eosTokenIds`, `seed`) and at most one
+    /// output format (text prompts only): `jsonSchema` (a JSON Schema
+    /// object), `regex` (a pattern the whole output matches) or `choice`
+    /// (a list of strings); `onText(piece)` gets
     /// each decoded piece and may return `false` to stop. Resolves to
     /// `{ text, tokenIds, promptTokens, finishReason }`.
     ///
@@ -195,8 +225,11 @@ impl Generator {
         on_text: Option<js_sys::Function>,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
-        let opts =
-            options::object(&options, "generate").and_then(|o| options::generation(o, "generate"));
+        let mut grammar = Ok(None);
+        let opts = options::object(&options, "generate").and_then(|mut o| {
+            grammar = output_grammar(&mut o);
+            options::generation(o, "generate")
+        });
         let prompt = match prompt.as_string() {
             Some(text) => Ok(Prompt::Text(text)),
             None => serde_wasm_bindgen::from_value::<Vec<u32>>(prompt)
@@ -210,10 +243,18 @@ impl Generator {
         wasm_bindgen_futures::future_to_promise(async move {
             let config = opts?;
             let prompt = prompt?;
+            let grammar = grammar?;
             let mut s = Streamer::new(on_text);
-            let out = on_backend!(&*inner, g => match &prompt {
-                Prompt::Text(t) => g.generate_stream(t, &config, |p| s.push(p)).await,
-                Prompt::Ids(ids) => g.generate_ids_stream(ids, &config, |p| s.push(p)).await,
+            let out = on_backend!(&*inner, g => match (&prompt, grammar) {
+                (Prompt::Text(t), None) => g.generate_stream(t, &config, |p| s.push(p)).await,
+                (Prompt::Ids(ids), None) => g.generate_ids_stream(ids, &config, |p| s.push(p)).await,
+                (Prompt::Text(t), Some(gr)) => {
+                    let mut c = g.grammar_constraint(gr, &config);
+                    g.generate_constrained_stream(t, &config, &mut c, |p| s.push(p)).await
+                }
+                (Prompt::Ids(_), Some(_)) => Err(cairn_core::Error::Input(
+                    "generate: jsonSchema, regex and choice need a text prompt".into(),
+                )),
             });
             if let Some(e) = s.error {
                 return Err(e);

@@ -6,6 +6,7 @@
 //! - [`Tokenizer`]: `tokenizer.json` tokenizers (ids equal to Python `tokenizers`).
 //! - [`Embedder`]: sentence embeddings.
 //! - [`Generator`]: GGUF decoders with every decoding option and streaming.
+//! - [`Agent`]: the ReAct agent loop with tools the page runs ([`calculate`] built in).
 //! - [`Index`]: the RAG index — ingest PDF/HTML/Markdown/text from bytes,
 //!   hybrid search, grounded answers with numbered citations.
 //!
@@ -14,12 +15,14 @@
 
 #![warn(missing_docs)]
 
+mod agent;
 mod embedder;
 mod engine;
 mod generator;
 mod index;
 mod options;
 
+pub use agent::{Agent, calculate, calculator_spec};
 pub use embedder::Embedder;
 pub use engine::webgpu_available;
 pub use generator::Generator;

@@ -2,7 +2,8 @@
 // open the page, check bad input is reported (a cancelled model load, a
 // model URL that 404s), load the models, ingest the committed 3-page PDF,
 // refuse a non-PDF named .pdf and a 200 MB file, ask a question, and check
-// the streamed answer and its citation. Screenshots go to $CAIRN_ARTIFACTS
+// the streamed answer and its citation; run the agent with the built-in
+// calculator and with a tool the page registers as a JS function. Screenshots go to $CAIRN_ARTIFACTS
 // (default artifacts/ in the checkout). Then, if Chromium offers a WebGPU
 // adapter (SwiftShader), the models again on WebGPU against the CPU's results.
 // Run: node --test www/tests/   (after scripts/build-wasm.sh and cairn fetch)
@@ -144,6 +145,41 @@ test('the demo in headless Chromium: bad input, load, ingest a PDF, a cited answ
     });
     assert.equal(lora.adapted[0], pg.top_ids[0]);
     assert.notEqual(lora.base[0], pg.top_ids[0]);
+
+    // The agent in the page: the built-in calculator answers the issue's
+    // question; then a tool the page registers as a JS function runs in the
+    // page with the model's (schema-valid) arguments, and its throw comes
+    // back to the model as an observation; the step cap ends the loop.
+    const agentRun = await page.evaluate(async () => {
+      const c = window.cairnDemo.state.cairn;
+      const seen = [];
+      const calc = await c.agent('What is 17.5% of 2,340 plus the square root of 144?', {
+        tools: { calculator: 'calculator' }, onStep: (s) => seen.push(s.index),
+      }).result;
+      const calls = [];
+      const js = await c.agent('What is 6 times 7?', {
+        maxSteps: 2,
+        tools: {
+          calculator: {
+            description: 'Evaluates an arithmetic expression.',
+            parameters: { type: 'object', properties: { expression: { type: 'string', minLength: 1, maxLength: 100 } }, required: ['expression'] },
+            run: (args) => { calls.push(args); throw new Error('the calculator service is offline'); },
+          },
+        },
+      }).result;
+      return { calc, seen, js, calls };
+    });
+    assert.equal(agentRun.calc.stop, 'answered', JSON.stringify(agentRun.calc));
+    assert.equal(agentRun.calc.steps[0].action.name, 'calculator');
+    assert.equal(agentRun.calc.steps[0].observation, '421.5');
+    assert.match(agentRun.calc.answer, /421\.5/);
+    assert.deepEqual(agentRun.seen, agentRun.calc.steps.map((s) => s.index));
+    assert.ok(agentRun.calls.length >= 1, JSON.stringify(agentRun.js));
+    assert.equal(typeof agentRun.calls[0].expression, 'string');
+    const failed = agentRun.js.steps.find((s) => s.action.kind === 'call');
+    assert.equal(failed.observation, 'error: the calculator service is offline');
+    assert.equal(failed.error, true);
+    report.agent = { answer: agentRun.calc.answer, steps: agentRun.calc.steps.length };
     report.cpu.generate8Seconds = cpuProbe.generateSeconds;
 
     // WebGPU, when Chromium offers an adapter (SwiftShader here): the same

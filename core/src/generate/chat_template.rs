@@ -108,21 +108,13 @@ impl ChatTemplate {
     /// Renders a conversation; `add_generation_prompt` appends the opening of
     /// the assistant's turn so the model answers next.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let env = environment();
-        let tmpl = env
-            .template_from_str(&self.source)
-            .map_err(|e| Error::Input(format!("chat template does not parse: {e}")))?;
-        tmpl.render(context! {
-            messages => messages,
-            add_generation_prompt => add_generation_prompt,
-            bos_token => &self.bos_token,
-            eos_token => &self.eos_token,
-        })
-        .map_err(|e| Error::Input(format!("chat template failed to render: {e}")))
+        let values: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+            .collect();
+        self.render_values(&values, None, add_generation_prompt)
     }
-}
 
-impl ChatTemplate {
     /// Renders messages given as JSON (with fields such as `tool_calls`
     /// that [`ChatMessage`] lacks), and `tools` when given.
     pub fn render_values(

@@ -125,3 +125,98 @@ fn the_cli_holds_output_to_a_schema_a_regex_or_a_choice() {
     let (ok, _, err) = cairn(&["generate", "x", "--regex", "a", "--choice", "a,b"]);
     assert!(!ok && err.contains("cannot be used with"), "{err}");
 }
+
+/// The whole suite on a tiny random Llama (byte-level vocabulary, sampled):
+/// a model with no idea of JSON walks odd corners of every grammar. Every
+/// output that ends (EOS) must validate with `jsonschema`; every output cut
+/// by the token limit must still be a prefix the grammar allows.
+#[test]
+fn every_schema_of_the_suite_holds_on_a_tiny_random_model() {
+    use cairn_core::formats::gguf::Gguf;
+    use cairn_core::generate::Generator;
+    use cairn_core::testing::{TinyLlama, tiny_llama_gguf};
+    let bytes = tiny_llama_gguf(&TinyLlama {
+        context: 2048,
+        ..TinyLlama::default()
+    })
+    .unwrap();
+    let g = Generator::from_gguf(
+        CpuBackend::new(),
+        &Gguf::parse(&bytes, "tiny.gguf").unwrap(),
+    )
+    .unwrap();
+    let suite: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(common::fixture("schemas/suite.json")).unwrap())
+            .unwrap();
+    let mut rows = Vec::new();
+    let mut cut = 0;
+    for case in &suite {
+        let grammar = RegexGrammar::new(&schema_to_regex(&case["schema"]).unwrap()).unwrap();
+        let prompt = g
+            .apply_chat_template(
+                &[ChatMessage::new("user", case["prompt"].as_str().unwrap())],
+                true,
+            )
+            .unwrap();
+        for seed in 1..=4u64 {
+            // top_k 5 keeps the walk short and checks that top-k runs after
+            // the grammar (it chooses among allowed tokens, never none).
+            let config = GenerationConfig {
+                max_new_tokens: 1500,
+                do_sample: true,
+                temperature: 1.0,
+                top_k: 5,
+                seed,
+                ..Default::default()
+            };
+            let mut c = g.grammar_constraint(grammar.clone(), &config);
+            let out =
+                pollster::block_on(
+                    g.generate_constrained_stream(&prompt, &config, &mut c, |_| true),
+                )
+                .unwrap();
+            if out.finish_reason == FinishReason::Eos {
+                assert!(
+                    grammar.is_match(&out.text),
+                    "{}: {:?}",
+                    case["name"],
+                    out.text
+                );
+                rows.push(json!({"name": case["name"], "schema": case["schema"], "constrained": out.text}));
+            } else {
+                assert_eq!(out.finish_reason, FinishReason::Length);
+                assert!(
+                    grammar.is_prefix(&out.text),
+                    "{}: {:?}",
+                    case["name"],
+                    out.text
+                );
+                cut += 1;
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.json");
+    std::fs::write(&results, serde_json::to_vec_pretty(&rows).unwrap()).unwrap();
+    let v = common::python_json("structured/validate.py", &[results.to_str().unwrap()]);
+    println!(
+        "tiny random model: {} finished outputs, {} valid; {cut} cut at 1500 tokens",
+        v["total"], v["constrained_valid"]
+    );
+    assert_eq!(
+        v["constrained_valid"],
+        v["total"],
+        "{v}\n{}",
+        serde_json::to_string_pretty(&rows).unwrap()
+    );
+    let names: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    println!(
+        "schemas with a finished output: {}/{}",
+        names.len(),
+        suite.len()
+    );
+    // 31/40 with these seeds; the rest are unbounded strings and arrays a
+    // random walk rarely closes within the limit (their prefixes are checked).
+    assert!(names.len() >= 25, "{names:?}");
+}

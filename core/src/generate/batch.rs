@@ -155,10 +155,13 @@ impl<'a, B: Backend> Sequence<'a, B> {
 
     /// The next token from a logits row.
     fn choose(&mut self, mut logits: Vec<f32>) -> u32 {
-        processors::process(&mut logits, &self.all, self.generated.len(), &self.config);
+        // The constraint first (as transformers' prefix-constrained processor
+        // before its warpers): top-k / top-p then choose among the allowed
+        // tokens, and can never leave none.
         if let Some(c) = self.constraint.as_deref_mut() {
             c.constrain(&mut logits, &self.generated);
         }
+        processors::process(&mut logits, &self.all, self.generated.len(), &self.config);
         (if self.config.do_sample {
             sampler::sample(&logits, &mut self.rng)
         } else {

@@ -11,8 +11,8 @@
 //! `#/definitions/…` (not recursive), and descriptive keywords (`title`,
 //! `description`, `default`, `examples`, `$schema`, `$id`). Integer
 //! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (draft 4
-//! booleans too) are exact digit-range patterns; number `minimum: 0` (or
-//! more) drops the sign. Any other keyword is an error
+//! booleans too) are exact digit-range patterns; number `minimum`/`maximum`
+//! (whole numbers) likewise, written without an exponent. Any other keyword is an error
 //! naming it. Whitespace: none, except one optional space after `:` and `,`.
 
 use serde_json::{Map, Value};
@@ -59,6 +59,56 @@ fn int_range(lo: Option<i64>, hi: Option<i64>) -> String {
         1 => alts.remove(0),
         _ => format!("({})", alts.join("|")),
     }
+}
+
+/// A regex of the decimal numbers in `[lo, hi]` (whole-number bounds,
+/// either end open): an integer part in range with any fraction, or the
+/// upper bound itself with only zeros after the point. No exponent.
+fn number_range(lo: Option<i64>, hi: Option<i64>) -> String {
+    const FRAC: &str = r"(\.[0-9]+)?";
+    const ZEROS: &str = r"(\.0+)?";
+    const NONZERO_FRAC: &str = r"\.[0-9]*[1-9][0-9]*";
+    let mut alts = Vec::new();
+    // Non-negative values in [max(lo, 0), hi].
+    let p = lo.map_or(0, |l| l.max(0));
+    match hi {
+        None => alts.push(format!("{}{FRAC}", uint_range(p as u64, None))),
+        Some(h) if h >= p => {
+            if h > p {
+                alts.push(format!(
+                    "{}{FRAC}",
+                    uint_range(p as u64, Some(h as u64 - 1))
+                ));
+            }
+            alts.push(format!("{h}{ZEROS}"));
+        }
+        Some(_) => {}
+    }
+    // Negative values -x with x in [max(-hi, 0), -lo] (x > 0).
+    if lo.is_none_or(|l| l < 0) {
+        let top = lo.map(i64::unsigned_abs); // x at most this
+        let bottom = hi.map_or(0, |h| if h < 0 { h.unsigned_abs() } else { 0 }); // x at least this
+        let mut neg = Vec::new();
+        if bottom == 0 {
+            // 0 < x < 1.
+            neg.push(format!("0{NONZERO_FRAC}"));
+        }
+        let from = bottom.max(1);
+        match top {
+            None => neg.push(format!("{}{FRAC}", uint_range(from, None))),
+            Some(t) if t >= from => {
+                if t > from {
+                    neg.push(format!("{}{FRAC}", uint_range(from, Some(t - 1))));
+                }
+                neg.push(format!("{t}{ZEROS}"));
+            }
+            Some(_) => {}
+        }
+        if !neg.is_empty() {
+            alts.push(format!("-({})", neg.join("|")));
+        }
+    }
+    format!("({})", alts.join("|"))
 }
 
 /// Non-negative integers in `[a, b]` (`b` open when `None`).
@@ -356,26 +406,34 @@ impl Compiler<'_> {
                 Ok(int_range(lo, hi))
             }
             "number" => {
-                if obj
-                    .get("minimum")
-                    .and_then(Value::as_f64)
-                    .is_some_and(|m| m > 0.0)
-                    || ["maximum", "exclusiveMaximum", "exclusiveMinimum"]
-                        .iter()
-                        .any(|k| obj.contains_key(*k))
+                if let Some(k) = ["exclusiveMinimum", "exclusiveMaximum"]
+                    .iter()
+                    .find(|k| obj.contains_key(**k))
                 {
-                    return Err(err(
-                        "number bounds other than minimum 0 are not supported".into()
-                    ));
+                    return Err(err(format!(
+                        "{k} on a number is not supported (use minimum/maximum, or type integer)"
+                    )));
                 }
-                let nonneg = obj
-                    .get("minimum")
-                    .and_then(Value::as_f64)
-                    .is_some_and(|m| m >= 0.0);
-                Ok(if nonneg {
-                    NUMBER.trim_start_matches("-?").to_string()
-                } else {
-                    NUMBER.to_string()
+                let whole = |k: &str| -> Result<Option<i64>> {
+                    match obj.get(k) {
+                        None => Ok(None),
+                        Some(v) => match v.as_f64() {
+                            Some(x) if x.fract() == 0.0 && x.abs() < 9e15 => Ok(Some(x as i64)),
+                            _ => Err(err(format!(
+                                "{k} on a number must be a whole number below 9e15 in magnitude, got {v}"
+                            ))),
+                        },
+                    }
+                };
+                let (lo, hi) = (whole("minimum")?, whole("maximum")?);
+                if let (Some(l), Some(h)) = (lo, hi)
+                    && l > h
+                {
+                    return Err(err(format!("minimum {l} is above maximum {h}")));
+                }
+                Ok(match (lo, hi) {
+                    (None, None) => NUMBER.to_string(),
+                    _ => number_range(lo, hi),
                 })
             }
             "boolean" => Ok("(true|false)".into()),
@@ -629,6 +687,81 @@ mod tests {
                 !g.is_match("01") && !g.is_match("-0") && !g.is_match("+1"),
                 "{schema}"
             );
+        }
+    }
+
+    #[test]
+    fn number_bounds_admit_exactly_the_range() {
+        let cases = [
+            (
+                json!({"type": "number", "minimum": 0, "maximum": 100}),
+                0.0,
+                100.0,
+            ),
+            (
+                json!({"type": "number", "minimum": -90, "maximum": 90}),
+                -90.0,
+                90.0,
+            ),
+            (
+                json!({"type": "number", "minimum": -5, "maximum": -2}),
+                -5.0,
+                -2.0,
+            ),
+            (json!({"type": "number", "minimum": 1}), 1.0, f64::INFINITY),
+            (
+                json!({"type": "number", "maximum": 3}),
+                f64::NEG_INFINITY,
+                3.0,
+            ),
+            (
+                json!({"type": "number", "maximum": -1}),
+                f64::NEG_INFINITY,
+                -1.0,
+            ),
+            (json!({"type": "number", "minimum": 0}), 0.0, f64::INFINITY),
+        ];
+        let texts: Vec<String> = (-1200..=1200)
+            .flat_map(|i| {
+                let x = i as f64 / 10.0;
+                [
+                    format!("{}", i / 10),
+                    format!("{x:.1}"),
+                    format!("{x:.3}"),
+                    format!("{}.0", i / 10),
+                ]
+            })
+            .chain(
+                [
+                    "0.5", "-0.5", "-0.0", "-0", "1e3", "01", "100.000", "100.001",
+                ]
+                .map(String::from),
+            )
+            .collect();
+        for (schema, lo, hi) in cases {
+            let g = RegexGrammar::new(&schema_to_regex(&schema).unwrap()).unwrap();
+            for t in &texts {
+                let x: f64 = t.parse().unwrap();
+                // The grammar writes no exponent, no leading zero and no -0.
+                let neg_zero = t.starts_with('-') && x == 0.0;
+                let plain = !t.contains('e') && !t.starts_with("01") && !neg_zero;
+                let want = plain && x >= lo && x <= hi;
+                assert_eq!(g.is_match(t), want, "{schema} {t}");
+            }
+        }
+        for (bad, msg) in [
+            (json!({"type": "number", "minimum": 0.5}), "whole number"),
+            (
+                json!({"type": "number", "exclusiveMinimum": 0}),
+                "exclusiveMinimum on a number",
+            ),
+            (
+                json!({"type": "number", "minimum": 3, "maximum": 1}),
+                "minimum 3 is above maximum 1",
+            ),
+        ] {
+            let e = schema_to_regex(&bad).unwrap_err().to_string();
+            assert!(e.contains(msg), "{bad}: {e}");
         }
     }
 

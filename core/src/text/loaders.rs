@@ -82,6 +82,7 @@ pub fn load_pdf(source: &str, bytes: &[u8]) -> Result<Document> {
             "no %PDF header (not a PDF, or truncated at the start)".into(),
         ));
     }
+    check_inflated_size(bytes).map_err(fail)?;
     // lopdf and pdf-extract can panic on malformed files; natively the panic
     // becomes this file's error instead of ending the whole run (and the CLI's
     // panic hook keeps its trace out of the terminal).
@@ -126,6 +127,70 @@ pub fn load_pdf(source: &str, bytes: &[u8]) -> Result<Document> {
         source: source.into(),
         segments,
     })
+}
+
+/// Most bytes one PDF stream may inflate to.
+pub const MAX_STREAM_INFLATED: u64 = 256 << 20;
+/// Most bytes all of a PDF's streams together may inflate to.
+pub const MAX_PDF_INFLATED: u64 = 1 << 30;
+
+/// Refuses a decompression bomb before the PDF library inflates anything
+/// (it inflates whole streams into memory, object streams already while
+/// loading): every `stream` body that starts with a zlib header is inflated
+/// into a counter, nothing kept, and a stream past [`MAX_STREAM_INFLATED`]
+/// or a file past [`MAX_PDF_INFLATED`] is an error.
+fn check_inflated_size(bytes: &[u8]) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let mut total = 0u64;
+    let mut at = 0usize;
+    let mut buf = vec![0u8; 64 << 10];
+    while let Some(i) = bytes
+        .get(at..)
+        .and_then(|rest| rest.windows(6).position(|w| w == b"stream"))
+    {
+        let kw = at + i;
+        at = kw + 6;
+        if kw >= 3 && bytes.get(kw - 3..kw) == Some(b"end") {
+            continue;
+        }
+        let mut s = at;
+        if bytes.get(s) == Some(&b'\r') {
+            s += 1;
+        }
+        if bytes.get(s) == Some(&b'\n') {
+            s += 1;
+        }
+        let Some(body) = bytes.get(s..) else { break };
+        let zlib = matches!(body, [cmf, flg, ..] if cmf & 0x0F == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0);
+        if !zlib {
+            continue;
+        }
+        let mut dec = flate2::read::ZlibDecoder::new(body);
+        let mut n = 0u64;
+        loop {
+            match dec.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => {
+                    n += k as u64;
+                    if n > MAX_STREAM_INFLATED {
+                        return Err(format!(
+                            "a stream at byte {kw} inflates to more than {} MiB (a decompression bomb?)",
+                            MAX_STREAM_INFLATED >> 20
+                        ));
+                    }
+                    if total + n > MAX_PDF_INFLATED {
+                        return Err(format!(
+                            "its streams inflate to more than {} MiB in all (a decompression bomb?)",
+                            MAX_PDF_INFLATED >> 20
+                        ));
+                    }
+                }
+            }
+        }
+        total += n;
+        at = s + usize::try_from(dec.total_in()).unwrap_or(0);
+    }
+    Ok(())
 }
 
 /// Trims trailing spaces of every line and blank lines at the ends.
@@ -346,6 +411,80 @@ fn decode_entities(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-page PDF (Helvetica) whose content stream is `content`
+    /// compressed with zlib, then `pad` more bytes of spaces in the same
+    /// compressed stream; correct xref offsets.
+    fn flate_pdf(content: &str, pad: u64) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(content.as_bytes()).unwrap();
+        let chunk = vec![b' '; 1 << 20];
+        let mut left = pad;
+        while left > 0 {
+            let k = left.min(chunk.len() as u64) as usize;
+            enc.write_all(&chunk[..k]).unwrap();
+            left -= k as u64;
+        }
+        let stream = enc.finish().unwrap();
+        let mut objs: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>".to_vec(),
+        ];
+        let mut content_obj = format!(
+            "<< /Length {} /Filter /FlateDecode >>\nstream\n",
+            stream.len()
+        )
+        .into_bytes();
+        content_obj.extend_from_slice(&stream);
+        content_obj.extend_from_slice(b"\nendstream");
+        objs.push(content_obj);
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objs.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objs.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn compressed_pdfs_load_and_a_decompression_bomb_is_refused() {
+        let page = "BT /F1 12 Tf 72 720 Td (Inflated text reads fine) Tj ET";
+        let d = load_pdf("ok.pdf", &flate_pdf(page, 0)).unwrap();
+        assert_eq!(d.segments[0].text, "Inflated text reads fine");
+        assert_eq!(d.segments[0].page, Some(1));
+        // 300 MiB of spaces compress to a few MB; the check refuses the file
+        // before the PDF library would inflate it into memory.
+        let bomb = flate_pdf(page, 300 << 20);
+        assert!(bomb.len() < 16 << 20, "{}", bomb.len());
+        let started = std::time::Instant::now();
+        let e = load_pdf("bomb.pdf", &bomb).unwrap_err().to_string();
+        assert!(
+            e.contains("bomb.pdf: cannot read PDF: a stream at byte")
+                && e.contains("inflates to more than 256 MiB (a decompression bomb?)"),
+            "{e}"
+        );
+        assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    }
 
     #[test]
     fn markdown_keeps_heading_paths() {

@@ -11,6 +11,25 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(Error::io("reading", path))
 }
 
+/// Reads a `tokenizer.json`, refusing one over
+/// [`cairn_core::tokenizer::MAX_TOKENIZER_BYTES`] before reading it.
+pub fn read_tokenizer_json(path: &Path) -> Result<Vec<u8>> {
+    let max = cairn_core::tokenizer::MAX_TOKENIZER_BYTES;
+    let len = std::fs::metadata(path)
+        .map_err(Error::io("reading", path))?
+        .len();
+    if len > max as u64 {
+        return Err(cairn_core::Error::Tokenizer(format!(
+            "{} is {} MiB; a tokenizer.json of more than {} MiB is refused (real ones are under 40 MiB)",
+            path.display(),
+            len >> 20,
+            max >> 20
+        ))
+        .into());
+    }
+    read(path)
+}
+
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
@@ -35,7 +54,7 @@ pub fn load_embedder<B: Backend>(
     }
     let config = read(&dir.join("config.json"))?;
     let weights = read(&dir.join("model.safetensors"))?;
-    let tokenizer = read(&dir.join("tokenizer.json"))?;
+    let tokenizer = read_tokenizer_json(&dir.join("tokenizer.json"))?;
     let pooling = read_optional(&dir.join("1_Pooling/config.json"))?;
     let sentence_bert = read_optional(&dir.join("sentence_bert_config.json"))?;
     let files = ModelFiles {

@@ -65,7 +65,7 @@ pub fn read_hf_llama(dir: &Path) -> Result<cairn_core::formats::hf_llama::GgufPa
     };
     let config = read("config.json")?;
     let weights = read("model.safetensors")?;
-    let tokenizer = read("tokenizer.json")?;
+    let tokenizer = crate::embed::read_tokenizer_json(&dir.join("tokenizer.json"))?;
     let tcfg = match std::fs::read(dir.join("tokenizer_config.json")) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

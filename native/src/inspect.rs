@@ -185,7 +185,7 @@ fn describe_dir(dir: &Path) -> Result<String> {
     }
     let tok = dir.join("tokenizer.json");
     if tok.exists() {
-        let bytes = std::fs::read(&tok).map_err(Error::io("reading", &tok))?;
+        let bytes = crate::embed::read_tokenizer_json(&tok)?;
         let t = cairn_core::tokenizer::Tokenizer::from_bytes(&bytes, &tok.display().to_string())?;
         let _ = writeln!(
             s,

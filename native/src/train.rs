@@ -235,7 +235,7 @@ fn load_base(dir: &Path) -> Result<Base> {
     Ok(Base {
         config,
         weights: read(&dir.join("model.safetensors"))?,
-        tokenizer: read(&dir.join("tokenizer.json"))?,
+        tokenizer: crate::embed::read_tokenizer_json(&dir.join("tokenizer.json"))?,
     })
 }
 

@@ -458,3 +458,20 @@ fn info_refuses_a_truncated_safetensors_file() {
         "{err}"
     );
 }
+
+#[test]
+fn an_oversized_tokenizer_json_is_refused_before_it_is_read() {
+    // A sparse 200 MiB file: refused by its size, never read into memory.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(200 << 20)
+        .unwrap();
+    let (ok, _, err) = cairn(&["tokenize", "-m", path.to_str().unwrap(), "hello"]);
+    assert!(!ok);
+    assert!(
+        err.contains("tokenizer.json is 200 MiB; a tokenizer.json of more than 128 MiB is refused"),
+        "{err}"
+    );
+}

@@ -70,9 +70,21 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
+/// Largest `tokenizer.json` accepted. Real ones are under 40 MB (Gemma 3's
+/// 262k-token vocabulary is ~33 MB); parsing takes ~16× the file's size in
+/// memory (a 1M-merge, 29 MB file: ~460 MB), so the size is bounded first.
+pub const MAX_TOKENIZER_BYTES: usize = 128 << 20;
+
 impl Tokenizer {
     /// Parses the bytes of a `tokenizer.json`; `name` (a file name) appears in errors.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
+        if bytes.len() > MAX_TOKENIZER_BYTES {
+            return Err(Error::Tokenizer(format!(
+                "{name} is {} MiB; a tokenizer.json of more than {} MiB is refused (real ones are under 40 MiB)",
+                bytes.len() >> 20,
+                MAX_TOKENIZER_BYTES >> 20
+            )));
+        }
         // The `tokenizers` crate panics on some malformed files (an
         // `expect` in its decoder deserialisation): natively that panic is
         // this file's error too.
@@ -222,6 +234,48 @@ impl Tokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_million_merges_load_and_an_oversized_file_is_refused() {
+        // 1,000 CJK characters and every pair of them: 1,000,000 merges.
+        let chars: Vec<char> = (0x4E00u32..0x4E00 + 1000)
+            .filter_map(char::from_u32)
+            .collect();
+        let mut vocab = String::from("{");
+        let mut merges = String::from("[");
+        let mut id = 0usize;
+        for c in &chars {
+            vocab.push_str(&format!("\"{c}\":{id},"));
+            id += 1;
+        }
+        for a in &chars {
+            for b in &chars {
+                vocab.push_str(&format!("\"{a}{b}\":{id},"));
+                merges.push_str(&format!("\"{a} {b}\","));
+                id += 1;
+            }
+        }
+        vocab.pop();
+        merges.pop();
+        vocab.push('}');
+        merges.push(']');
+        let json = format!(
+            r#"{{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":{{"type":"Whitespace"}},"post_processor":null,"decoder":null,"model":{{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"vocab":{vocab},"merges":{merges}}}}}"#
+        );
+        assert!(json.len() > 20 << 20 && json.len() < MAX_TOKENIZER_BYTES);
+        let t = Tokenizer::from_bytes(json.as_bytes(), "big.json").unwrap();
+        assert_eq!(t.vocab_size(), 1_001_000);
+        let e = t.encode("一丁七万", false).unwrap();
+        assert_eq!(e.ids, vec![1001, 4007]);
+        let huge = vec![b' '; MAX_TOKENIZER_BYTES + 1];
+        let err = Tokenizer::from_bytes(&huge, "huge.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("huge.json is 128 MiB; a tokenizer.json of more than 128 MiB is refused"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn pad_batch_pads_to_the_longest() {

@@ -6,7 +6,7 @@ use cairn_core::tokenizer::Tokenizer;
 
 use super::args::DEFAULT_EMBEDDER;
 use crate::cache::resolve_model;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Arguments of `cairn tokenize`.
 #[derive(clap::Args, Debug)]
@@ -29,7 +29,7 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
     } else {
         path
     };
-    let bytes = std::fs::read(&file).map_err(Error::io("reading", &file))?;
+    let bytes = crate::embed::read_tokenizer_json(&file)?;
     let tok = Tokenizer::from_bytes(&bytes, &file.display().to_string())?;
     let enc = tok.encode(&a.text, !a.no_special)?;
     println!(

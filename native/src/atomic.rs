@@ -110,7 +110,7 @@ impl WriteLock {
                     if !said {
                         tracing::info!(
                             lock = %path.display(),
-                            "another writer holds the index; waiting for it to finish"
+                            "another writer holds it; waiting for it to finish"
                         );
                         said = true;
                     }

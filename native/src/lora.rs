@@ -26,7 +26,7 @@ use cairn_core::train::plot::{Series, svg};
 use cairn_core::train::sft::{Sequence, SftConfig, SftTrainer, example, pack};
 use serde_json::Value;
 
-use crate::atomic::{persist, temp_beside, write_atomic};
+use crate::atomic::{WriteLock, persist, temp_beside, write_atomic};
 use crate::error::{Error, Result};
 use crate::generate::read_gguf;
 
@@ -228,6 +228,9 @@ pub fn train_lora(o: &TrainLoraOptions) -> Result<LoraSummary> {
     drop(trainer);
     let adapter = cairn_core::backend::block_on_ready(generator.model().adapter())?
         .ok_or_else(|| Error::Model("the adapter vanished during training".into()))?;
+    // One writer at a time per output directory: two runs into the same
+    // folder leave one run's files, never a mix of both.
+    let _lock = WriteLock::acquire(&o.out)?;
     save_adapter(&o.out, &adapter)?;
     let points: Vec<(f64, f64)> = epochs
         .iter()
@@ -276,6 +279,7 @@ pub fn train_lora(o: &TrainLoraOptions) -> Result<LoraSummary> {
 
 /// Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`,
 /// each atomically (an existing adapter is replaced whole or not at all).
+/// Callers that may race another writer hold a [`WriteLock`] on `dir`.
 pub fn save_adapter(dir: &Path, adapter: &Adapter) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     let (json, weights) = adapter.to_peft()?;

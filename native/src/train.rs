@@ -369,7 +369,9 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
         None => (None, None),
     };
 
-    // The model directory, each file written atomically.
+    // The model directory, each file written atomically, one writer at a
+    // time (two runs into the same folder leave one run's files, not a mix).
+    let _lock = crate::atomic::WriteLock::acquire(&o.out)?;
     let model = trainer.model();
     let tensors = cairn_core::backend::block_on_ready(model.export())?;
     write_atomic(

@@ -412,9 +412,8 @@ fn decode_entities(s: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A one-page PDF (Helvetica) whose content stream is `content`
-    /// compressed with zlib, then `pad` more bytes of spaces in the same
-    /// compressed stream; correct xref offsets.
+    /// A one-page PDF whose content stream is `content` compressed with
+    /// zlib, then `pad` more bytes of spaces in the same compressed stream.
     fn flate_pdf(content: &str, pad: u64) -> Vec<u8> {
         use std::io::Write;
         let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -426,44 +425,7 @@ mod tests {
             enc.write_all(&chunk[..k]).unwrap();
             left -= k as u64;
         }
-        let stream = enc.finish().unwrap();
-        let mut objs: Vec<Vec<u8>> = vec![
-            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-            b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>".to_vec(),
-        ];
-        let mut content_obj = format!(
-            "<< /Length {} /Filter /FlateDecode >>\nstream\n",
-            stream.len()
-        )
-        .into_bytes();
-        content_obj.extend_from_slice(&stream);
-        content_obj.extend_from_slice(b"\nendstream");
-        objs.push(content_obj);
-        let mut out = b"%PDF-1.4\n".to_vec();
-        let mut offsets = Vec::new();
-        for (i, body) in objs.iter().enumerate() {
-            offsets.push(out.len());
-            out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-            out.extend_from_slice(body);
-            out.extend_from_slice(b"\nendobj\n");
-        }
-        let xref = out.len();
-        out.extend_from_slice(
-            format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes(),
-        );
-        for o in offsets {
-            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-        }
-        out.extend_from_slice(
-            format!(
-                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-                objs.len() + 1
-            )
-            .as_bytes(),
-        );
-        out
+        pdf_with_stream("/Filter /FlateDecode", &enc.finish().unwrap())
     }
 
     #[test]
@@ -541,18 +503,29 @@ mod tests {
 
     /// A valid one-page PDF whose page draws `content` (xref offsets computed).
     fn one_page_pdf(content: &str) -> Vec<u8> {
-        let objs = [
-            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_string(),
-            format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        pdf_with_stream("", content.as_bytes())
+    }
+
+    /// A valid one-page PDF (Helvetica) whose content stream is `stream`,
+    /// with `filter` in its dictionary.
+    fn pdf_with_stream(filter: &str, stream: &[u8]) -> Vec<u8> {
+        let mut content = format!("<< /Length {} {filter} >>\nstream\n", stream.len()).into_bytes();
+        content.extend_from_slice(stream);
+        content.extend_from_slice(b"\nendstream");
+        let objs: [Vec<u8>; 5] = [
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_vec(),
+            content,
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
         ];
         let mut out = b"%PDF-1.4\n".to_vec();
         let mut offsets = Vec::new();
         for (i, o) in objs.iter().enumerate() {
             offsets.push(out.len());
-            out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+            out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
+            out.extend_from_slice(o);
+            out.extend(b"\nendobj\n");
         }
         let xref = out.len();
         out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());

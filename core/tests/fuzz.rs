@@ -362,3 +362,60 @@ fn fuzz_chat_templates() {
         }
     });
 }
+
+#[test]
+fn fuzz_json_schemas() {
+    // The schema suite's schemas (JSON text) → the regex compiler → the DFA.
+    let suite: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(fixtures().join("schemas/suite.json")).unwrap())
+            .unwrap();
+    let seeds: Vec<Vec<u8>> = suite
+        .iter()
+        .map(|c| c["schema"].to_string().into_bytes())
+        .collect();
+    fuzz("json_schema", &seeds, |b| {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(b) else {
+            return;
+        };
+        if let Ok(p) = cairn_core::generate::json_schema::schema_to_regex(&v) {
+            if p.len() < 20_000 {
+                if let Ok(g) = cairn_core::generate::RegexGrammar::new(&p) {
+                    let _ = g.is_prefix("{\"a\": 1");
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn fuzz_tool_calls_and_the_calculator() {
+    let calls: Vec<Vec<u8>> = [
+        "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"17.5% of 2,340 + sqrt(144)\"}}\n</tool_call>",
+        "Let me check.\n<tool_call>{\"name\":\"a\",\"arguments\":\"{\\\"x\\\": [1, 2]}\"}</tool_call>\n<tool_call>\n{\"name\": \"b\", \"parameters\": {}}",
+        "Thought: x\n<tool_call>\n{\"name\": \"s\", \"arguments\": {\"q\": \"</tool_call>\"}}\n</tool_call>",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    fuzz("tool_calls", &calls, |b| {
+        if let Ok(s) = std::str::from_utf8(b) {
+            let _ = cairn_core::agent::tools::parse_tool_calls(s);
+        }
+    });
+    let exprs: Vec<Vec<u8>> = [
+        "17.5% of 2,340 + sqrt(144)",
+        "round(3.14159, 2) * max(1, 2, 3) - log(8, 2) ^ -2 % 7!",
+        "-(2^100 * 99999999999999999999) / 1e-30 + cbrt(-27) + floor(-1.5) + ceil(2.5)",
+        "√(1/3) × 12 ÷ 4 − 5 mod 3 + pi*e/tau + sin(1)+asin(0.5)",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    fuzz("calculator", &exprs, |b| {
+        if let Ok(s) = std::str::from_utf8(b) {
+            if let Ok(n) = cairn_core::agent::calculator::evaluate(s) {
+                let _ = n.to_string();
+            }
+        }
+    });
+}

@@ -46,13 +46,14 @@ pub enum Number {
     Float(f64),
 }
 
-fn gcd(mut a: i128, mut b: i128) -> i128 {
-    a = a.abs();
-    b = b.abs();
-    while b != 0 {
-        (a, b) = (b, a % b);
+/// The greatest common divisor of `|a|` and `|b|` (1 when it does not fit:
+/// only for i128::MIN, where not reducing is harmless).
+fn gcd(a: i128, b: i128) -> i128 {
+    let (mut x, mut y) = (a.unsigned_abs(), b.unsigned_abs());
+    while y != 0 {
+        (x, y) = (y, x % y);
     }
-    a
+    i128::try_from(x).unwrap_or(1)
 }
 
 impl Number {
@@ -247,7 +248,7 @@ fn floor_div(n: i128, d: i128) -> i128 {
 }
 
 fn ceil_div(n: i128, d: i128) -> i128 {
-    -(-n).div_euclid(d)
+    n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0)
 }
 
 fn trunc_div(n: i128, d: i128) -> i128 {
@@ -256,8 +257,12 @@ fn trunc_div(n: i128, d: i128) -> i128 {
 
 fn round_half_away(n: i128, d: i128) -> i128 {
     let q = n / d;
-    let r = (n % d).abs() * 2;
-    if r >= d { q + n.signum() } else { q }
+    let twice = (n % d).unsigned_abs() * 2;
+    if twice >= d.unsigned_abs() {
+        q + n.signum()
+    } else {
+        q
+    }
 }
 
 impl fmt::Display for Number {

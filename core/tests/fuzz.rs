@@ -377,12 +377,11 @@ fn fuzz_json_schemas() {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(b) else {
             return;
         };
-        if let Ok(p) = cairn_core::generate::json_schema::schema_to_regex(&v) {
-            if p.len() < 20_000 {
-                if let Ok(g) = cairn_core::generate::RegexGrammar::new(&p) {
-                    let _ = g.is_prefix("{\"a\": 1");
-                }
-            }
+        if let Ok(p) = cairn_core::generate::json_schema::schema_to_regex(&v)
+            && p.len() < 20_000
+            && let Ok(g) = cairn_core::generate::RegexGrammar::new(&p)
+        {
+            let _ = g.is_prefix("{\"a\": 1");
         }
     });
 }
@@ -412,10 +411,10 @@ fn fuzz_tool_calls_and_the_calculator() {
     .map(|s| s.as_bytes().to_vec())
     .collect();
     fuzz("calculator", &exprs, |b| {
-        if let Ok(s) = std::str::from_utf8(b) {
-            if let Ok(n) = cairn_core::agent::calculator::evaluate(s) {
-                let _ = n.to_string();
-            }
+        if let Ok(s) = std::str::from_utf8(b)
+            && let Ok(n) = cairn_core::agent::calculator::evaluate(s)
+        {
+            let _ = n.to_string();
         }
     });
 }

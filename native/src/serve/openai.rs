@@ -627,24 +627,70 @@ enum Kind {
     Completion,
 }
 
-/// Turns engine events into OpenAI's SSE chunks, ending with `[DONE]`.
-fn sse(kind: Kind, rx: UnboundedReceiver<Event>, model: String, include_usage: bool) -> Response {
-    let id = request_id(match kind {
-        Kind::Chat => "chatcmpl",
-        Kind::Completion => "cmpl",
+/// Makes the `data:` events of one streamed response: `chunk(choices,
+/// usage)` wraps them in the response's id, object, created and model.
+fn chunker(
+    object: &'static str,
+    model: String,
+    include_usage: bool,
+) -> impl Fn(Value, Option<Value>) -> SseEvent + Clone {
+    let id = request_id(match object {
+        "text_completion" => "cmpl",
+        _ => "chatcmpl",
     });
     let created = now();
-    let object = match kind {
-        Kind::Chat => "chat.completion.chunk",
-        Kind::Completion => "text_completion",
-    };
-    let chunk = move |choice: Value, usage_v: Option<Value>| -> SseEvent {
+    move |choice: Value, usage_v: Option<Value>| -> SseEvent {
         let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": choice});
         if include_usage {
             v["usage"] = usage_v.unwrap_or(Value::Null);
         }
         SseEvent::default().data(v.to_string())
+    }
+}
+
+/// The end of a stream: the finishing chunk, the usage chunk when asked
+/// for, and `[DONE]`.
+fn closing(
+    chunk: &impl Fn(Value, Option<Value>) -> SseEvent,
+    finish_choice: Value,
+    usage_counts: Option<(usize, usize)>,
+) -> Vec<SseEvent> {
+    let mut out = vec![chunk(finish_choice, None)];
+    if let Some((p, c)) = usage_counts {
+        out.push(chunk(json!([]), Some(usage(p, c))));
+    }
+    out.push(SseEvent::default().data("[DONE]"));
+    out
+}
+
+/// A failure mid-stream: an error event, then `[DONE]`.
+fn stream_error(m: String) -> Vec<SseEvent> {
+    vec![
+        SseEvent::default().data(ApiError::internal(m).body().to_string()),
+        SseEvent::default().data("[DONE]"),
+    ]
+}
+
+/// The SSE response of `first` and then `body`'s events.
+fn sse_response(
+    first: Option<SseEvent>,
+    body: impl futures_util::Stream<Item = Vec<SseEvent>> + Send + 'static,
+) -> Response {
+    let events = futures_util::stream::iter(first.into_iter().map(|e| vec![e]))
+        .chain(body)
+        .flat_map(|v| futures_util::stream::iter(v.into_iter().map(Ok::<_, Infallible>)));
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Turns engine events into OpenAI's SSE chunks, ending with `[DONE]`.
+fn sse(kind: Kind, rx: UnboundedReceiver<Event>, model: String, include_usage: bool) -> Response {
+    let object = match kind {
+        Kind::Chat => "chat.completion.chunk",
+        Kind::Completion => "text_completion",
     };
+    let chunk = chunker(object, model, include_usage);
     let first = match kind {
         Kind::Chat => Some(chunk(
             json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
@@ -652,11 +698,10 @@ fn sse(kind: Kind, rx: UnboundedReceiver<Event>, model: String, include_usage: b
         )),
         Kind::Completion => None,
     };
-    let chunk2 = chunk.clone();
     let body = UnboundedReceiverStream::new(rx).map(move |e| -> Vec<SseEvent> {
         match e {
             Event::Started { .. } => Vec::new(),
-            Event::Text(t) => vec![chunk2(
+            Event::Text(t) => vec![chunk(
                 match kind {
                     Kind::Chat => json!([{"index": 0, "delta": {"content": t}, "logprobs": null, "finish_reason": null}]),
                     Kind::Completion => json!([{"index": 0, "text": t, "logprobs": null, "finish_reason": null}]),
@@ -665,31 +710,16 @@ fn sse(kind: Kind, rx: UnboundedReceiver<Event>, model: String, include_usage: b
             )],
             Event::Done { finish, prompt_tokens, completion_tokens } => {
                 let fin = finish_str(&finish);
-                let mut out = vec![chunk2(
-                    match kind {
-                        Kind::Chat => json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": fin}]),
-                        Kind::Completion => json!([{"index": 0, "text": "", "logprobs": null, "finish_reason": fin}]),
-                    },
-                    None,
-                )];
-                if include_usage {
-                    out.push(chunk2(json!([]), Some(usage(prompt_tokens, completion_tokens))));
-                }
-                out.push(SseEvent::default().data("[DONE]"));
-                out
+                let choice = match kind {
+                    Kind::Chat => json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": fin}]),
+                    Kind::Completion => json!([{"index": 0, "text": "", "logprobs": null, "finish_reason": fin}]),
+                };
+                closing(&chunk, choice, include_usage.then_some((prompt_tokens, completion_tokens)))
             }
-            Event::Error(m) => vec![
-                SseEvent::default().data(ApiError::internal(m).body().to_string()),
-                SseEvent::default().data("[DONE]"),
-            ],
+            Event::Error(m) => stream_error(m),
         }
     });
-    let events = futures_util::stream::iter(first.into_iter().map(|e| vec![e]))
-        .chain(body)
-        .flat_map(|v| futures_util::stream::iter(v.into_iter().map(Ok::<_, Infallible>)));
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    sse_response(first, body)
 }
 
 /// `GET /v1/models`.
@@ -861,15 +891,7 @@ fn partial_open(text: &str) -> usize {
 /// calls are sent whole as `tool_calls` deltas once decoded, then
 /// `finish_reason` `tool_calls`.
 fn sse_tools(rx: UnboundedReceiver<Event>, model: String, include_usage: bool) -> Response {
-    let id = request_id("chatcmpl");
-    let created = now();
-    let chunk = move |choice: Value, usage_v: Option<Value>| -> SseEvent {
-        let mut v = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": choice});
-        if include_usage {
-            v["usage"] = usage_v.unwrap_or(Value::Null);
-        }
-        SseEvent::default().data(v.to_string())
-    };
+    let chunk = chunker("chat.completion.chunk", model, include_usage);
     let first = chunk(
         json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
         None,
@@ -926,25 +948,17 @@ fn sse_tools(rx: UnboundedReceiver<Event>, model: String, include_usage: bool) -
                         _ => out.push(chunk(content(&call_text), None)),
                     }
                 }
-                out.push(chunk(json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": fin}]), None));
-                if include_usage {
-                    out.push(chunk(json!([]), Some(usage(prompt_tokens, completion_tokens))));
-                }
-                out.push(SseEvent::default().data("[DONE]"));
+                out.extend(closing(
+                    &chunk,
+                    json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": fin}]),
+                    include_usage.then_some((prompt_tokens, completion_tokens)),
+                ));
                 out
             }
-            Event::Error(m) => vec![
-                SseEvent::default().data(ApiError::internal(m).body().to_string()),
-                SseEvent::default().data("[DONE]"),
-            ],
+            Event::Error(m) => stream_error(m),
         }
     });
-    let events = futures_util::stream::iter([vec![first]])
-        .chain(body)
-        .flat_map(|v| futures_util::stream::iter(v.into_iter().map(Ok::<_, Infallible>)));
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    sse_response(Some(first), body)
 }
 
 /// `POST /v1/completions`.

@@ -38,6 +38,9 @@ fn calls(t: &Value) -> Vec<(String, Value, String, bool)> {
         .collect()
 }
 
+/// A task that needs `search` over agent.pdf and then `calculator`.
+const STATION_TASK: &str = "How many bottles of water does the field station store? Search the documents, then use the calculator.";
+
 fn station_index(dir: &Path) -> PathBuf {
     let docs = dir.join("docs");
     std::fs::create_dir_all(&docs).unwrap();
@@ -74,11 +77,7 @@ fn the_calculator_answers_the_issue_example() {
 fn search_then_calculator_over_a_pdf() {
     let tmp = tempfile::tempdir().unwrap();
     let ix = station_index(tmp.path());
-    let (ok, t, err) = agent(&[
-        "How many bottles of water does the field station store? Search the documents, then use the calculator.",
-        "--index",
-        ix.to_str().unwrap(),
-    ]);
+    let (ok, t, err) = agent(&[STATION_TASK, "--index", ix.to_str().unwrap()]);
     assert!(ok, "{err}\n{t:#}");
     let c = calls(&t);
     assert_eq!(c.len(), 2, "{t:#}");
@@ -165,7 +164,7 @@ fn a_tool_error_is_an_observation_and_the_step_cap_ends_the_loop() {
     let tmp = tempfile::tempdir().unwrap();
     let ix = station_index(tmp.path());
     let (ok, t, err) = agent(&[
-        "How many bottles of water does the field station store? Search the documents, then use the calculator.",
+        STATION_TASK,
         "--index",
         ix.to_str().unwrap(),
         "--max-steps",

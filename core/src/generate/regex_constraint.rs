@@ -364,6 +364,13 @@ pub fn regex_syntax_escape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The ids `c` leaves allowed after `ids`, over a vocabulary of `n`.
+    fn allowed_ids(c: &mut dyn TokenConstraint, n: usize, ids: &[u32]) -> Vec<usize> {
+        let mut l = vec![0f32; n];
+        c.constrain(&mut l, ids);
+        (0..n).filter(|&i| l[i].is_finite()).collect()
+    }
+
     fn table() -> (Vec<Vec<u8>>, Vec<bool>) {
         let toks: Vec<&[u8]> = vec![
             b"{", b"\"a\"", b":", b"1", b"12", b"}", b"x", b"", b"\xc3", b"\xa9",
@@ -381,15 +388,7 @@ mod tests {
         let (t, sp) = table();
         let g = RegexGrammar::new(r#"\{"a":[0-9]+\}"#).unwrap();
         let mut c = RegexConstraint::new(g, &t, &sp, vec![10]);
-        let allowed = |c: &mut RegexConstraint<'_>, ids: &[u32]| {
-            let mut l = vec![0f32; t.len()];
-            c.constrain(&mut l, ids);
-            l.iter()
-                .enumerate()
-                .filter(|(_, x)| x.is_finite())
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>()
-        };
+        let allowed = |c: &mut RegexConstraint<'_>, ids: &[u32]| allowed_ids(c, t.len(), ids);
         assert_eq!(allowed(&mut c, &[]), vec![0]);
         assert_eq!(allowed(&mut c, &[0]), vec![1]);
         assert_eq!(allowed(&mut c, &[0, 1, 2]), vec![3, 4]);
@@ -435,15 +434,7 @@ mod tests {
         sp[9] = true;
         let inner = RegexConstraint::new(RegexGrammar::new(r"\{\}").unwrap(), &t, &sp, vec![9]);
         let mut c = TriggeredConstraint::new("<go>", inner).unwrap();
-        let mut allowed = |ids: &[u32]| {
-            let mut l = vec![0f32; t.len()];
-            c.constrain(&mut l, ids);
-            l.iter()
-                .enumerate()
-                .filter(|(_, x)| x.is_finite())
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>()
-        };
+        let mut allowed = |ids: &[u32]| allowed_ids(&mut c, t.len(), ids);
         // Free: everything, EOS included.
         assert_eq!(allowed(&[]), (0..10).collect::<Vec<_>>());
         // After " <go": ">x" would complete the trigger with "x", which the grammar refuses.

@@ -363,6 +363,11 @@ impl Backend for CpuBackend {
         // Decoding (a few queries): one fused pass over the cache, reading it
         // in place. Prefill and training: batched matmuls.
         if self.fused && q.dims().len() == 4 && q.dims()[2] <= FUSED_ATTENTION_MAX_QUERIES {
+            // A cache narrowed to a sliding window is a strided view: copy it.
+            if !(k_cache.is_contiguous() && v_cache.is_contiguous()) {
+                let (k, v) = (k_cache.contiguous()?, v_cache.contiguous()?);
+                return fused_attention(q, &k, &v, len);
+            }
             fused_attention(q, k_cache, v_cache, len)
         } else {
             super::composed_attention(self, q, k_cache, v_cache, len)

@@ -26,10 +26,11 @@ fn tok_err(detail: String) -> Error {
 
 /// HF → GGUF row order for a Q or K projection `[heads·d, in]`: within each
 /// head, rows `(i, d/2 + i)` become adjacent (`convert_hf_to_gguf.py`'s
-/// `permute`: reshape `[heads, 2, d/2, in]`, swap axes 1 and 2).
-pub fn permute_rows(w: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+/// `permute`: reshape `[heads, 2, d/2, in]`, swap axes 1 and 2). Rows are
+/// `cols` elements of any type: f32 values, or the bytes of a quantized row.
+pub fn permute_rows<T: Copy + Default>(w: &[T], heads: usize, rows: usize, cols: usize) -> Vec<T> {
     let half = rows / heads / 2;
-    let mut out = vec![0f32; w.len()];
+    let mut out = vec![T::default(); w.len()];
     for h in 0..heads {
         for two in 0..2 {
             for i in 0..half {

@@ -1,6 +1,12 @@
 //! The hyper-parameters of a Llama-family decoder as GGUF stores them
-//! (`llama.*` metadata), read and checked once for the model, the LoRA
-//! runtime and `cairn merge`.
+//! (`{arch}.*` metadata, as llama.cpp's converter writes them), read and
+//! checked once for the model, the LoRA runtime and `cairn merge`.
+//!
+//! One configuration covers the families that share Llama's block (RMSNorm,
+//! rotary attention with grouped-query heads, gated MLP) and differ in
+//! switches: Qwen2 (Q/K/V biases, rotate-half RoPE), Qwen3 (per-head Q/K
+//! RMSNorm), Gemma 3 (embedding scaling, GeGLU, norms after attention and
+//! MLP, Q/K norms, sliding-window layers with their own RoPE base).
 
 use crate::error::{Error, Result};
 use crate::formats::gguf::Gguf;
@@ -8,9 +14,66 @@ use crate::formats::gguf::Gguf;
 /// The longest context a GGUF may declare (RoPE tables are built for all of it).
 pub const MAX_CONTEXT: usize = 1 << 20;
 
-/// Hyper-parameters read from GGUF metadata (`llama.*`).
+/// A decoder family: the GGUF `general.architecture` names cairn runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `llama`: Llama 2/3, SmolLM, TinyLlama, Mistral (without sliding windows).
+    Llama,
+    /// `qwen2`: Qwen2 / Qwen2.5 (biases on Q, K and V; rotate-half RoPE).
+    Qwen2,
+    /// `qwen3`: Qwen3 dense (RMSNorm of each query and key head; rotate-half RoPE).
+    Qwen3,
+    /// `gemma3`: Gemma 3 text (embeddings × √width, GeGLU, post-norms,
+    /// Q/K norms, five sliding-window layers per global one).
+    Gemma3,
+}
+
+impl Family {
+    /// Every family, in the order `cairn models` lists them.
+    pub const ALL: [Family; 4] = [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gemma3];
+
+    /// The `general.architecture` value of this family.
+    pub fn arch(self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Qwen2 => "qwen2",
+            Family::Qwen3 => "qwen3",
+            Family::Gemma3 => "gemma3",
+        }
+    }
+
+    /// The family of a `general.architecture` value.
+    pub fn from_arch(arch: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.arch() == arch)
+    }
+
+    /// Whether GGUF files of this family keep Hugging Face's Q/K row order
+    /// (rotate-half RoPE, llama.cpp's `NEOX` type) rather than the
+    /// pair-permuted order llama.cpp's converter writes for `llama`.
+    pub fn neox_rope(self) -> bool {
+        !matches!(self, Family::Llama)
+    }
+}
+
+/// The supported families, as an error message lists them.
+pub fn supported_architectures() -> String {
+    Family::ALL.map(Family::arch).join(", ")
+}
+
+/// The MLP's gate activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SwiGLU: `silu(gate) · up`.
+    Silu,
+    /// GeGLU with GELU's tanh approximation (Gemma).
+    GeluTanh,
+}
+
+/// Hyper-parameters read from GGUF metadata (`{arch}.*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    /// The decoder family.
+    pub family: Family,
     /// Vocabulary size (rows of the embedding).
     pub vocab_size: usize,
     /// Model width.
@@ -31,58 +94,155 @@ pub struct LlamaConfig {
     pub rms_eps: f32,
     /// Longest sequence the model was trained for.
     pub context_length: usize,
+    /// MLP gate activation.
+    pub activation: Activation,
+    /// Multiplier of the token embeddings (Gemma: √width), else 1.
+    pub embed_scale: f32,
+    /// RMSNorm of every query and key head before RoPE (Qwen3, Gemma 3).
+    pub qk_norm: bool,
+    /// RMSNorm of the attention output and of the MLP output before each
+    /// residual add (Gemma 2/3).
+    pub post_norms: bool,
+    /// Keys visible to a query in a sliding-window layer (the query's own
+    /// position and the `window − 1` before it); `None`: every layer is global.
+    pub sliding_window: Option<usize>,
+    /// Every `n`-th layer is global (attends to the whole context), the
+    /// others slide; only read when `sliding_window` is set.
+    pub global_every: usize,
+    /// RoPE base of the sliding-window layers (Gemma 3: 10,000).
+    pub rope_theta_local: f32,
+    /// Linear RoPE scaling of the global layers (`rope.scaling.type = linear`):
+    /// positions are divided by this factor; 1 means none.
+    pub rope_linear_factor: f32,
 }
 
 impl LlamaConfig {
-    /// Reads the configuration of a `llama`-architecture GGUF file.
+    /// Reads the configuration of a GGUF decoder (`general.architecture`
+    /// one of [`Family`]); any other architecture is an error naming it.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
         let h = &g.header;
         let arch = h.require_str("general.architecture")?;
-        if arch != "llama" {
+        let Some(family) = Family::from_arch(arch) else {
             return Err(Error::Model {
                 file: g.name().into(),
                 detail: format!(
-                    "general.architecture is '{arch}'; this decoder supports 'llama' (Llama, SmolLM, TinyLlama, Mistral-style)"
+                    "general.architecture is '{arch}'; the decoder supports {} (Llama, SmolLM, TinyLlama, Mistral-style, Qwen2/2.5, Qwen3, Gemma 3)",
+                    supported_architectures()
+                ),
+            });
+        };
+        let key = |k: &str| format!("{arch}.{k}");
+        let u = |k: &str| h.require_u64(&key(k)).map(|v| v as usize);
+        let opt_u = |k: &str| -> Result<Option<usize>> {
+            match h.get(&key(k)) {
+                Some(_) => u(k).map(Some),
+                None => Ok(None),
+            }
+        };
+        let f = |k: &str| h.get(&key(k)).and_then(|v| v.as_f64());
+        let hidden_size = u("embedding_length")?;
+        let num_heads = u("attention.head_count")?;
+        let num_kv_heads = opt_u("attention.head_count_kv")?.unwrap_or(num_heads);
+        let head_dim = match opt_u("attention.key_length")? {
+            Some(d) => d,
+            None => hidden_size.checked_div(num_heads).unwrap_or(0),
+        };
+        if let Some(v) = opt_u("attention.value_length")?
+            && v != head_dim
+        {
+            return Err(Error::Model {
+                file: g.name().into(),
+                detail: format!(
+                    "{arch}.attention.value_length = {v} differs from key_length {head_dim}; not supported"
                 ),
             });
         }
-        let u = |k: &str| h.require_u64(&format!("llama.{k}")).map(|v| v as usize);
-        let hidden_size = u("embedding_length")?;
-        let num_heads = u("attention.head_count")?;
-        let num_kv_heads = match h.get("llama.attention.head_count_kv") {
-            Some(_) => u("attention.head_count_kv")?,
-            None => num_heads,
-        };
         let (emb, _) = g.tensor("token_embd.weight")?;
         let vocab_size = emb.dims.get(1).copied().unwrap_or(0) as usize;
+        let gemma = family == Family::Gemma3;
+        let rope_linear_factor = match h.get(&key("rope.scaling.type")).and_then(|v| v.as_str()) {
+            None | Some("none") => 1.0,
+            Some("linear") => f("rope.scaling.factor").unwrap_or(1.0) as f32,
+            Some(other) => {
+                return Err(Error::Model {
+                    file: g.name().into(),
+                    detail: format!(
+                        "{arch}.rope.scaling.type = '{other}' is not supported (supported: none, linear)"
+                    ),
+                });
+            }
+        };
+        if !(rope_linear_factor.is_finite() && rope_linear_factor > 0.0) {
+            return Err(Error::Model {
+                file: g.name().into(),
+                detail: format!(
+                    "{arch}.rope.scaling.factor = {rope_linear_factor} is not positive"
+                ),
+            });
+        }
         let cfg = LlamaConfig {
+            family,
             vocab_size,
             hidden_size,
             intermediate_size: u("feed_forward_length")?,
             num_layers: u("block_count")?,
             num_heads,
             num_kv_heads,
-            head_dim: hidden_size.checked_div(num_heads).unwrap_or(0),
-            rope_theta: h
-                .get("llama.rope.freq_base")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(10_000.0) as f32,
-            rms_eps: h.require_f64("llama.attention.layer_norm_rms_epsilon")? as f32,
+            head_dim,
+            rope_theta: f("rope.freq_base").unwrap_or(10_000.0) as f32,
+            rms_eps: h.require_f64(&key("attention.layer_norm_rms_epsilon"))? as f32,
             context_length: u("context_length")?,
+            activation: if gemma {
+                Activation::GeluTanh
+            } else {
+                Activation::Silu
+            },
+            embed_scale: if gemma {
+                (hidden_size as f32).sqrt()
+            } else {
+                1.0
+            },
+            qk_norm: matches!(family, Family::Qwen3 | Family::Gemma3),
+            post_norms: gemma,
+            // llama.cpp's Gemma 3: five sliding-window layers, then a global
+            // one; the local layers' RoPE base is fixed at 10,000.
+            sliding_window: if gemma {
+                opt_u("attention.sliding_window")?
+            } else {
+                None
+            },
+            global_every: if gemma { 6 } else { 1 },
+            rope_theta_local: 10_000.0,
+            rope_linear_factor,
         };
         cfg.check(g.name())?;
-        if let Some(rope_dims) = h.get("llama.rope.dimension_count").and_then(|v| v.as_u64())
+        if let Some(rope_dims) = h.get(&key("rope.dimension_count")).and_then(|v| v.as_u64())
             && rope_dims as usize != cfg.head_dim
         {
             return Err(Error::Model {
                 file: g.name().into(),
                 detail: format!(
-                    "llama.rope.dimension_count = {rope_dims} (partial rotary) is not supported; head_dim is {}",
+                    "{arch}.rope.dimension_count = {rope_dims} (partial rotary) is not supported; head_dim is {}",
                     cfg.head_dim
                 ),
             });
         }
+        if let Some(cap) = f("attn_logit_softcapping").or(f("final_logit_softcapping"))
+            && cap != 0.0
+        {
+            return Err(Error::Model {
+                file: g.name().into(),
+                detail: format!("{arch}: logit soft-capping ({cap}) is not supported"),
+            });
+        }
         Ok(cfg)
+    }
+
+    /// Whether layer `l` attends through a sliding window (and which RoPE
+    /// base it uses): `Some(window)` for a local layer.
+    pub fn layer_window(&self, l: usize) -> Option<usize> {
+        let w = self.sliding_window?;
+        (!(l + 1).is_multiple_of(self.global_every.max(1))).then_some(w)
     }
 
     /// `(in, out)` of a projection by its Hugging Face / PEFT name
@@ -111,13 +271,10 @@ impl LlamaConfig {
                 detail,
             })
         };
-        if self.num_heads == 0
-            || self.num_kv_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_heads)
-        {
+        if self.num_heads == 0 || self.num_kv_heads == 0 || self.head_dim == 0 {
             return bad(format!(
-                "hidden size {} is not divisible by {} heads",
-                self.hidden_size, self.num_heads
+                "{} heads of width {} (hidden size {}) cannot make attention",
+                self.num_heads, self.head_dim, self.hidden_size
             ));
         }
         if !self.num_heads.is_multiple_of(self.num_kv_heads) {
@@ -137,13 +294,16 @@ impl LlamaConfig {
         // terabytes. 2^20 positions covers every released model.
         if self.context_length > MAX_CONTEXT {
             return bad(format!(
-                "llama.context_length = {} is above the {MAX_CONTEXT} positions cairn supports (corrupt or crafted header?)",
+                "{}.context_length = {} is above the {MAX_CONTEXT} positions cairn supports (corrupt or crafted header?)",
+                self.family.arch(),
                 self.context_length
             ));
         }
         if self.hidden_size > 1 << 16
             || self.intermediate_size > 1 << 18
             || self.num_layers > 1 << 10
+            || self.head_dim > 1 << 12
+            || self.num_heads > 1 << 12
         {
             return bad(format!("implausible configuration {self:?}"));
         }

@@ -84,9 +84,11 @@ pub fn merge<'a>(
         }
         let mut w = quant::dequantize(info.ggml_type, data, rows * cols, &what)?;
         let delta = adapter.delta(layer, &module).unwrap_or_default();
+        // `llama` files store Q/K rows pair-permuted; the other families
+        // keep Hugging Face's order, the adapter's.
         let delta = match module.as_str() {
-            "q_proj" => permute_rows(&delta, c.num_heads, rows, cols),
-            "k_proj" => permute_rows(&delta, c.num_kv_heads, rows, cols),
+            "q_proj" if !c.family.neox_rope() => permute_rows(&delta, c.num_heads, rows, cols),
+            "k_proj" if !c.family.neox_rope() => permute_rows(&delta, c.num_kv_heads, rows, cols),
             _ => delta,
         };
         for (x, d) in w.iter_mut().zip(&delta) {

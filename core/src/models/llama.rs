@@ -1,5 +1,13 @@
-//! Llama-family decoder (Llama 2/3, SmolLM, TinyLlama, ...) from a GGUF file,
-//! written once against [`Backend`].
+//! Llama-family decoder (Llama 2/3, SmolLM, TinyLlama, Qwen2/2.5, Qwen3,
+//! Gemma 3, ...) from a GGUF file, written once against [`Backend`].
+//!
+//! The families differ in switches of [`LlamaConfig`]: Q/K/V biases (Qwen2),
+//! per-head Q/K RMSNorm (Qwen3, Gemma 3), embedding scaling, GeGLU, norms
+//! after attention and MLP, and sliding-window layers with their own RoPE
+//! base (Gemma 3). Families whose GGUF files keep Hugging Face's Q/K row
+//! order (rotate-half RoPE) have those rows pair-permuted at load, so one
+//! pair-rotation op serves all: attention scores `q·k` do not change when q
+//! and k are permuted alike, and V is untouched.
 //!
 //! Per layer: RMSNorm → Q/K/V projections (quantized matmuls) → RoPE on
 //! adjacent pairs (llama.cpp permutes Q/K rows in GGUF files so that pair
@@ -11,13 +19,16 @@
 //! Attention is the backend's [`Backend::attention`] op (grouped-query heads
 //! read the shared K/V cache in place; the CPU backend fuses the decode case).
 
+use std::borrow::Cow;
+
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::formats::gguf::{GgmlType, Gguf};
 use crate::lora::Adapter;
 use crate::lora::runtime::LoraHook;
 
-pub use crate::formats::llama_config::LlamaConfig;
+use crate::formats::hf_llama::permute_rows;
+pub use crate::formats::llama_config::{Activation, Family, LlamaConfig};
 
 /// Prompt tokens processed per pass during prefill.
 const PREFILL_CHUNK: usize = 512;
@@ -72,8 +83,16 @@ struct Layer<B: Backend> {
     attn_norm: B::Tensor,
     /// Q, K and V projections.
     qkv: Projections<B>,
+    /// Biases of Q, K and V (Qwen2).
+    qkv_bias: Option<[B::Tensor; 3]>,
+    /// RMSNorm weights of each query and key head (Qwen3, Gemma 3).
+    qk_norm: Option<[B::Tensor; 2]>,
     wo: B::QMatrix,
+    /// RMSNorm of the attention output before the residual (Gemma).
+    post_attn_norm: Option<B::Tensor>,
     ffn_norm: B::Tensor,
+    /// RMSNorm of the MLP output before the residual (Gemma).
+    post_ffn_norm: Option<B::Tensor>,
     /// Gate and up projections of the MLP.
     gate_up: Projections<B>,
     down: B::QMatrix,
@@ -159,6 +178,8 @@ pub struct Llama<B: Backend> {
     /// `cos`/`sin` of every position up to the context length: `[ctx, head_dim/2]`.
     rope_cos: B::Tensor,
     rope_sin: B::Tensor,
+    /// The tables of the sliding-window layers, when their base differs.
+    rope_local: Option<(B::Tensor, B::Tensor)>,
     /// The LoRA hook: the active adapter, applied unmerged (see [`crate::lora::runtime`]).
     lora: LoraHook<B>,
 }
@@ -178,30 +199,70 @@ impl<B: Backend> Llama<B> {
     pub fn load(backend: B, g: &Gguf<'_>) -> Result<Self> {
         let config = LlamaConfig::from_gguf(g)?;
         let c = &config;
+        // Heads whose rows a tensor's Q/K layout pair-permutes at load
+        // (rotate-half families only; `llama` files come permuted).
+        let heads_of = |name: &str| -> Option<usize> {
+            if !c.family.neox_rope() {
+                return None;
+            }
+            if name.contains("attn_q.") {
+                Some(c.num_heads)
+            } else if name.contains("attn_k.") {
+                Some(c.num_kv_heads)
+            } else if name.contains("attn_q_norm.") || name.contains("attn_k_norm.") {
+                Some(1)
+            } else {
+                None
+            }
+        };
         let vector = |name: &str, len: usize| -> Result<B::Tensor> {
             let (values, dims) = g.dequantize(name)?;
             if dims != [len] {
                 return Err(shape_err(g, name, &dims, &[len]));
             }
+            let values = match heads_of(name) {
+                Some(heads) => permute_rows(&values, heads, len, 1),
+                None => values,
+            };
             backend.tensor_f32(&values, &[len])
         };
-        let checked = |name: &str, rows: usize, cols: usize| -> Result<(GgmlType, &[u8])> {
+        let checked = |name: &str, rows: usize, cols: usize| -> Result<(GgmlType, Cow<'_, [u8]>)> {
             let (info, data) = g.tensor(name)?;
             let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
             if dims != [rows, cols] {
                 return Err(shape_err(g, name, &dims, &[rows, cols]));
             }
+            let data = match heads_of(name) {
+                // Whole rows move: each row is a whole number of blocks.
+                Some(heads) => Cow::Owned(permute_rows(data, heads, rows, data.len() / rows)),
+                None => Cow::Borrowed(data),
+            };
             Ok((info.ggml_type, data))
         };
         let matrix = |name: &str, rows: usize, cols: usize| -> Result<B::QMatrix> {
             let (ty, data) = checked(name, rows, cols)?;
             backend.qmatrix(
                 ty,
-                data,
+                &data,
                 rows,
                 cols,
                 &format!("GGUF {} tensor '{name}'", g.name()),
             )
+        };
+        let optional = |name: &str, len: usize| -> Result<Option<B::Tensor>> {
+            match g.header.tensor(name) {
+                Some(_) => vector(name, len).map(Some),
+                None => Ok(None),
+            }
+        };
+        let required = |name: String, len: usize, why: &str| -> Result<B::Tensor> {
+            match g.header.tensor(&name) {
+                Some(_) => vector(&name, len),
+                None => Err(Error::Model {
+                    file: g.name().into(),
+                    detail: format!("tensor '{name}' is missing ({why})"),
+                }),
+            }
         };
         let projections = |parts: &[(String, usize)], cols: usize| -> Result<Projections<B>> {
             let found = parts
@@ -242,9 +303,49 @@ impl<B: Backend> Llama<B> {
         let q_out = c.num_heads * c.head_dim;
         let kv_out = c.num_kv_heads * c.head_dim;
         let mut layers = Vec::with_capacity(c.num_layers);
+        let arch = c.family.arch();
         for i in 0..c.num_layers {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let bias = |s: &str| format!("blk.{i}.{s}.bias");
+            let qkv_bias = match (
+                optional(&bias("attn_q"), q_out)?,
+                optional(&bias("attn_k"), kv_out)?,
+                optional(&bias("attn_v"), kv_out)?,
+            ) {
+                (Some(q), Some(k), Some(v)) => Some([q, k, v]),
+                (None, None, None) if c.family != Family::Qwen2 => None,
+                _ => {
+                    return Err(Error::Model {
+                        file: g.name().into(),
+                        detail: format!(
+                            "layer {i}: {arch} needs all of attn_q.bias, attn_k.bias and attn_v.bias"
+                        ),
+                    });
+                }
+            };
+            let qk_norm = if c.qk_norm {
+                let why = format!("{arch} normalises each query and key head");
+                Some([
+                    required(n("attn_q_norm"), c.head_dim, &why)?,
+                    required(n("attn_k_norm"), c.head_dim, &why)?,
+                ])
+            } else {
+                None
+            };
+            let (post_attn_norm, post_ffn_norm) = if c.post_norms {
+                let why = format!("{arch} normalises attention and MLP outputs");
+                (
+                    Some(required(n("post_attention_norm"), c.hidden_size, &why)?),
+                    Some(required(n("post_ffw_norm"), c.hidden_size, &why)?),
+                )
+            } else {
+                (None, None)
+            };
             layers.push(Layer {
+                qkv_bias,
+                qk_norm,
+                post_attn_norm,
+                post_ffn_norm,
                 attn_norm: vector(&n("attn_norm"), c.hidden_size)?,
                 qkv: projections(
                     &[
@@ -272,11 +373,49 @@ impl<B: Backend> Llama<B> {
             "token_embd.weight"
         };
         let lm_head = matrix(head_name, c.vocab_size, c.hidden_size)?;
-        let (rope_cos, rope_sin) = rope_tables(c);
         let half = c.head_dim / 2;
-        let rope_cos = backend.tensor_f32(&rope_cos, &[c.context_length, half])?;
-        let rope_sin = backend.tensor_f32(&rope_sin, &[c.context_length, half])?;
+        // Llama 3.x's `llama3` RoPE scaling: llama.cpp's converter stores one
+        // divisor per frequency in `rope_freqs.weight` (global layers only).
+        let freq_factors = match g.header.tensor("rope_freqs.weight") {
+            Some(_) => {
+                let (f, dims) = g.dequantize("rope_freqs.weight")?;
+                if dims != [half] {
+                    return Err(shape_err(g, "rope_freqs.weight", &dims, &[half]));
+                }
+                if let Some(bad) = f.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                    return Err(Error::Model {
+                        file: g.name().into(),
+                        detail: format!(
+                            "rope_freqs.weight holds {bad}; RoPE factors must be positive"
+                        ),
+                    });
+                }
+                Some(f)
+            }
+            None => None,
+        };
+        let table =
+            |theta: f32, factor: f32, ff: Option<&[f32]>| -> Result<(B::Tensor, B::Tensor)> {
+                let (cos, sin) = rope_tables(c, theta, factor, ff);
+                Ok((
+                    backend.tensor_f32(&cos, &[c.context_length, half])?,
+                    backend.tensor_f32(&sin, &[c.context_length, half])?,
+                ))
+            };
+        let (rope_cos, rope_sin) =
+            table(c.rope_theta, c.rope_linear_factor, freq_factors.as_deref())?;
+        let rope_local = match c.sliding_window {
+            Some(_)
+                if c.rope_theta_local != c.rope_theta
+                    || c.rope_linear_factor != 1.0
+                    || freq_factors.is_some() =>
+            {
+                Some(table(c.rope_theta_local, 1.0, None)?)
+            }
+            _ => None,
+        };
         Ok(Llama {
+            rope_local,
             lora: LoraHook::default(),
             norm: vector("output_norm.weight", c.hidden_size)?,
             backend,
@@ -460,43 +599,66 @@ impl<B: Backend> Llama<B> {
         }
         let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
         let rowwise = matches!(caches, Caches::Many(_));
-        let (cos, sin) = if rowwise {
-            // Row i rotates by its own sequence's position: gather the table rows.
-            let positions: Vec<u32> = spans.iter().map(|s| s.0 as u32).collect();
-            let at = b.tensor_u32(&positions, &[t])?;
-            (
-                b.embedding(&at, &self.rope_cos)?,
-                b.embedding(&at, &self.rope_sin)?,
-            )
-        } else {
-            let pos = spans[0].0;
-            (
-                b.narrow(&self.rope_cos, 0, pos, t)?,
-                b.narrow(&self.rope_sin, 0, pos, t)?,
-            )
+        let rope =
+            |(cos_table, sin_table): (&B::Tensor, &B::Tensor)| -> Result<(B::Tensor, B::Tensor)> {
+                if rowwise {
+                    // Row i rotates by its own sequence's position: gather the table rows.
+                    let positions: Vec<u32> = spans.iter().map(|s| s.0 as u32).collect();
+                    let at = b.tensor_u32(&positions, &[t])?;
+                    Ok((b.embedding(&at, cos_table)?, b.embedding(&at, sin_table)?))
+                } else {
+                    let pos = spans[0].0;
+                    Ok((
+                        b.narrow(cos_table, 0, pos, t)?,
+                        b.narrow(sin_table, 0, pos, t)?,
+                    ))
+                }
+            };
+        let global_rope = rope((&self.rope_cos, &self.rope_sin))?;
+        let local_rope = match &self.rope_local {
+            Some((cos, sin)) => Some(rope((cos, sin))?),
+            None => None,
         };
         let mut x = b.embedding(&b.tensor_u32(ids, &[1, t])?, &self.embed)?;
+        if c.embed_scale != 1.0 {
+            x = b.scale(&x, c.embed_scale)?;
+        }
         for (l, layer) in self.layers.iter().enumerate() {
+            let window = c.layer_window(l);
+            let (cos, sin) = match (&local_rope, window) {
+                (Some(local), Some(_)) => local,
+                _ => &global_rope,
+            };
             let h = b.rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
-            let qkv = layer
+            let mut qkv = layer
                 .qkv
                 .apply(b, &h, rowwise)?
                 .into_iter()
                 .enumerate()
                 .map(|(j, y)| self.adapt(l, j, &h, y))
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(bias) = &layer.qkv_bias {
+                for (y, bias) in qkv.iter_mut().zip(bias) {
+                    *y = b.add(y, bias)?;
+                }
+            }
             let heads = |y: &B::Tensor, n: usize| -> Result<B::Tensor> {
                 b.transpose(&b.reshape(y, &[1, t, n, hd])?, 1, 2)
             };
-            let q = b.rope_pairs(&heads(&qkv[0], nh)?, &cos, &sin)?;
-            let k = b.rope_pairs(&heads(&qkv[1], nkv)?, &cos, &sin)?;
+            let (mut q, mut k) = (heads(&qkv[0], nh)?, heads(&qkv[1], nkv)?);
+            if let Some([qn, kn]) = &layer.qk_norm {
+                q = b.rms_norm(&q, qn, c.rms_eps)?;
+                k = b.rms_norm(&k, kn, c.rms_eps)?;
+            }
+            let q = b.rope_pairs(&q, cos, sin)?;
+            let k = b.rope_pairs(&k, cos, sin)?;
             let v = heads(&qkv[2], nkv)?;
             let attn = match &mut caches {
                 Caches::One(kv) => {
                     let pos = spans[0].0;
                     b.write_slice(&kv.k[l], &k, 2, pos)?;
                     b.write_slice(&kv.v[l], &v, 2, pos)?;
-                    b.attention(&q, &kv.k[l], &kv.v[l], pos + t)?
+                    windowed_attention(b, &q, &kv.k[l], &kv.v[l], pos + t, window)?
                 }
                 Caches::Many(kvs) => {
                     let mut rows = Vec::with_capacity(t);
@@ -505,12 +667,19 @@ impl<B: Backend> Llama<B> {
                         let at = |y: &B::Tensor| b.narrow(y, 2, i, 1);
                         b.write_slice(&kv.k[l], &at(&k)?, 2, pos)?;
                         b.write_slice(&kv.v[l], &at(&v)?, 2, pos)?;
-                        rows.push(b.attention(&at(&q)?, &kv.k[l], &kv.v[l], pos + 1)?);
+                        rows.push(windowed_attention(
+                            b,
+                            &at(&q)?,
+                            &kv.k[l],
+                            &kv.v[l],
+                            pos + 1,
+                            window,
+                        )?);
                     }
                     b.cat(&rows, 1)?
                 }
                 // Training: the keys and values of this sequence are the whole "cache".
-                Caches::None => b.attention(&q, &k, &v, t)?,
+                Caches::None => windowed_attention(b, &q, &k, &v, t, window)?,
             };
             let mm = |x: &B::Tensor, w: &B::QMatrix| {
                 if rowwise {
@@ -519,7 +688,10 @@ impl<B: Backend> Llama<B> {
                     b.qlinear(x, w)
                 }
             };
-            let o = self.adapt(l, 3, &attn, mm(&attn, &layer.wo)?)?;
+            let mut o = self.adapt(l, 3, &attn, mm(&attn, &layer.wo)?)?;
+            if let Some(norm) = &layer.post_attn_norm {
+                o = b.rms_norm(&o, norm, c.rms_eps)?;
+            }
             x = b.add(&x, &o)?;
             let h = b.rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
             let gate_up = layer
@@ -529,8 +701,15 @@ impl<B: Backend> Llama<B> {
                 .enumerate()
                 .map(|(j, y)| self.adapt(l, 4 + j, &h, y))
                 .collect::<Result<Vec<_>>>()?;
-            let act = b.mul(&b.silu(&gate_up[0])?, &gate_up[1])?;
-            let mlp = self.adapt(l, 6, &act, mm(&act, &layer.down)?)?;
+            let gate = match c.activation {
+                Activation::Silu => b.silu(&gate_up[0])?,
+                Activation::GeluTanh => gelu_tanh(b, &gate_up[0])?,
+            };
+            let act = b.mul(&gate, &gate_up[1])?;
+            let mut mlp = self.adapt(l, 6, &act, mm(&act, &layer.down)?)?;
+            if let Some(norm) = &layer.post_ffn_norm {
+                mlp = b.rms_norm(&mlp, norm, c.rms_eps)?;
+            }
             x = b.add(&x, &mlp)?;
         }
         match caches {
@@ -560,17 +739,83 @@ fn shape_err(g: &Gguf<'_>, name: &str, got: &[usize], want: &[usize]) -> Error {
     }
 }
 
-/// RoPE angles `pos · θ^(−2i/d)` for every position and pair, as cos and sin.
-fn rope_tables(c: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
+/// GELU with the tanh approximation (`gelu_pytorch_tanh`, Gemma's MLP):
+/// `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`, composed of primitive ops.
+fn gelu_tanh<B: Backend>(b: &B, x: &B::Tensor) -> Result<B::Tensor> {
+    let x3 = b.mul(&b.mul(x, x)?, x)?;
+    let inner = b.scale(
+        &b.add(x, &b.scale(&x3, 0.044715)?)?,
+        (2.0 / std::f32::consts::PI).sqrt(),
+    )?;
+    let t = b.tanh(&inner)?;
+    b.scale(&b.add(x, &b.mul(x, &t)?)?, 0.5)
+}
+
+/// Causal attention of the last `q`-length queries against the first `len`
+/// cached positions; in a sliding-window layer each query sees only its own
+/// position and the `window − 1` before it. Queries whose window starts at
+/// the same key share one call: a single query (decoding) is one call on the
+/// cache narrowed to its window; a prefill longer than the window takes one
+/// call per query past it.
+fn windowed_attention<B: Backend>(
+    b: &B,
+    q: &B::Tensor,
+    k: &B::Tensor,
+    v: &B::Tensor,
+    len: usize,
+    window: Option<usize>,
+) -> Result<B::Tensor> {
+    let t = b.shape(q)[2];
+    let Some(w) = window.filter(|&w| len > w) else {
+        return b.attention(q, k, v, len);
+    };
+    // Query j (position len − t + j) sees keys from max(0, pos + 1 − w).
+    let first = len - t;
+    let mut parts = Vec::new();
+    // Queries whose window reaches back to key 0 see exactly what causal
+    // attention shows them: one call over keys 0..=their last position.
+    let free = w.saturating_sub(first).min(t);
+    if free > 0 {
+        let qs = b.narrow(q, 2, 0, free)?;
+        parts.push(b.attention(&qs, k, v, first + free)?);
+    }
+    for j in free..t {
+        let pos = first + j;
+        let start = pos + 1 - w;
+        let qj = b.narrow(q, 2, j, 1)?;
+        let kj = b.narrow(k, 2, start, w)?;
+        let vj = b.narrow(v, 2, start, w)?;
+        parts.push(b.attention(&qj, &kj, &vj, w)?);
+    }
+    if parts.len() == 1 {
+        return Ok(parts.remove(0));
+    }
+    b.cat(&parts, 1)
+}
+
+/// RoPE angles `(pos / factor) · θ^(−2i/d)` for every position and pair, as
+/// cos and sin (`factor` is linear RoPE scaling, 1 for none; `freq_factors`
+/// divide each frequency, as llama.cpp's `rope_freqs` tensor).
+fn rope_tables(
+    c: &LlamaConfig,
+    theta: f32,
+    factor: f32,
+    freq_factors: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
     let half = c.head_dim / 2;
     let inv: Vec<f64> = (0..half)
-        .map(|i| 1.0 / f64::from(c.rope_theta).powf(2.0 * i as f64 / c.head_dim as f64))
+        .map(|i| {
+            let ff = freq_factors
+                .and_then(|f| f.get(i))
+                .map_or(1.0, |&v| f64::from(v));
+            1.0 / f64::from(theta).powf(2.0 * i as f64 / c.head_dim as f64) / ff
+        })
         .collect();
     let mut cos = Vec::with_capacity(c.context_length * half);
     let mut sin = Vec::with_capacity(c.context_length * half);
     for p in 0..c.context_length {
         for f in &inv {
-            let a = p as f64 * f;
+            let a = p as f64 / f64::from(factor) * f;
             cos.push(a.cos() as f32);
             sin.push(a.sin() as f32);
         }

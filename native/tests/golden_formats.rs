@@ -126,3 +126,58 @@ fn minilm_tokenizer_ids_match_python_tokenizers() {
     // The file pads to 128 tokens; loading must switch that off.
     assert_eq!(tok.encode("short", true).unwrap().ids.len(), 3);
 }
+
+#[test]
+fn every_block_type_dequantizes_bit_exactly_like_gguf_py() {
+    use cairn_core::formats::gguf::GgmlType;
+    let golden: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::fixture("quant_dequant_golden.json")).unwrap(),
+    )
+    .unwrap();
+    let types = golden["types"].as_object().unwrap();
+    assert_eq!(types.len(), 12);
+    for (name, case) in types {
+        let ty = [
+            GgmlType::F16,
+            GgmlType::BF16,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::Q2K,
+            GgmlType::Q3K,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+        ]
+        .into_iter()
+        .find(|t| t.name() == name)
+        .unwrap_or_else(|| panic!("unknown type {name}"));
+        let hex = case["bytes"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let want: Vec<f32> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let got = cairn_core::quant::dequantize(ty, &bytes, want.len(), name).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}");
+        let differing: Vec<usize> = (0..want.len())
+            .filter(|&i| got[i].to_bits() != want[i].to_bits())
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{name}: {} of {} values differ, first at {}: {} vs {}",
+            differing.len(),
+            want.len(),
+            differing[0],
+            got[differing[0]],
+            want[differing[0]]
+        );
+    }
+}

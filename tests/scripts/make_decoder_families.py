@@ -9,8 +9,11 @@ saves it as safetensors, converts it with llama.cpp's `convert_hf_to_gguf.py`
 to an F32 GGUF (committed: tests/fixtures/families/tiny-<family>.gguf), and
 records transformers' logits (eager attention, f32) for a prompt longer than
 any sliding window, plus 32 greedy tokens, in tests/fixtures/families/golden.json.
-The Gemma 3 model carries a SentencePiece tokenizer trained here (so the
-GGUF has a `llama`-model vocabulary with scores); the others carry none.
+The Gemma 3 model carries a SentencePiece BPE tokenizer trained here (so the
+GGUF has a `llama`-model vocabulary with scores and byte fallback); the ids
+`sentencepiece` itself gives for the 1,000 strings of
+tests/fixtures/tokenizer_golden.json go to tests/fixtures/families/spm_golden.json.
+The others carry no tokenizer.
 
     python3 -m venv ~/.cache/cairn/refvenv
     ~/.cache/cairn/refvenv/bin/pip install torch==2.15.0 transformers==5.24.0 \\
@@ -154,9 +157,23 @@ def train_sentencepiece(folder: Path, vocab: int):
         input=str(text), model_prefix=str(folder / "tokenizer"), vocab_size=vocab,
         model_type="bpe", byte_fallback=True, character_coverage=1.0,
         add_dummy_prefix=False, pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
+        split_digits=True, allow_whitespace_only_pieces=True,
         user_defined_symbols=["<start_of_turn>", "<end_of_turn>"],
         minloglevel=2,
     )
+
+
+def spm_golden(model: Path):
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    texts = [c["text"] for c in json.loads((ROOT / "tests/fixtures/tokenizer_golden.json").read_text())["cases"]]
+    cases = [{"text": t, "ids": sp.encode(t)} for t in texts]
+    meta = {"reference": f"sentencepiece {spm.__version__} (BPE, byte fallback, identity normalization, no dummy prefix)",
+            "model": "tiny-gemma3.gguf's tokenizer, trained by tests/scripts/make_decoder_families.py"}
+    (OUT / "spm_golden.json").write_text(
+        json.dumps({"meta": meta, "cases": cases}, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 def convert(llama_cpp: Path, model_dir: Path, out: Path, family: str):
@@ -193,6 +210,7 @@ def main():
             d = Path(d)
             if family == "gemma3":
                 train_sentencepiece(d, cfg.vocab_size)
+                spm_golden(d / "tokenizer.model")
             model.save_pretrained(d, safe_serialization=True)
             gguf = OUT / f"tiny-{family}.gguf"
             convert(args.llama_cpp, d, gguf, family)

@@ -70,6 +70,12 @@ impl CpuBackend {
                 let xs = x2.flatten_all()?.to_vec1::<f32>()?;
                 Tensor::from_vec(p.matmul(&xs, rows), (rows, w.rows), &Device::Cpu)?
             }
+            // Many tokens: one GEMM on the expanded weights (f32
+            // activations); few: candle's block kernels.
+            QKernel::Candle(QMatMul::QTensor(q)) if rows >= gemm_rows => {
+                let wf = q.dequantize(&Device::Cpu)?;
+                x2.matmul(&wf.t()?)?
+            }
             QKernel::Candle(q) => q.forward(&x2.contiguous()?)?,
             QKernel::Frozen(q) => x2.contiguous()?.apply_op1(FrozenLinear(q.clone()))?,
         };

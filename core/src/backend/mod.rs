@@ -286,6 +286,21 @@ pub fn composed_attention<B: Backend>(
     v_cache: &B::Tensor,
     len: usize,
 ) -> Result<B::Tensor> {
+    composed_window_attention(b, q, k_cache, v_cache, len, None)
+}
+
+/// [`composed_attention`] where, with `window = Some(w)`, each query sees
+/// only its own position and the `w − 1` before it (sliding-window layers):
+/// keys before the first query's window are not read at all, and the band
+/// is masked per query.
+pub fn composed_window_attention<B: Backend>(
+    b: &B,
+    q: &B::Tensor,
+    k_cache: &B::Tensor,
+    v_cache: &B::Tensor,
+    len: usize,
+    window: Option<usize>,
+) -> Result<B::Tensor> {
     let (qd, kd) = (b.shape(q), b.shape(k_cache));
     if qd.len() != 4 || kd.len() != 4 || qd[3] != kd[3] || kd[1] == 0 || qd[1] % kd[1] != 0 {
         return Err(Error::Shape {
@@ -300,19 +315,34 @@ pub fn composed_attention<B: Backend>(
             detail: format!("{t} queries at the end of {len} positions do not fit cache {kd:?}"),
         });
     }
+    if window == Some(0) {
+        return Err(Error::Shape {
+            op: "attention",
+            detail: "a sliding window of 0 keys".into(),
+        });
+    }
     let rep = nh / nkv;
     let pos = len - t;
-    let keys = b.narrow(k_cache, 2, 0, len)?;
-    let values = b.narrow(v_cache, 2, 0, len)?;
+    // Keys from the first query's window start (0 without a window).
+    let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    let n = len - first;
+    let keys = b.narrow(k_cache, 2, first, n)?;
+    let values = b.narrow(v_cache, 2, first, n)?;
     let q = b.reshape(q, &[1, nkv, rep * t, d])?;
     let mut scores = b.scale(&b.matmul_t(&q, &keys)?, 1.0 / (d as f32).sqrt())?;
-    if t > 1 {
-        let mut m = vec![0f32; rep * t * len];
+    let banded = window.is_some_and(|w| len - first > w);
+    if t > 1 || banded {
+        let mut m = vec![0f32; rep * t * n];
         for r in 0..rep * t {
             let qpos = pos + r % t;
-            m[r * len + qpos + 1..(r + 1) * len].fill(f32::NEG_INFINITY);
+            let row = &mut m[r * n..(r + 1) * n];
+            row[qpos + 1 - first..].fill(f32::NEG_INFINITY);
+            if let Some(w) = window {
+                let start = (qpos + 1).saturating_sub(w).saturating_sub(first);
+                row[..start].fill(f32::NEG_INFINITY);
+            }
         }
-        scores = b.add(&scores, &b.tensor_f32(&m, &[rep * t, len])?)?;
+        scores = b.add(&scores, &b.tensor_f32(&m, &[rep * t, n])?)?;
     }
     let attn = b.matmul(&b.softmax_last(&scores)?, &values)?;
     let attn = b.transpose(&b.reshape(&attn, &[1, nh, t, d])?, 1, 2)?;

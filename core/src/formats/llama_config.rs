@@ -9,7 +9,7 @@
 //! MLP, Q/K norms, sliding-window layers with their own RoPE base).
 
 use crate::error::{Error, Result};
-use crate::formats::gguf::Gguf;
+use crate::formats::gguf::{Gguf, Header};
 
 /// The longest context a GGUF may declare (RoPE tables are built for all of it).
 pub const MAX_CONTEXT: usize = 1 << 20;
@@ -120,11 +120,16 @@ impl LlamaConfig {
     /// Reads the configuration of a GGUF decoder (`general.architecture`
     /// one of [`Family`]); any other architecture is an error naming it.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
-        let h = &g.header;
+        Self::from_header(&g.header, g.name())
+    }
+
+    /// [`LlamaConfig::from_gguf`] from the header alone (`file` names the
+    /// file in errors): what `cairn info` checks without reading weights.
+    pub fn from_header(h: &Header, file: &str) -> Result<Self> {
         let arch = h.require_str("general.architecture")?;
         let Some(family) = Family::from_arch(arch) else {
             return Err(Error::Model {
-                file: g.name().into(),
+                file: file.into(),
                 detail: format!(
                     "general.architecture is '{arch}'; the decoder supports {} (Llama, SmolLM, TinyLlama, Mistral-style, Qwen2/2.5, Qwen3, Gemma 3)",
                     supported_architectures()
@@ -151,13 +156,16 @@ impl LlamaConfig {
             && v != head_dim
         {
             return Err(Error::Model {
-                file: g.name().into(),
+                file: file.into(),
                 detail: format!(
                     "{arch}.attention.value_length = {v} differs from key_length {head_dim}; not supported"
                 ),
             });
         }
-        let (emb, _) = g.tensor("token_embd.weight")?;
+        let emb = h.tensor("token_embd.weight").ok_or_else(|| Error::Model {
+            file: file.into(),
+            detail: "tensor 'token_embd.weight' is missing".into(),
+        })?;
         let vocab_size = emb.dims.get(1).copied().unwrap_or(0) as usize;
         let gemma = family == Family::Gemma3;
         let rope_linear_factor = match h.get(&key("rope.scaling.type")).and_then(|v| v.as_str()) {
@@ -165,7 +173,7 @@ impl LlamaConfig {
             Some("linear") => f("rope.scaling.factor").unwrap_or(1.0) as f32,
             Some(other) => {
                 return Err(Error::Model {
-                    file: g.name().into(),
+                    file: file.into(),
                     detail: format!(
                         "{arch}.rope.scaling.type = '{other}' is not supported (supported: none, linear)"
                     ),
@@ -174,7 +182,7 @@ impl LlamaConfig {
         };
         if !(rope_linear_factor.is_finite() && rope_linear_factor > 0.0) {
             return Err(Error::Model {
-                file: g.name().into(),
+                file: file.into(),
                 detail: format!(
                     "{arch}.rope.scaling.factor = {rope_linear_factor} is not positive"
                 ),
@@ -215,12 +223,12 @@ impl LlamaConfig {
             rope_theta_local: 10_000.0,
             rope_linear_factor,
         };
-        cfg.check(g.name())?;
+        cfg.check(file)?;
         if let Some(rope_dims) = h.get(&key("rope.dimension_count")).and_then(|v| v.as_u64())
             && rope_dims as usize != cfg.head_dim
         {
             return Err(Error::Model {
-                file: g.name().into(),
+                file: file.into(),
                 detail: format!(
                     "{arch}.rope.dimension_count = {rope_dims} (partial rotary) is not supported; head_dim is {}",
                     cfg.head_dim
@@ -231,7 +239,7 @@ impl LlamaConfig {
             && cap != 0.0
         {
             return Err(Error::Model {
-                file: g.name().into(),
+                file: file.into(),
                 detail: format!("{arch}: logit soft-capping ({cap}) is not supported"),
             });
         }

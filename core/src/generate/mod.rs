@@ -121,7 +121,7 @@ impl<B: Backend> Generator<B> {
         if let Some(eot) = id("tokenizer.ggml.eot_token_id") {
             eos_ids.push(eot);
         }
-        for marker in ["<|im_end|>", "<|eot_id|>", "<|end|>"] {
+        for marker in ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"] {
             if let Some(i) = tokenizer.token_to_id(marker)
                 && tokenizer.is_special(i)
             {
@@ -131,9 +131,8 @@ impl<B: Backend> Generator<B> {
         eos_ids.sort_unstable();
         eos_ids.dedup();
         let byte_table = tokenizer.byte_level_table()?;
-        let special = (0..byte_table.len() as u32)
-            .map(|i| tokenizer.is_special(i))
-            .collect();
+        let mut special = tokenizer.special_flags();
+        special.resize(byte_table.len(), false);
         Ok(Generator {
             model,
             template: ChatTemplate::from_gguf(h)?,

@@ -753,10 +753,10 @@ fn gelu_tanh<B: Backend>(b: &B, x: &B::Tensor) -> Result<B::Tensor> {
 
 /// Causal attention of the last `q`-length queries against the first `len`
 /// cached positions; in a sliding-window layer each query sees only its own
-/// position and the `window − 1` before it. Queries whose window starts at
-/// the same key share one call: a single query (decoding) is one call on the
-/// cache narrowed to its window; a prefill longer than the window takes one
-/// call per query past it.
+/// position and the `window − 1` before it. A single query (decoding) reads
+/// the cache narrowed to its window through the backend's attention op;
+/// several queries past the window (a long prefill) take the composed
+/// attention with a banded mask.
 fn windowed_attention<B: Backend>(
     b: &B,
     q: &B::Tensor,
@@ -765,32 +765,16 @@ fn windowed_attention<B: Backend>(
     len: usize,
     window: Option<usize>,
 ) -> Result<B::Tensor> {
-    let t = b.shape(q)[2];
     let Some(w) = window.filter(|&w| len > w) else {
         return b.attention(q, k, v, len);
     };
-    // Query j (position len − t + j) sees keys from max(0, pos + 1 − w).
-    let first = len - t;
-    let mut parts = Vec::new();
-    // Queries whose window reaches back to key 0 see exactly what causal
-    // attention shows them: one call over keys 0..=their last position.
-    let free = w.saturating_sub(first).min(t);
-    if free > 0 {
-        let qs = b.narrow(q, 2, 0, free)?;
-        parts.push(b.attention(&qs, k, v, first + free)?);
-    }
-    for j in free..t {
-        let pos = first + j;
-        let start = pos + 1 - w;
-        let qj = b.narrow(q, 2, j, 1)?;
+    if b.shape(q)[2] == 1 {
+        let start = len - w;
         let kj = b.narrow(k, 2, start, w)?;
         let vj = b.narrow(v, 2, start, w)?;
-        parts.push(b.attention(&qj, &kj, &vj, w)?);
+        return b.attention(q, &kj, &vj, w);
     }
-    if parts.len() == 1 {
-        return Ok(parts.remove(0));
-    }
-    b.cat(&parts, 1)
+    crate::backend::composed_window_attention(b, q, k, v, len, Some(w))
 }
 
 /// RoPE angles `(pos / factor) · θ^(−2i/d)` for every position and pair, as

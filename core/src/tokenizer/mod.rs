@@ -203,14 +203,49 @@ impl Tokenizer {
             .is_some_and(|t| t.special)
     }
 
-    /// The raw bytes each id stands for, for byte-level BPE vocabularies
-    /// (GPT-2 style, where every byte is mapped to a printable character).
-    /// Added tokens stand for their literal text. Streaming decoders join
-    /// these bytes and cut only at UTF-8 character boundaries.
+    /// For every id of the vocabulary, whether it is special (one pass over
+    /// the added tokens, where [`Tokenizer::is_special`] reads them per call).
+    pub fn special_flags(&self) -> Vec<bool> {
+        let mut flags = vec![false; self.vocab_size()];
+        for (id, t) in self.inner.get_added_tokens_decoder() {
+            if let Some(f) = flags.get_mut(id as usize) {
+                *f = t.special;
+            }
+        }
+        flags
+    }
+
+    /// The raw bytes each id stands for: for byte-level BPE vocabularies
+    /// (GPT-2 style, where every byte is mapped to a printable character), and
+    /// for SentencePiece vocabularies with byte fallback (`▁` is a space,
+    /// `<0xXX>` is byte XX, any other piece its UTF-8 text). Added tokens
+    /// stand for their literal text. Streaming decoders join these bytes and
+    /// cut only at UTF-8 character boundaries.
     pub fn byte_level_table(&self) -> Result<Vec<Vec<u8>>> {
-        let unmap = stream::byte_level_unmap();
         let n = self.vocab_size();
         let added = self.inner.get_added_tokens_decoder();
+        if self.inner.token_to_id("<0x0A>").is_some()
+            && self.inner.token_to_id("\u{2581}").is_some()
+        {
+            return Ok((0..n as u32)
+                .map(|id| {
+                    if let Some(t) = added.get(&id) {
+                        return t.content.as_bytes().to_vec();
+                    }
+                    let tok = self.inner.id_to_token(id).unwrap_or_default();
+                    match tok
+                        .strip_prefix("<0x")
+                        .and_then(|h| h.strip_suffix('>'))
+                        .filter(|h| h.len() == 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    {
+                        Some(b) => vec![b],
+                        None => tok.replace('\u{2581}', " ").into_bytes(),
+                    }
+                })
+                .collect());
+        }
+        let unmap = stream::byte_level_unmap();
         (0..n as u32)
             .map(|id| {
                 if let Some(t) = added.get(&id) {

@@ -1,4 +1,4 @@
-//! `cairn models`: the models cairn knows by name.
+//! `cairn models`: the models cairn knows by name, and what it runs.
 
 use std::path::Path;
 
@@ -19,5 +19,64 @@ pub fn run(_: Args, cache: &Path) -> Result<()> {
         };
         println!("{:24} {:12} {}", m.name, state, m.description);
     }
+    println!();
+    println!("Supported (any file of these kinds loads; `cairn info FILE` checks one):");
+    for (what, list) in supported() {
+        println!("  {what:22} {list}");
+    }
     Ok(())
+}
+
+/// What cairn runs, one line per kind: architectures, tensor types, tokenizers.
+pub fn supported() -> Vec<(&'static str, String)> {
+    use cairn_core::formats::gguf::GgmlType;
+    use cairn_core::models::llama::{Family, supported_weight_type};
+    let all = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+    ];
+    let types: Vec<&str> = all
+        .into_iter()
+        .filter(|t| supported_weight_type(*t))
+        .map(GgmlType::name)
+        .collect();
+    vec![
+        (
+            "decoders (GGUF)",
+            format!(
+                "{} (general.architecture)",
+                Family::ALL.map(Family::arch).join(", ")
+            ),
+        ),
+        (
+            "encoders (safetensors)",
+            "bert, distilbert (config.json model_type: BERT, MiniLM, DistilBERT)".into(),
+        ),
+        (
+            "GGUF tensor types",
+            format!(
+                "{} (GPU: Q8_0/Q4_0/Q4_1 kernels, others expanded to dense)",
+                types.join(", ")
+            ),
+        ),
+        (
+            "GGUF tokenizers",
+            "gpt2 byte-level BPE (pre: gpt2, smollm/starcoder, llama-bpe, qwen2), llama SentencePiece BPE".into(),
+        ),
+        (
+            "tokenizer.json",
+            "any model the tokenizers library reads (WordPiece, BPE, Unigram)".into(),
+        ),
+    ]
 }

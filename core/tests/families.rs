@@ -1,5 +1,6 @@
 //! Every decoder family against `transformers`: tiny random Llama (with
-//! Llama 3 RoPE scaling), Qwen2, Qwen3 and Gemma 3 models, made with their own
+//! Llama 3 RoPE scaling), Qwen2, Qwen3, Phi-3 (LongRoPE, sliding window) and
+//! Gemma 3 models, made with their own
 //! `transformers` config classes and converted to GGUF by llama.cpp's
 //! `convert_hf_to_gguf.py` (tests/scripts/make_decoder_families.py, which
 //! also wrote the golden logits). cairn's logits at every position are
@@ -31,10 +32,11 @@ fn nums(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-const FAMILIES: [(&str, Family); 4] = [
+const FAMILIES: [(&str, Family); 5] = [
     ("llama", Family::Llama),
     ("qwen2", Family::Qwen2),
     ("qwen3", Family::Qwen3),
+    ("phi3", Family::Phi3),
     ("gemma3", Family::Gemma3),
 ];
 
@@ -85,6 +87,13 @@ fn every_family_matches_transformers_on_cpu() {
         let g = Gguf::parse(&bytes, family).unwrap();
         let m = Llama::load(CpuBackend::new(), &g).unwrap();
         assert_eq!(m.config().family, kind);
+        if kind == Family::Phi3 {
+            // LongRoPE: the short factors serve up to the original context
+            // (64 here); beyond it the context is refused, not mis-rotated.
+            assert_eq!(m.config().context_length, 64);
+            let e = m.new_cache(65).unwrap_err().to_string();
+            assert!(e.contains("outside 1..=64"), "{e}");
+        }
         let (worst, greedy, want) = run(CpuBackend::new(), family);
         assert!(worst < 1e-4, "{family}: max logit difference {worst}");
         assert_eq!(greedy, want, "{family}: greedy tokens");

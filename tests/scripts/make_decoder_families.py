@@ -2,7 +2,8 @@
 """Tiny random decoders of every family cairn runs, converted to GGUF by
 llama.cpp's own converter, with golden logits from `transformers`.
 
-For each family (Llama with Llama 3 RoPE scaling, Qwen2, Qwen3, Gemma 3) the
+For each family (Llama with Llama 3 RoPE scaling, Qwen2, Qwen3, Phi-3 with
+LongRoPE and a sliding window, Gemma 3) the
 script builds a model from its own `transformers` config class with random
 weights (seeded; biases and norm weights randomised too, so they matter),
 saves it as safetensors, converts it with llama.cpp's `convert_hf_to_gguf.py`
@@ -66,6 +67,8 @@ def families():
         LlamaForCausalLM,
         Qwen2Config,
         Qwen2ForCausalLM,
+        Phi3Config,
+        Phi3ForCausalLM,
         Qwen3Config,
         Qwen3ForCausalLM,
     )
@@ -117,6 +120,29 @@ def families():
                 tie_word_embeddings=False,
                 rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
                 **common,
+            ),
+        ),
+        # Phi-3: fused QKV and gate/up, rotate-half RoPE, a sliding window on
+        # every layer (5 < the prompt), LongRoPE factors (short ones below the
+        # original context of 64, with the attention factor).
+        "phi3": (
+            Phi3ForCausalLM,
+            Phi3Config(
+                vocab_size=300,
+                num_hidden_layers=2,
+                sliding_window=5,
+                tie_word_embeddings=False,
+                max_position_embeddings=128,
+                original_max_position_embeddings=64,
+                rope_parameters={
+                    "rope_type": "longrope",
+                    "rope_theta": 10000.0,
+                    "short_factor": [1.0 + 0.25 * i for i in range(4)],
+                    "long_factor": [2.0 + 0.5 * i for i in range(4)],
+                    "original_max_position_embeddings": 64,
+                },
+                pad_token_id=0,
+                **{k: v for k, v in common.items() if k != "max_position_embeddings"},
             ),
         ),
         # Seven layers: five sliding (window 5 < the prompt), one global, one sliding.
@@ -183,8 +209,9 @@ def convert(llama_cpp: Path, model_dir: Path, out: Path, family: str):
 import sys, runpy
 sys.path.insert(0, {str(llama_cpp)!r})
 sys.path.insert(1, {str(llama_cpp / 'gguf-py')!r})
-import conversion.qwen, conversion.llama
-for cls in (conversion.qwen.Qwen2Model, conversion.qwen.Qwen3Model, conversion.llama.LlamaModel):
+import conversion.qwen, conversion.llama, conversion.phi
+for cls in (conversion.qwen.Qwen2Model, conversion.qwen.Qwen3Model, conversion.llama.LlamaModel,
+            conversion.phi.Phi3MiniModel):
     cls.set_vocab = lambda self: self._set_vocab_none()
 sys.argv = ['convert_hf_to_gguf.py', {str(model_dir)!r}, '--outfile', {str(out)!r}, '--outtype', 'f32']
 runpy.run_path({str(llama_cpp / 'convert_hf_to_gguf.py')!r}, run_name='__main__')

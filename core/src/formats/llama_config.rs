@@ -23,6 +23,10 @@ pub enum Family {
     Qwen2,
     /// `qwen3`: Qwen3 dense (RMSNorm of each query and key head; rotate-half RoPE).
     Qwen3,
+    /// `phi3`: Phi-3 / Phi-3.5 / Phi-4-mini (fused Q/K/V and gate/up
+    /// matrices, rotate-half RoPE, LongRoPE factors, an optional sliding
+    /// window on every layer).
+    Phi3,
     /// `gemma3`: Gemma 3 text (embeddings × √width, GeGLU, post-norms,
     /// Q/K norms, five sliding-window layers per global one).
     Gemma3,
@@ -30,7 +34,13 @@ pub enum Family {
 
 impl Family {
     /// Every family, in the order `cairn models` lists them.
-    pub const ALL: [Family; 4] = [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gemma3];
+    pub const ALL: [Family; 5] = [
+        Family::Llama,
+        Family::Qwen2,
+        Family::Qwen3,
+        Family::Phi3,
+        Family::Gemma3,
+    ];
 
     /// The `general.architecture` value of this family.
     pub fn arch(self) -> &'static str {
@@ -38,6 +48,7 @@ impl Family {
             Family::Llama => "llama",
             Family::Qwen2 => "qwen2",
             Family::Qwen3 => "qwen3",
+            Family::Phi3 => "phi3",
             Family::Gemma3 => "gemma3",
         }
     }
@@ -107,10 +118,14 @@ pub struct LlamaConfig {
     /// position and the `window − 1` before it); `None`: every layer is global.
     pub sliding_window: Option<usize>,
     /// Every `n`-th layer is global (attends to the whole context), the
-    /// others slide; only read when `sliding_window` is set.
+    /// others slide; 0: every layer slides. Only read when `sliding_window`
+    /// is set.
     pub global_every: usize,
-    /// RoPE base of the sliding-window layers (Gemma 3: 10,000).
-    pub rope_theta_local: f32,
+    /// Multiplier of RoPE's cos/sin (LongRoPE's attention factor), else 1.
+    pub rope_attn_factor: f32,
+    /// RoPE of the sliding-window layers, when it differs from the global
+    /// layers' (Gemma 3: base 10,000, no scaling); `None`: the same RoPE.
+    pub rope_theta_local: Option<f32>,
     /// Linear RoPE scaling of the global layers (`rope.scaling.type = linear`):
     /// positions are divided by this factor; 1 means none.
     pub rope_linear_factor: f32,
@@ -168,6 +183,21 @@ impl LlamaConfig {
         })?;
         let vocab_size = emb.dims.get(1).copied().unwrap_or(0) as usize;
         let gemma = family == Family::Gemma3;
+        let phi3 = family == Family::Phi3;
+        // LongRoPE (Phi-3 128k): the short factors serve contexts up to the
+        // original length (as llama.cpp with a context at most that long);
+        // beyond it the long factors would rotate every position anew, which
+        // a KV cache cannot follow, so the context is capped there.
+        let mut context_length = u("context_length")?;
+        if h.tensor("rope_factors_short.weight").is_some() {
+            let orig = opt_u("rope.scaling.original_context_length")?.ok_or_else(|| Error::Model {
+                file: file.into(),
+                detail: format!(
+                    "rope_factors_short.weight without {arch}.rope.scaling.original_context_length"
+                ),
+            })?;
+            context_length = context_length.min(orig);
+        }
         let rope_linear_factor = match h.get(&key("rope.scaling.type")).and_then(|v| v.as_str()) {
             None | Some("none") => 1.0,
             Some("linear") => f("rope.scaling.factor").unwrap_or(1.0) as f32,
@@ -175,11 +205,19 @@ impl LlamaConfig {
                 return Err(Error::Model {
                     file: file.into(),
                     detail: format!(
-                        "{arch}.rope.scaling.type = '{other}' is not supported (supported: none, linear)"
+                        "{arch}.rope.scaling.type = '{other}' is not supported (supported: none, linear; Phi-3's LongRoPE factors as tensors)"
                     ),
                 });
             }
         };
+        if let Some(a) = f("rope.scaling.attn_factor")
+            && !(a.is_finite() && a > 0.0)
+        {
+            return Err(Error::Model {
+                file: file.into(),
+                detail: format!("{arch}.rope.scaling.attn_factor = {a} is not positive"),
+            });
+        }
         if !(rope_linear_factor.is_finite() && rope_linear_factor > 0.0) {
             return Err(Error::Model {
                 file: file.into(),
@@ -199,7 +237,7 @@ impl LlamaConfig {
             head_dim,
             rope_theta: f("rope.freq_base").unwrap_or(10_000.0) as f32,
             rms_eps: h.require_f64(&key("attention.layer_norm_rms_epsilon"))? as f32,
-            context_length: u("context_length")?,
+            context_length,
             activation: if gemma {
                 Activation::GeluTanh
             } else {
@@ -214,13 +252,20 @@ impl LlamaConfig {
             post_norms: gemma,
             // llama.cpp's Gemma 3: five sliding-window layers, then a global
             // one; the local layers' RoPE base is fixed at 10,000.
-            sliding_window: if gemma {
-                opt_u("attention.sliding_window")?
+            sliding_window: if gemma || phi3 {
+                opt_u("attention.sliding_window")?.filter(|&w| w > 0)
             } else {
                 None
             },
-            global_every: if gemma { 6 } else { 1 },
-            rope_theta_local: 10_000.0,
+            global_every: if gemma {
+                6
+            } else if phi3 {
+                0
+            } else {
+                1
+            },
+            rope_attn_factor: f("rope.scaling.attn_factor").unwrap_or(1.0) as f32,
+            rope_theta_local: gemma.then_some(10_000.0),
             rope_linear_factor,
         };
         cfg.check(file)?;
@@ -250,7 +295,10 @@ impl LlamaConfig {
     /// base it uses): `Some(window)` for a local layer.
     pub fn layer_window(&self, l: usize) -> Option<usize> {
         let w = self.sliding_window?;
-        (!(l + 1).is_multiple_of(self.global_every.max(1))).then_some(w)
+        if self.global_every == 0 {
+            return Some(w);
+        }
+        (!(l + 1).is_multiple_of(self.global_every)).then_some(w)
     }
 
     /// `(in, out)` of a projection by its Hugging Face / PEFT name

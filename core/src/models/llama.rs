@@ -264,6 +264,37 @@ impl<B: Backend> Llama<B> {
                 }),
             }
         };
+        // Phi-3's fused matrices: Q, K and V (or gate and up) rows stacked in
+        // one tensor, read as one stacked projection; Q and K rows are
+        // pair-permuted within their own part.
+        let fused =
+            |name: &str, parts: &[(usize, Option<usize>)], cols: usize| -> Result<Projections<B>> {
+                let rows: usize = parts.iter().map(|p| p.0).sum();
+                let (info, data) = g.tensor(name)?;
+                let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
+                if dims != [rows, cols] {
+                    return Err(shape_err(g, name, &dims, &[rows, cols]));
+                }
+                let row_bytes = data.len() / rows;
+                let mut bytes = Vec::with_capacity(data.len());
+                let mut start = 0;
+                for &(n, heads) in parts {
+                    let part = &data[start * row_bytes..(start + n) * row_bytes];
+                    match heads.filter(|_| c.family.neox_rope()) {
+                        Some(h) => bytes.extend(permute_rows(part, h, n, row_bytes)),
+                        None => bytes.extend_from_slice(part),
+                    }
+                    start += n;
+                }
+                let w = backend.qmatrix(
+                    info.ggml_type,
+                    &bytes,
+                    rows,
+                    cols,
+                    &format!("GGUF {} tensor '{name}'", g.name()),
+                )?;
+                Ok(Projections::Stacked(w, parts.iter().map(|p| p.0).collect()))
+            };
         let projections = |parts: &[(String, usize)], cols: usize| -> Result<Projections<B>> {
             let found = parts
                 .iter()
@@ -347,23 +378,44 @@ impl<B: Backend> Llama<B> {
                 post_attn_norm,
                 post_ffn_norm,
                 attn_norm: vector(&n("attn_norm"), c.hidden_size)?,
-                qkv: projections(
-                    &[
-                        (n("attn_q"), q_out),
-                        (n("attn_k"), kv_out),
-                        (n("attn_v"), kv_out),
-                    ],
-                    c.hidden_size,
-                )?,
+                qkv: if g.header.tensor(&n("attn_qkv")).is_some() {
+                    fused(
+                        &n("attn_qkv"),
+                        &[
+                            (q_out, Some(c.num_heads)),
+                            (kv_out, Some(c.num_kv_heads)),
+                            (kv_out, None),
+                        ],
+                        c.hidden_size,
+                    )?
+                } else {
+                    projections(
+                        &[
+                            (n("attn_q"), q_out),
+                            (n("attn_k"), kv_out),
+                            (n("attn_v"), kv_out),
+                        ],
+                        c.hidden_size,
+                    )?
+                },
                 wo: matrix(&n("attn_output"), c.hidden_size, q_out)?,
                 ffn_norm: vector(&n("ffn_norm"), c.hidden_size)?,
-                gate_up: projections(
-                    &[
-                        (n("ffn_gate"), c.intermediate_size),
-                        (n("ffn_up"), c.intermediate_size),
-                    ],
-                    c.hidden_size,
-                )?,
+                gate_up: if g.header.tensor(&n("ffn_gate")).is_none() && c.family == Family::Phi3 {
+                    // Phi-3: `ffn_up` holds the gate rows, then the up rows.
+                    fused(
+                        &n("ffn_up"),
+                        &[(c.intermediate_size, None), (c.intermediate_size, None)],
+                        c.hidden_size,
+                    )?
+                } else {
+                    projections(
+                        &[
+                            (n("ffn_gate"), c.intermediate_size),
+                            (n("ffn_up"), c.intermediate_size),
+                        ],
+                        c.hidden_size,
+                    )?
+                },
                 down: matrix(&n("ffn_down"), c.hidden_size, c.intermediate_size)?,
             });
         }
@@ -376,18 +428,21 @@ impl<B: Backend> Llama<B> {
         let half = c.head_dim / 2;
         // Llama 3.x's `llama3` RoPE scaling: llama.cpp's converter stores one
         // divisor per frequency in `rope_freqs.weight` (global layers only).
-        let freq_factors = match g.header.tensor("rope_freqs.weight") {
-            Some(_) => {
-                let (f, dims) = g.dequantize("rope_freqs.weight")?;
+        // Phi-3's LongRoPE: the short factors (the context is capped at the
+        // original length, see LlamaConfig).
+        let factors_name = ["rope_freqs.weight", "rope_factors_short.weight"]
+            .into_iter()
+            .find(|n| g.header.tensor(n).is_some());
+        let freq_factors = match factors_name {
+            Some(name) => {
+                let (f, dims) = g.dequantize(name)?;
                 if dims != [half] {
-                    return Err(shape_err(g, "rope_freqs.weight", &dims, &[half]));
+                    return Err(shape_err(g, name, &dims, &[half]));
                 }
                 if let Some(bad) = f.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
                     return Err(Error::Model {
                         file: g.name().into(),
-                        detail: format!(
-                            "rope_freqs.weight holds {bad}; RoPE factors must be positive"
-                        ),
+                        detail: format!("{name} holds {bad}; RoPE factors must be positive"),
                     });
                 }
                 Some(f)
@@ -396,7 +451,12 @@ impl<B: Backend> Llama<B> {
         };
         let table =
             |theta: f32, factor: f32, ff: Option<&[f32]>| -> Result<(B::Tensor, B::Tensor)> {
-                let (cos, sin) = rope_tables(c, theta, factor, ff);
+                let (mut cos, mut sin) = rope_tables(c, theta, factor, ff);
+                if c.rope_attn_factor != 1.0 {
+                    cos.iter_mut()
+                        .chain(sin.iter_mut())
+                        .for_each(|v| *v *= c.rope_attn_factor);
+                }
                 Ok((
                     backend.tensor_f32(&cos, &[c.context_length, half])?,
                     backend.tensor_f32(&sin, &[c.context_length, half])?,
@@ -404,14 +464,8 @@ impl<B: Backend> Llama<B> {
             };
         let (rope_cos, rope_sin) =
             table(c.rope_theta, c.rope_linear_factor, freq_factors.as_deref())?;
-        let rope_local = match c.sliding_window {
-            Some(_)
-                if c.rope_theta_local != c.rope_theta
-                    || c.rope_linear_factor != 1.0
-                    || freq_factors.is_some() =>
-            {
-                Some(table(c.rope_theta_local, 1.0, None)?)
-            }
+        let rope_local = match (c.sliding_window, c.rope_theta_local) {
+            (Some(_), Some(theta)) => Some(table(theta, 1.0, None)?),
             _ => None,
         };
         Ok(Llama {

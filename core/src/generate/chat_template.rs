@@ -54,6 +54,9 @@ fn environment() -> Environment<'static> {
     env.set_recursion_limit(TEMPLATE_RECURSION);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
+    // Python's string and dict methods (`.strip()`, `.startswith()`,
+    // `.split()`, `.items()`, ...), which published templates call.
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function(
         "raise_exception",
         |msg: String| -> std::result::Result<String, minijinja::Error> {
@@ -186,6 +189,27 @@ mod tests {
                 .render(&[ChatMessage::new("user", "x")], true)
                 .unwrap(),
             "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn python_string_methods_render_as_jinja2_renders_them() {
+        // Expected text: jinja2 3.x ImmutableSandboxedEnvironment(trim_blocks,
+        // lstrip_blocks) — what transformers' apply_chat_template uses.
+        let src = "{%- for m in messages -%}\n{{ m['role'].upper() }}: {{ m['content'].strip() }}{% if m['content'].strip().startswith('Hi') %} (greeting){% endif %} [{{ m['content'].split()|length }} words, ends {{ m['content'].rstrip().endswith('?') }}]\n{% endfor -%}\n{%- if add_generation_prompt %}{{ 'assistant: '.title() }}{% endif %}";
+        let t = ChatTemplate::new(src, "", "").unwrap();
+        let out = t
+            .render(
+                &[
+                    ChatMessage::new("user", "  Hi there, how are you?  "),
+                    ChatMessage::new("assistant", "Fine.\n"),
+                ],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "USER: Hi there, how are you? (greeting) [5 words, ends True]\nASSISTANT: Fine. [1 words, ends False]\nAssistant: "
         );
     }
 

@@ -32,11 +32,12 @@ fn nums(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-const FAMILIES: [(&str, Family); 5] = [
+const FAMILIES: [(&str, Family); 6] = [
     ("llama", Family::Llama),
     ("qwen2", Family::Qwen2),
     ("qwen3", Family::Qwen3),
     ("phi3", Family::Phi3),
+    ("gemma2", Family::Gemma2),
     ("gemma3", Family::Gemma3),
 ];
 
@@ -189,11 +190,11 @@ fn unsupported_architectures_and_missing_tensors_are_named() {
         write(&mut out, &meta, &tensors, 32).unwrap();
         out
     };
-    let b = rewrite("gemma2", None);
+    let b = rewrite("qwen2moe", None);
     let e = Llama::load(CpuBackend::new(), &Gguf::parse(&b, "g2.gguf").unwrap()).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("g2.gguf") && msg.contains("'gemma2'") && msg.contains("qwen3"),
+        msg.contains("g2.gguf") && msg.contains("'qwen2moe'") && msg.contains("qwen3"),
         "{msg}"
     );
     let b = rewrite("gemma3", Some("blk.3.attn_q_norm.weight"));

@@ -3,7 +3,7 @@
 llama.cpp's own converter, with golden logits from `transformers`.
 
 For each family (Llama with Llama 3 RoPE scaling, Qwen2, Qwen3, Phi-3 with
-LongRoPE and a sliding window, Gemma 3) the
+LongRoPE and a sliding window, Gemma 2 with soft-capping, Gemma 3) the
 script builds a model from its own `transformers` config class with random
 weights (seeded; biases and norm weights randomised too, so they matter),
 saves it as safetensors, converts it with llama.cpp's `convert_hf_to_gguf.py`
@@ -61,6 +61,8 @@ def randomise(model, seed):
 
 def families():
     from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
         Gemma3ForCausalLM,
         Gemma3TextConfig,
         LlamaConfig,
@@ -143,6 +145,26 @@ def families():
                 },
                 pad_token_id=0,
                 **{k: v for k, v in common.items() if k != "max_position_embeddings"},
+            ),
+        ),
+        # Gemma 2: sliding (window 5) and global layers alternate; small
+        # soft-caps (3) so tanh bends the scores and logits.
+        "gemma2": (
+            Gemma2ForCausalLM,
+            Gemma2Config(
+                vocab_size=320,
+                num_hidden_layers=3,
+                head_dim=16,
+                query_pre_attn_scalar=16,
+                sliding_window=5,
+                attn_logit_softcapping=3.0,
+                final_logit_softcapping=3.0,
+                tie_word_embeddings=True,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                pad_token_id=0,
+                eos_token_id=1,
+                bos_token_id=2,
+                **common,
             ),
         ),
         # Seven layers: five sliding (window 5 < the prompt), one global, one sliding.
@@ -235,9 +257,10 @@ def main():
         randomise(model, seed)
         with tempfile.TemporaryDirectory() as d:
             d = Path(d)
-            if family == "gemma3":
+            if family.startswith("gemma"):
                 train_sentencepiece(d, cfg.vocab_size)
-                spm_golden(d / "tokenizer.model")
+                if family == "gemma3":
+                    spm_golden(d / "tokenizer.model")
             model.save_pretrained(d, safe_serialization=True)
             gguf = OUT / f"tiny-{family}.gguf"
             convert(args.llama_cpp, d, gguf, family)

@@ -286,13 +286,14 @@ pub fn composed_attention<B: Backend>(
     v_cache: &B::Tensor,
     len: usize,
 ) -> Result<B::Tensor> {
-    composed_window_attention(b, q, k_cache, v_cache, len, None)
+    composed_window_attention(b, q, k_cache, v_cache, len, None, None)
 }
 
 /// [`composed_attention`] where, with `window = Some(w)`, each query sees
 /// only its own position and the `w − 1` before it (sliding-window layers):
 /// keys before the first query's window are not read at all, and the band
-/// is masked per query.
+/// is masked per query. With `softcap = Some(c)` the scaled scores become
+/// `c · tanh(s / c)` before masking (Gemma 2).
 pub fn composed_window_attention<B: Backend>(
     b: &B,
     q: &B::Tensor,
@@ -300,6 +301,7 @@ pub fn composed_window_attention<B: Backend>(
     v_cache: &B::Tensor,
     len: usize,
     window: Option<usize>,
+    softcap: Option<f32>,
 ) -> Result<B::Tensor> {
     let (qd, kd) = (b.shape(q), b.shape(k_cache));
     if qd.len() != 4 || kd.len() != 4 || qd[3] != kd[3] || kd[1] == 0 || qd[1] % kd[1] != 0 {
@@ -330,6 +332,9 @@ pub fn composed_window_attention<B: Backend>(
     let values = b.narrow(v_cache, 2, first, n)?;
     let q = b.reshape(q, &[1, nkv, rep * t, d])?;
     let mut scores = b.scale(&b.matmul_t(&q, &keys)?, 1.0 / (d as f32).sqrt())?;
+    if let Some(c) = softcap {
+        scores = b.scale(&b.tanh(&b.scale(&scores, 1.0 / c)?)?, c)?;
+    }
     let banded = window.is_some_and(|w| len - first > w);
     if t > 1 || banded {
         let mut m = vec![0f32; rep * t * n];

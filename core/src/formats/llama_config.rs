@@ -27,6 +27,10 @@ pub enum Family {
     /// matrices, rotate-half RoPE, LongRoPE factors, an optional sliding
     /// window on every layer).
     Phi3,
+    /// `gemma2`: Gemma 2 (embeddings × √width, GeGLU, post-norms,
+    /// attention-score and final-logit soft-capping, sliding-window layers
+    /// alternating with global ones).
+    Gemma2,
     /// `gemma3`: Gemma 3 text (embeddings × √width, GeGLU, post-norms,
     /// Q/K norms, five sliding-window layers per global one).
     Gemma3,
@@ -34,11 +38,12 @@ pub enum Family {
 
 impl Family {
     /// Every family, in the order `cairn models` lists them.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Llama,
         Family::Qwen2,
         Family::Qwen3,
         Family::Phi3,
+        Family::Gemma2,
         Family::Gemma3,
     ];
 
@@ -49,6 +54,7 @@ impl Family {
             Family::Qwen2 => "qwen2",
             Family::Qwen3 => "qwen3",
             Family::Phi3 => "phi3",
+            Family::Gemma2 => "gemma2",
             Family::Gemma3 => "gemma3",
         }
     }
@@ -126,6 +132,15 @@ pub struct LlamaConfig {
     /// RoPE of the sliding-window layers, when it differs from the global
     /// layers' (Gemma 3: base 10,000, no scaling); `None`: the same RoPE.
     pub rope_theta_local: Option<f32>,
+    /// Attention scores pass through `cap · tanh(s / cap)` before the
+    /// softmax (Gemma 2).
+    pub attn_softcap: Option<f32>,
+    /// Logits pass through `cap · tanh(l / cap)` (Gemma 2).
+    pub final_softcap: Option<f32>,
+    /// Multiplier of the queries before attention's `1/√head_dim` scaling,
+    /// `√(head_dim / query_pre_attn_scalar)`; 1 for most models (Gemma 2
+    /// 27B scales by its width per head instead of its head size).
+    pub query_scale: f32,
     /// Linear RoPE scaling of the global layers (`rope.scaling.type = linear`):
     /// positions are divided by this factor; 1 means none.
     pub rope_linear_factor: f32,
@@ -182,7 +197,7 @@ impl LlamaConfig {
             detail: "tensor 'token_embd.weight' is missing".into(),
         })?;
         let vocab_size = emb.dims.get(1).copied().unwrap_or(0) as usize;
-        let gemma = family == Family::Gemma3;
+        let gemma = matches!(family, Family::Gemma2 | Family::Gemma3);
         let phi3 = family == Family::Phi3;
         // LongRoPE (Phi-3 128k): the short factors serve contexts up to the
         // original length (as llama.cpp with a context at most that long);
@@ -249,6 +264,23 @@ impl LlamaConfig {
                 1.0
             },
             qk_norm: matches!(family, Family::Qwen3 | Family::Gemma3),
+            attn_softcap: f("attn_logit_softcapping")
+                .filter(|c| *c != 0.0)
+                .map(|c| c as f32),
+            final_softcap: f("final_logit_softcapping")
+                .filter(|c| *c != 0.0)
+                .map(|c| c as f32),
+            // llama.cpp's rule: Gemma 2 27B (46 layers, width 4608) scales
+            // queries by 1/√(width/heads), the others by 1/√head_dim.
+            query_scale: if family == Family::Gemma2
+                && u("block_count")? == 46
+                && hidden_size == 4608
+                && num_heads > 0
+            {
+                (head_dim as f32 / (hidden_size / num_heads) as f32).sqrt()
+            } else {
+                1.0
+            },
             post_norms: gemma,
             // llama.cpp's Gemma 3: five sliding-window layers, then a global
             // one; the local layers' RoPE base is fixed at 10,000.
@@ -257,7 +289,9 @@ impl LlamaConfig {
             } else {
                 None
             },
-            global_every: if gemma {
+            global_every: if family == Family::Gemma2 {
+                2
+            } else if gemma {
                 6
             } else if phi3 {
                 0
@@ -265,7 +299,7 @@ impl LlamaConfig {
                 1
             },
             rope_attn_factor: f("rope.scaling.attn_factor").unwrap_or(1.0) as f32,
-            rope_theta_local: gemma.then_some(10_000.0),
+            rope_theta_local: (family == Family::Gemma3).then_some(10_000.0),
             rope_linear_factor,
         };
         cfg.check(file)?;
@@ -280,13 +314,13 @@ impl LlamaConfig {
                 ),
             });
         }
-        if let Some(cap) = f("attn_logit_softcapping").or(f("final_logit_softcapping"))
-            && cap != 0.0
-        {
-            return Err(Error::Model {
-                file: file.into(),
-                detail: format!("{arch}: logit soft-capping ({cap}) is not supported"),
-            });
+        for cap in [cfg.attn_softcap, cfg.final_softcap].into_iter().flatten() {
+            if !(cap.is_finite() && cap > 0.0) {
+                return Err(Error::Model {
+                    file: file.into(),
+                    detail: format!("{arch}: logit soft-capping {cap} is not positive"),
+                });
+            }
         }
         Ok(cfg)
     }

@@ -704,15 +704,19 @@ impl<B: Backend> Llama<B> {
                 q = b.rms_norm(&q, qn, c.rms_eps)?;
                 k = b.rms_norm(&k, kn, c.rms_eps)?;
             }
-            let q = b.rope_pairs(&q, cos, sin)?;
+            let mut q = b.rope_pairs(&q, cos, sin)?;
+            if c.query_scale != 1.0 {
+                q = b.scale(&q, c.query_scale)?;
+            }
             let k = b.rope_pairs(&k, cos, sin)?;
+            let cap = c.attn_softcap;
             let v = heads(&qkv[2], nkv)?;
             let attn = match &mut caches {
                 Caches::One(kv) => {
                     let pos = spans[0].0;
                     b.write_slice(&kv.k[l], &k, 2, pos)?;
                     b.write_slice(&kv.v[l], &v, 2, pos)?;
-                    windowed_attention(b, &q, &kv.k[l], &kv.v[l], pos + t, window)?
+                    windowed_attention(b, &q, &kv.k[l], &kv.v[l], pos + t, window, cap)?
                 }
                 Caches::Many(kvs) => {
                     let mut rows = Vec::with_capacity(t);
@@ -728,12 +732,13 @@ impl<B: Backend> Llama<B> {
                             &kv.v[l],
                             pos + 1,
                             window,
+                            cap,
                         )?);
                     }
                     b.cat(&rows, 1)?
                 }
                 // Training: the keys and values of this sequence are the whole "cache".
-                Caches::None => windowed_attention(b, &q, &k, &v, t, window)?,
+                Caches::None => windowed_attention(b, &q, &k, &v, t, window, cap)?,
             };
             let mm = |x: &B::Tensor, w: &B::QMatrix| {
                 if rowwise {
@@ -781,6 +786,10 @@ impl<B: Backend> Llama<B> {
         } else {
             b.qlinear(&x, &self.lm_head)?
         };
+        let logits = match c.final_softcap {
+            Some(cap) => b.scale(&b.tanh(&b.scale(&logits, 1.0 / cap)?)?, cap)?,
+            None => logits,
+        };
         let rows = b.shape(&logits)[1];
         b.reshape(&logits, &[rows, c.vocab_size])
     }
@@ -807,7 +816,8 @@ fn gelu_tanh<B: Backend>(b: &B, x: &B::Tensor) -> Result<B::Tensor> {
 
 /// Causal attention of the last `q`-length queries against the first `len`
 /// cached positions; in a sliding-window layer each query sees only its own
-/// position and the `window − 1` before it. A single query (decoding) reads
+/// position and the `window − 1` before it; with `softcap`, scores become
+/// `cap · tanh(s / cap)` before the softmax. A single query (decoding) reads
 /// the cache narrowed to its window through the backend's attention op;
 /// several queries past the window (a long prefill) take the composed
 /// attention with a banded mask.
@@ -818,7 +828,12 @@ fn windowed_attention<B: Backend>(
     v: &B::Tensor,
     len: usize,
     window: Option<usize>,
+    softcap: Option<f32>,
 ) -> Result<B::Tensor> {
+    if softcap.is_some() {
+        // Soft-capped scores (Gemma 2): the composed ops, any query count.
+        return crate::backend::composed_window_attention(b, q, k, v, len, window, softcap);
+    }
     let Some(w) = window.filter(|&w| len > w) else {
         return b.attention(q, k, v, len);
     };
@@ -828,7 +843,7 @@ fn windowed_attention<B: Backend>(
         let vj = b.narrow(v, 2, start, w)?;
         return b.attention(q, &kj, &vj, w);
     }
-    crate::backend::composed_window_attention(b, q, k, v, len, Some(w))
+    crate::backend::composed_window_attention(b, q, k, v, len, Some(w), None)
 }
 
 /// RoPE angles `(pos / factor) · θ^(−2i/d)` for every position and pair, as

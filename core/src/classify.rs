@@ -78,7 +78,7 @@ impl<B: Backend> TextClassifier<B> {
     ) -> Result<Self> {
         let config = ClassifierConfig::from_json(files.config)?;
         let st = SafeTensors::parse(files.weights, "model.safetensors")?;
-        let max = config.encoder.max_position_embeddings;
+        let max = config.encoder.max_tokens();
         let model = SequenceClassifier::load(backend, config, &st)?;
         Self::new(model, files.tokenizer, max_length.unwrap_or(max).min(max))
     }

@@ -173,8 +173,8 @@ impl<B: Backend> Embedder<B> {
         let max_length = options
             .max_length
             .or(st_max)
-            .unwrap_or(config.max_position_embeddings)
-            .min(config.max_position_embeddings);
+            .unwrap_or(config.max_tokens())
+            .min(config.max_tokens());
         let base = Tokenizer::from_bytes(files.tokenizer, "tokenizer.json")?;
         if base.vocab_size() > config.vocab_size {
             return Err(Error::Model {

@@ -209,3 +209,124 @@ fn the_gpu_backend_gives_the_same_logits() {
         );
     }
 }
+
+/// An XLM-RoBERTa cross-encoder (bge-reranker-base's layout) with a Unigram
+/// tokenizer: pair ids equal Python `tokenizers`', hidden states and logits
+/// equal transformers' (positions counted from pad_token_id + 1), the
+/// reranker scores follow the logits, and the export round-trips.
+#[test]
+fn xlm_roberta_cross_encoder_matches_transformers() {
+    use cairn_core::classify::{ClassifierFiles, TextClassifier};
+    use cairn_core::retrieve::Reranker;
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir("xlmr_golden.json")).unwrap()).unwrap();
+    let read = |f: &str| std::fs::read(dir("xlmr").join(f)).unwrap();
+    let (config, weights, tokenizer) = (
+        read("config.json"),
+        read("model.safetensors"),
+        read("tokenizer.json"),
+    );
+    let files = ClassifierFiles {
+        config: &config,
+        weights: &weights,
+        tokenizer: &tokenizer,
+    };
+    let tc = TextClassifier::from_files(CpuBackend::new(), files, None).unwrap();
+    let model = tc.model();
+    // Positions start at pad_token_id + 1 = 2: 78 of the 80 rows are usable.
+    assert_eq!(model.config().encoder.max_tokens(), 78);
+    let pairs: Vec<(String, String)> = g["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into()))
+        .collect();
+    let tok = cairn_core::tokenizer::Tokenizer::from_bytes(&tokenizer, "tokenizer.json").unwrap();
+    let want_ids: Vec<Vec<u32>> = g["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect();
+    for ((a, b), want) in pairs.iter().zip(&want_ids) {
+        assert_eq!(&tok.encode_pair(a, b).unwrap().0, want, "{a:?} / {b:?}");
+    }
+    // Padded batch (pad id 1, right padding), as the golden was computed.
+    let width = want_ids.iter().map(Vec::len).max().unwrap();
+    let mut ids = Vec::new();
+    let mut mask = Vec::new();
+    for row in &want_ids {
+        ids.extend(
+            row.iter()
+                .copied()
+                .chain(std::iter::repeat_n(1, width - row.len())),
+        );
+        mask.extend(
+            std::iter::repeat_n(1u32, row.len()).chain(std::iter::repeat_n(0, width - row.len())),
+        );
+    }
+    let b = CpuBackend::new();
+    let n = want_ids.len();
+    let hidden =
+        pollster::block_on(b.read_f32(&model.encoder().forward(&ids, &mask, n, width).unwrap()))
+            .unwrap();
+    let h = 32;
+    let mut worst = 0f32;
+    for (r, rows) in g["hidden"].as_array().unwrap().iter().enumerate() {
+        for (t, v) in rows.as_array().unwrap().iter().enumerate() {
+            let got = &hidden[(r * width + t) * h..(r * width + t + 1) * h];
+            worst = worst.max(max_diff(&flat_f32(&serde_json::json!([v])), got));
+        }
+    }
+    assert!(worst < 1e-4, "hidden states differ by {worst}");
+    let logits =
+        pollster::block_on(b.read_f32(&model.forward(&ids, &mask, n, width).unwrap())).unwrap();
+    let want_logits: Vec<f32> = g["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let d = max_diff(&want_logits, &logits);
+    assert!(
+        d < 1e-5,
+        "logits differ by {d}: {logits:?} vs {want_logits:?}"
+    );
+    // One label and no problem_type (as bge-reranker's config): the score is
+    // the logit's sigmoid (sentence-transformers' CrossEncoder), not a
+    // one-label softmax that would be 1 for every pair.
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let scores: Vec<f32> = tc
+        .predict_pairs(&refs)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.scores[0])
+        .collect();
+    let sigmoid: Vec<f32> = want_logits
+        .iter()
+        .map(|l| 1.0 / (1.0 + (-l).exp()))
+        .collect();
+    assert!(
+        max_diff(&scores, &sigmoid) < 1e-5,
+        "{scores:?} vs {sigmoid:?}"
+    );
+    let reranked = tc.score(&pairs[0].0, &[pairs[0].1.as_str()]).unwrap();
+    assert!((reranked[0] - sigmoid[0]).abs() < 1e-5);
+    // Export: the names transformers wrote, with their values.
+    let st = SafeTensors::parse(&weights, "model.safetensors").unwrap();
+    let exported = pollster::block_on(model.export()).unwrap();
+    for (name, shape, values) in &exported {
+        let (orig, oshape) = st.f32(name).unwrap();
+        assert_eq!(&oshape, shape, "{name}");
+        assert_eq!(&orig, values, "{name}");
+    }
+}

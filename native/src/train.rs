@@ -287,7 +287,7 @@ pub fn train_classifier(o: &TrainClassifyOptions) -> Result<TrainSummary> {
     .into();
     let config = ClassifierConfig::from_json(cfg_json.to_string().as_bytes())
         .map_err(|e| Error::Model(format!("{}: {e}", o.base.display())))?;
-    let max_length = o.max_length.min(config.encoder.max_position_embeddings);
+    let max_length = o.max_length.min(config.encoder.max_tokens());
     let tokenizer = Tokenizer::from_bytes(&base.tokenizer, "tokenizer.json")?
         .with_truncation(Some(max_length))?;
     let pad_id = tokenizer

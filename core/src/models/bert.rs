@@ -1,7 +1,9 @@
-//! BERT-family encoders: BERT (and MiniLM, which is BERT-shaped) and DistilBERT.
+//! BERT-family encoders: BERT (and MiniLM, which is BERT-shaped), DistilBERT
+//! and RoBERTa / XLM-RoBERTa.
 //!
-//! Both are post-LayerNorm transformers; they differ in weight names, in
-//! DistilBERT having no token-type embeddings, and in config field names. The
+//! All are post-LayerNorm transformers; they differ in weight names, in
+//! DistilBERT having no token-type embeddings, in RoBERTa's positions
+//! starting after the padding id, and in config field names. The
 //! weights are mapped onto one [`Encoder`] so the forward pass exists once.
 //! Weight names follow Hugging Face transformers (`BertModel`,
 //! `DistilBertModel`), with or without the `bert.` / `distilbert.` prefix that
@@ -21,6 +23,10 @@ pub enum Architecture {
     Bert,
     /// `model_type: "distilbert"`.
     DistilBert,
+    /// `model_type: "roberta"` or `"xlm-roberta"` (RoBERTa, XLM-R, multilingual
+    /// E5, BGE-M3 and bge-reranker checkpoints): BERT's layers, positions
+    /// counted from `pad_token_id + 1`, the `roberta.` task prefix.
+    Roberta,
 }
 
 /// The fields of `config.json` the encoder needs, normalised across architectures.
@@ -70,6 +76,22 @@ struct RawConfig {
 }
 
 impl BertConfig {
+    /// The position-embedding row of a sequence's first token: 0, or
+    /// `pad_token_id + 1` for RoBERTa.
+    pub fn first_position(&self) -> usize {
+        match self.architecture {
+            Architecture::Roberta => self.pad_token_id as usize + 1,
+            _ => 0,
+        }
+    }
+
+    /// The longest input in tokens (RoBERTa: the position table less the
+    /// rows before its first position).
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.first_position())
+    }
+
     /// Parses a `config.json`. An architecture other than BERT or DistilBERT,
     /// an activation other than GELU, or a missing field is a clear error.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
@@ -87,7 +109,7 @@ impl BertConfig {
             .clone()
             .ok_or_else(|| err("missing field 'model_type'".into()))?;
         let cfg = match model_type.as_str() {
-            "bert" => {
+            "bert" | "roberta" | "xlm-roberta" => {
                 if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "gelu") {
                     return Err(err(format!(
                         "hidden_act '{act}' is not supported (only 'gelu')"
@@ -102,8 +124,13 @@ impl BertConfig {
                         "position_embedding_type '{p}' is not supported (only 'absolute')"
                     )));
                 }
+                let roberta = model_type != "bert";
                 BertConfig {
-                    architecture: Architecture::Bert,
+                    architecture: if roberta {
+                        Architecture::Roberta
+                    } else {
+                        Architecture::Bert
+                    },
                     vocab_size: need(raw.vocab_size, "vocab_size")?,
                     hidden_size: need(raw.hidden_size, "hidden_size")?,
                     num_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
@@ -113,9 +140,12 @@ impl BertConfig {
                         raw.max_position_embeddings,
                         "max_position_embeddings",
                     )?,
-                    type_vocab_size: raw.type_vocab_size.unwrap_or(2),
-                    layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12) as f32,
-                    pad_token_id: raw.pad_token_id.unwrap_or(0),
+                    type_vocab_size: raw.type_vocab_size.unwrap_or(if roberta { 1 } else { 2 }),
+                    layer_norm_eps: raw
+                        .layer_norm_eps
+                        .unwrap_or(if roberta { 1e-5 } else { 1e-12 })
+                        as f32,
+                    pad_token_id: raw.pad_token_id.unwrap_or(if roberta { 1 } else { 0 }),
                 }
             }
             "distilbert" => {
@@ -142,10 +172,18 @@ impl BertConfig {
             }
             other => {
                 return Err(err(format!(
-                    "model_type '{other}' is not supported by the encoder (supported: bert, distilbert)"
+                    "model_type '{other}' is not supported by the encoder (supported: bert, distilbert, roberta, xlm-roberta)"
                 )));
             }
         };
+        if cfg.architecture == Architecture::Roberta
+            && cfg.max_position_embeddings <= cfg.pad_token_id as usize + 1
+        {
+            return Err(err(format!(
+                "max_position_embeddings {} leaves no positions after the padding id {}",
+                cfg.max_position_embeddings, cfg.pad_token_id
+            )));
+        }
         if cfg.num_heads == 0 || cfg.hidden_size % cfg.num_heads != 0 {
             return Err(err(format!(
                 "hidden size {} is not divisible by {} heads",
@@ -210,7 +248,7 @@ struct LayerNames {
 impl LayerNames {
     fn of(arch: Architecture, i: usize) -> Self {
         match arch {
-            Architecture::Bert => {
+            Architecture::Bert | Architecture::Roberta => {
                 let p = format!("encoder.layer.{i}");
                 LayerNames {
                     qkv_prefix: format!("{p}.attention.self"),
@@ -310,6 +348,7 @@ impl<B: Backend> Encoder<B> {
         let (word_key, prefixes): (&str, &[&'static str]) = match config.architecture {
             Architecture::Bert => ("embeddings.word_embeddings.weight", &["", "bert."]),
             Architecture::DistilBert => ("embeddings.word_embeddings.weight", &["", "distilbert."]),
+            Architecture::Roberta => ("embeddings.word_embeddings.weight", &["", "roberta."]),
         };
         let prefix = prefixes
             .iter()
@@ -333,7 +372,7 @@ impl<B: Backend> Encoder<B> {
             &[config.max_position_embeddings, h],
         )?;
         let token_type_embeddings = match config.architecture {
-            Architecture::Bert => Some(l.tensor(
+            Architecture::Bert | Architecture::Roberta => Some(l.tensor(
                 "embeddings.token_type_embeddings.weight",
                 &[config.type_vocab_size, h],
             )?),
@@ -466,6 +505,10 @@ impl<B: Backend> Encoder<B> {
         Ok(out)
     }
 
+    fn first_position(&self) -> usize {
+        self.config.first_position()
+    }
+
     /// The configuration the encoder was built from.
     pub fn config(&self) -> &BertConfig {
         &self.config
@@ -519,17 +562,20 @@ impl<B: Backend> Encoder<B> {
                 ),
             });
         }
-        if seq > cfg.max_position_embeddings {
+        let first_position = self.first_position();
+        if seq + first_position > cfg.max_position_embeddings {
             return Err(Error::Input(format!(
                 "sequence of {seq} tokens exceeds the model's maximum of {}",
-                cfg.max_position_embeddings
+                cfg.max_position_embeddings - first_position
             )));
         }
         let heads = cfg.num_heads;
 
         let ids_t = b.tensor_u32(ids, &[batch, seq])?;
         let mut x = b.embedding(&ids_t, &self.word_embeddings)?;
-        let positions = b.narrow(&self.position_embeddings, 0, 0, seq)?;
+        // RoBERTa numbers real tokens from pad_token_id + 1 (padding sits at
+        // the end of each row and is masked, so its positions do not matter).
+        let positions = b.narrow(&self.position_embeddings, 0, first_position, seq)?;
         x = b.add(&x, &positions)?;
         match (&self.token_type_embeddings, token_types) {
             (Some(tt), Some(types)) => {

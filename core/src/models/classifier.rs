@@ -95,6 +95,11 @@ impl ClassifierConfig {
             return Err(err("id2label is empty".into()));
         }
         let problem_type = match v.get("problem_type").and_then(Value::as_str) {
+            // One label and no problem type (bge-reranker, ms-marco
+            // cross-encoders) or `regression`: a score through a sigmoid, as
+            // sentence-transformers' CrossEncoder gives it — a softmax over
+            // one label would be 1 for every input.
+            None | Some("regression") if labels.len() == 1 => ProblemType::MultiLabel,
             None | Some("single_label_classification") => ProblemType::SingleLabel,
             Some("multi_label_classification") => ProblemType::MultiLabel,
             Some(other) => {
@@ -134,6 +139,10 @@ impl ClassifierConfig {
         let arch = match self.encoder.architecture {
             Architecture::Bert => "BertForSequenceClassification",
             Architecture::DistilBert => "DistilBertForSequenceClassification",
+            Architecture::Roberta if base["model_type"] == "xlm-roberta" => {
+                "XLMRobertaForSequenceClassification"
+            }
+            Architecture::Roberta => "RobertaForSequenceClassification",
         };
         if let Some(o) = v.as_object_mut() {
             o.insert("architectures".into(), Value::from(vec![arch]));
@@ -218,6 +227,8 @@ fn head_names(arch: Architecture) -> (&'static str, &'static str, &'static str) 
     match arch {
         Architecture::Bert => ("bert.", "bert.pooler.dense", "classifier"),
         Architecture::DistilBert => ("distilbert.", "pre_classifier", "classifier"),
+        // RobertaClassificationHead: dense + tanh on <s>, then out_proj.
+        Architecture::Roberta => ("roberta.", "classifier.dense", "classifier.out_proj"),
     }
 }
 
@@ -339,12 +350,13 @@ impl<B: Backend> SequenceClassifier<B> {
     }
 
     /// The head's pooling of first-token states `[batch, hidden]`: BERT's
-    /// pooler (dense + tanh) or DistilBERT's pre-classifier (dense + ReLU).
+    /// pooler (dense + tanh), RoBERTa's `classifier.dense` + tanh, or
+    /// DistilBERT's pre-classifier (dense + ReLU).
     pub fn pool_first(&self, first: &B::Tensor) -> Result<B::Tensor> {
         let b = self.encoder.backend();
         let x = b.linear(first, &self.pre.weight, Some(&self.pre.bias))?;
         match self.config.encoder.architecture {
-            Architecture::Bert => b.tanh(&x),
+            Architecture::Bert | Architecture::Roberta => b.tanh(&x),
             Architecture::DistilBert => b.relu(&x),
         }
     }

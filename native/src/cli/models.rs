@@ -61,7 +61,7 @@ pub fn supported() -> Vec<(&'static str, String)> {
         ),
         (
             "encoders (safetensors)",
-            "bert, distilbert (config.json model_type: BERT, MiniLM, DistilBERT)".into(),
+            "bert, distilbert, roberta, xlm-roberta (config.json model_type: BERT, MiniLM, DistilBERT, RoBERTa, XLM-R embedders and cross-encoders)".into(),
         ),
         (
             "GGUF tensor types",

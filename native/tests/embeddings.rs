@@ -252,12 +252,12 @@ fn broken_model_files_give_clear_errors() {
     let config = std::fs::read_to_string(src.join("config.json")).unwrap();
     std::fs::write(
         dir.path().join("config.json"),
-        config.replace("\"bert\"", "\"roberta\""),
+        config.replace("\"bert\"", "\"gpt2\""),
     )
     .unwrap();
     let e = load();
     assert!(
-        e.contains("config.json: model_type 'roberta' is not supported"),
+        e.contains("config.json: model_type 'gpt2' is not supported"),
         "{e}"
     );
     std::fs::write(dir.path().join("config.json"), &config).unwrap();

@@ -181,3 +181,67 @@ fn every_block_type_dequantizes_bit_exactly_like_gguf_py() {
         );
     }
 }
+
+#[test]
+fn qwen2_and_llama3_pre_tokenizers_from_gguf_match_python_tokenizers() {
+    use cairn_core::formats::gguf::{self, Header};
+    let golden: Json = serde_json::from_slice(
+        &std::fs::read(common::fixture("bpe_pretokenizer_golden.json")).unwrap(),
+    )
+    .unwrap();
+    for pre in ["qwen2", "llama-bpe"] {
+        let t = &golden["tokenizers"][pre];
+        let strings = |v: &Json| -> Vec<Value> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| Value::String(s.as_str().unwrap().into()))
+                .collect()
+        };
+        let tokens = strings(&t["tokens"]);
+        let n = tokens.len();
+        let meta = vec![
+            (
+                "general.architecture".to_string(),
+                Value::String("qwen2".into()),
+            ),
+            ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
+            ("tokenizer.ggml.pre".into(), Value::String(pre.into())),
+            ("tokenizer.ggml.tokens".into(), Value::Array(tokens)),
+            (
+                "tokenizer.ggml.merges".into(),
+                Value::Array(strings(&t["merges"])),
+            ),
+            (
+                "tokenizer.ggml.token_type".into(),
+                Value::Array(vec![Value::I32(1); n]),
+            ),
+        ];
+        let mut bytes = Vec::new();
+        gguf::write(&mut bytes, &meta, &[], 32).unwrap();
+        let h = Header::read(&mut bytes.as_slice(), pre).unwrap();
+        let tok = Tokenizer::from_gguf(&h).unwrap();
+        let cases = t["cases"].as_array().unwrap();
+        assert!(cases.len() >= 1000);
+        let mut bad = Vec::new();
+        for c in cases {
+            let text = c["text"].as_str().unwrap();
+            let want: Vec<u32> = c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            if tok.encode(text, false).unwrap().ids != want {
+                bad.push(text.to_string());
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "{pre}: {} of {} differ, e.g. {:?}",
+            bad.len(),
+            cases.len(),
+            &bad[..bad.len().min(3)]
+        );
+    }
+}

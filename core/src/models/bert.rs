@@ -637,7 +637,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "config.json: model_type 'llama' is not supported by the encoder (supported: bert, distilbert)"
+            "config.json: model_type 'llama' is not supported by the encoder (supported: bert, distilbert, roberta, xlm-roberta)"
         );
         let e = BertConfig::from_json(br#"{"model_type":"bert","vocab_size":10}"#)
             .unwrap_err()

@@ -13,9 +13,44 @@ use cairn_core::quant;
 use crate::atomic::{persist, temp_beside};
 use crate::error::{Error, Result};
 
-/// Reads a whole GGUF file into memory.
-pub fn read_gguf(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(Error::io("reading", path))
+/// A model file's bytes: memory-mapped, so the page cache holds the file
+/// once and only the pages tensors are read from are touched (llama.cpp's
+/// default), or read into memory where mapping is not possible.
+pub enum FileBytes {
+    /// The file mapped read-only.
+    Mapped(memmap2::Mmap),
+    /// The file read whole (pipes, special files, mapping refused).
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Read(v) => v,
+        }
+    }
+}
+
+/// Opens a GGUF file by memory map (a regular, non-empty file), else reads it.
+pub fn read_gguf(path: &Path) -> Result<FileBytes> {
+    let file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
+    let meta = file.metadata().map_err(Error::io("reading", path))?;
+    if meta.is_file() && meta.len() > 0 {
+        // SAFETY: the map is read-only and private to this process. Model
+        // files are not written in place by cairn (every write goes to a
+        // temporary file renamed over the old one, which leaves this
+        // mapping on the old inode); another program truncating the file
+        // while it is mapped would fault, as it does for llama.cpp's mmap.
+        if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            return Ok(FileBytes::Mapped(map));
+        }
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(Error::io("reading", path))?;
+    Ok(FileBytes::Read(bytes))
 }
 
 /// Loads a decoder with its tokenizer and chat template from a GGUF file.

@@ -344,3 +344,22 @@ fn hf_llama_checkpoints_convert_to_gguf_with_llama_cpp_rope_layout() {
         "{e}"
     );
 }
+
+#[test]
+fn gguf_files_are_memory_mapped_not_copied() {
+    use cairn::generate::FileBytes;
+    let path = common::model("smollm2-135m-instruct");
+    let bytes = read_gguf(&path).unwrap();
+    assert!(matches!(bytes, FileBytes::Mapped(_)));
+    assert_eq!(bytes.len() as u64, std::fs::metadata(&path).unwrap().len());
+    assert_eq!(&bytes[..4], b"GGUF");
+    // An empty file cannot be mapped: read (as nothing), then a clear error.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(read_gguf(&empty).unwrap(), FileBytes::Read(ref v) if v.is_empty()));
+    let e = load_generator(CpuBackend::new(), &empty)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("empty.gguf"), "{e}");
+}

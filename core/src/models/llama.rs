@@ -171,7 +171,10 @@ enum Caches<'a, 'b, B: Backend> {
 pub struct Llama<B: Backend> {
     backend: B,
     config: LlamaConfig,
-    embed: B::Tensor,
+    /// The token embedding, kept in its file's block format on the host:
+    /// a forward pass expands only the rows of its ids (Gemma 3's 262k × 640
+    /// table is 179 MB as Q8_0, 671 MB as f32).
+    embed: HostEmbedding,
     layers: Vec<Layer<B>>,
     norm: B::Tensor,
     lm_head: B::QMatrix,
@@ -320,17 +323,19 @@ impl<B: Backend> Llama<B> {
                     .map(Projections::Separate)
             }
         };
-        let (emb_values, emb_dims) = g.dequantize("token_embd.weight")?;
-        if emb_dims != [c.vocab_size, c.hidden_size] {
-            return Err(shape_err(
-                g,
-                "token_embd.weight",
-                &emb_dims,
-                &[c.vocab_size, c.hidden_size],
-            ));
-        }
-        let embed = backend.weight_f32(&emb_values, &emb_dims)?;
-        drop(emb_values);
+        let embed = {
+            let (info, data) = g.tensor("token_embd.weight")?;
+            let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
+            if dims != [c.vocab_size, c.hidden_size] {
+                return Err(shape_err(
+                    g,
+                    "token_embd.weight",
+                    &dims,
+                    &[c.vocab_size, c.hidden_size],
+                ));
+            }
+            HostEmbedding::new(info.ggml_type, data, c.vocab_size, c.hidden_size, g.name())?
+        };
         let q_out = c.num_heads * c.head_dim;
         let kv_out = c.num_kv_heads * c.head_dim;
         let mut layers = Vec::with_capacity(c.num_layers);
@@ -673,7 +678,7 @@ impl<B: Backend> Llama<B> {
             Some((cos, sin)) => Some(rope((cos, sin))?),
             None => None,
         };
-        let mut x = b.embedding(&b.tensor_u32(ids, &[1, t])?, &self.embed)?;
+        let mut x = b.tensor_f32(&self.embed.rows(ids)?, &[1, t, c.hidden_size])?;
         if c.embed_scale != 1.0 {
             x = b.scale(&x, c.embed_scale)?;
         }
@@ -792,6 +797,53 @@ impl<B: Backend> Llama<B> {
         };
         let rows = b.shape(&logits)[1];
         b.reshape(&logits, &[rows, c.vocab_size])
+    }
+}
+
+/// An embedding table in its GGUF block format, expanded row by row.
+struct HostEmbedding {
+    ty: GgmlType,
+    data: Vec<u8>,
+    row_bytes: usize,
+    cols: usize,
+}
+
+impl HostEmbedding {
+    fn new(ty: GgmlType, data: &[u8], rows: usize, cols: usize, file: &str) -> Result<Self> {
+        let bad = |detail: String| Error::Model {
+            file: file.into(),
+            detail,
+        };
+        let (block, _) = ty.block();
+        if rows == 0 || !(cols as u64).is_multiple_of(block) || !data.len().is_multiple_of(rows) {
+            return Err(bad(format!(
+                "token_embd.weight: {} bytes of {} do not split into {rows} rows of {cols}",
+                data.len(),
+                ty.name()
+            )));
+        }
+        let e = HostEmbedding {
+            ty,
+            data: data.to_vec(),
+            row_bytes: data.len() / rows,
+            cols,
+        };
+        // Decode one row now: a type without a decoder fails at load.
+        e.rows(&[0])?;
+        Ok(e)
+    }
+
+    /// The f32 rows of `ids`, one after another (ids are checked by the caller).
+    fn rows(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(ids.len() * self.cols);
+        for &id in ids {
+            let start = id as usize * self.row_bytes;
+            let row = self.data.get(start..start + self.row_bytes).ok_or_else(|| {
+                Error::Input(format!("token id {id} is outside the embedding table"))
+            })?;
+            out.extend(crate::quant::dequantize(self.ty, row, self.cols, "token_embd.weight")?);
+        }
+        Ok(out)
     }
 }
 

@@ -838,10 +838,18 @@ impl HostEmbedding {
         let mut out = Vec::with_capacity(ids.len() * self.cols);
         for &id in ids {
             let start = id as usize * self.row_bytes;
-            let row = self.data.get(start..start + self.row_bytes).ok_or_else(|| {
-                Error::Input(format!("token id {id} is outside the embedding table"))
-            })?;
-            out.extend(crate::quant::dequantize(self.ty, row, self.cols, "token_embd.weight")?);
+            let row = self
+                .data
+                .get(start..start + self.row_bytes)
+                .ok_or_else(|| {
+                    Error::Input(format!("token id {id} is outside the embedding table"))
+                })?;
+            out.extend(crate::quant::dequantize(
+                self.ty,
+                row,
+                self.cols,
+                "token_embd.weight",
+            )?);
         }
         Ok(out)
     }

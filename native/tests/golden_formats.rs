@@ -245,3 +245,60 @@ fn qwen2_and_llama3_pre_tokenizers_from_gguf_match_python_tokenizers() {
         );
     }
 }
+
+#[test]
+fn q4_k_and_q5_0_repack_exactly_into_the_f32_activation_kernels() {
+    use cairn_core::formats::gguf::GgmlType;
+    use cairn_core::quant::matmul::PackedMatrix;
+    let golden: Json = serde_json::from_slice(
+        &std::fs::read(common::fixture("quant_dequant_golden.json")).unwrap(),
+    )
+    .unwrap();
+    for (name, ty, rows, cols) in [
+        ("Q4_K", GgmlType::Q4K, 2, 512),
+        ("Q5_0", GgmlType::Q5_0, 2, 64),
+    ] {
+        let case = &golden["types"][name];
+        let hex = case["bytes"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let want: Vec<f32> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(want.len(), rows * cols);
+        assert!(PackedMatrix::supports(ty));
+        let m = PackedMatrix::new(ty, &bytes, rows, cols, name).unwrap();
+        // The repacked blocks expand to gguf.quants' values bit for bit.
+        let got = m.dequantize();
+        let differing = (0..want.len())
+            .filter(|&i| got[i].to_bits() != want[i].to_bits())
+            .count();
+        assert_eq!(differing, 0, "{name}: {differing} values differ");
+        // The product with f32 activations is the f32 product with those values.
+        let x: Vec<f32> = (0..3 * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let y = m.matmul(&x, 3);
+        for t in 0..3 {
+            for r in 0..rows {
+                let exact: f64 = (0..cols)
+                    .map(|c| f64::from(x[t * cols + c]) * f64::from(want[r * cols + c]))
+                    .sum();
+                let scale: f64 = (0..cols)
+                    .map(|c| (f64::from(x[t * cols + c]) * f64::from(want[r * cols + c])).abs())
+                    .sum();
+                let err = (f64::from(y[t * rows + r]) - exact).abs();
+                assert!(
+                    err <= 1e-5 * scale.max(1.0),
+                    "{name} row {r}: {} vs {exact}",
+                    y[t * rows + r]
+                );
+            }
+        }
+    }
+}

@@ -49,9 +49,15 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 }
 
 impl PackedMatrix {
-    /// Whether `ty` has a kernel here (Q4_0, Q4_1, Q8_0).
+    /// Whether `ty` has a kernel here: Q4_0, Q4_1, Q8_0, and two types that
+    /// repack exactly into them — Q4_K (each 32-value sub-block is a 4-bit
+    /// block with scale `d·sc` and offset `−dmin·m`) and Q5_0 (5-bit values
+    /// minus 16 fit an i8).
     pub fn supports(ty: GgmlType) -> bool {
-        matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+        matches!(
+            ty,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q5_0
+        )
     }
 
     /// Repacks `[rows, cols]` GGUF blocks of type `ty`. `name` is used in errors.
@@ -69,6 +75,51 @@ impl PackedMatrix {
         }
         let blocks = rows * cols / QK;
         let kind = match ty {
+            GgmlType::Q4K => {
+                let mut d = Vec::with_capacity(blocks);
+                let mut m = Vec::with_capacity(blocks);
+                let mut q = Vec::with_capacity(rows * cols / 2);
+                for b in data.chunks_exact(144) {
+                    let (dd, dmin) = (f16_at(b, 0), f16_at(b, 2));
+                    let scales = &b[4..16];
+                    let qs = &b[16..144];
+                    // ggml's get_scale_min_k4: 6-bit scale and min of sub-block j.
+                    let scale_min = |j: usize| -> (u8, u8) {
+                        if j < 4 {
+                            (scales[j] & 63, scales[j + 4] & 63)
+                        } else {
+                            (
+                                (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4),
+                                (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+                            )
+                        }
+                    };
+                    // 64 values per 32 bytes: low nibbles, then high nibbles.
+                    for (c, chunk) in qs.chunks_exact(32).enumerate() {
+                        for (half, shift) in [(0usize, 0u8), (1, 4)] {
+                            let (sc, mn) = scale_min(2 * c + half);
+                            d.push(dd * f32::from(sc));
+                            m.push(-(dmin * f32::from(mn)));
+                            let v = |l: usize| (chunk[l] >> shift) & 0x0F;
+                            q.extend((0..16).map(|j| v(j) | (v(j + 16) << 4)));
+                        }
+                    }
+                }
+                Packed::Q4 { d, m, q }
+            }
+            GgmlType::Q5_0 => {
+                let mut d = Vec::with_capacity(blocks);
+                let mut q = Vec::with_capacity(rows * cols);
+                for b in data.chunks_exact(22) {
+                    d.push(f16_at(b, 0));
+                    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                    let qs = &b[6..22];
+                    let hi = |bit: usize| (((qh >> bit) & 1) << 4) as u8;
+                    q.extend((0..16).map(|j| ((qs[j] & 0x0F) | hi(j)) as i8 - 16));
+                    q.extend((0..16).map(|j| ((qs[j] >> 4) | hi(j + 12 + 4)) as i8 - 16));
+                }
+                Packed::Q8 { d, q }
+            }
             GgmlType::Q8_0 => {
                 let mut d = Vec::with_capacity(blocks);
                 let mut q = Vec::with_capacity(rows * cols);
@@ -493,7 +544,24 @@ mod tests {
             assert_eq!(p.matmul(&x[..cols], 1), y[..rows].to_vec());
             assert_eq!(p.dequantize(), deq);
         }
-        let e = PackedMatrix::new(GgmlType::Q4K, &[0; 144], 1, 256, "w").unwrap_err();
+        // A size that is not the shape's: named.
+        let e = PackedMatrix::new(GgmlType::Q4K, &[0; 144], 1, 512, "w").unwrap_err();
         assert!(e.to_string().contains("w: 144 bytes of Q4_K"), "{e}");
+        // Q4_K repacks (quantized here by cairn's own Q4_K writer): the same
+        // values and products as the dequantized matrix.
+        let (rows, cols) = (8, 256);
+        let w = crate::util::pseudo_random(rows * cols, 13);
+        let x = crate::util::pseudo_random(2 * cols, 14);
+        let bytes = quantize(GgmlType::Q4K, &w, "w").unwrap();
+        let deq = dequantize(GgmlType::Q4K, &bytes, rows * cols, "w").unwrap();
+        let p = PackedMatrix::new(GgmlType::Q4K, &bytes, rows, cols, "w").unwrap();
+        assert_eq!(p.dequantize(), deq);
+        let y = p.matmul(&x, 2);
+        for t in 0..2 {
+            for r in 0..rows {
+                let want: f32 = (0..cols).map(|k| x[t * cols + k] * deq[r * cols + k]).sum();
+                assert!((want - y[t * rows + r]).abs() < 1e-4);
+            }
+        }
     }
 }

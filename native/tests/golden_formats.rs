@@ -136,35 +136,9 @@ fn every_block_type_dequantizes_bit_exactly_like_gguf_py() {
     .unwrap();
     let types = golden["types"].as_object().unwrap();
     assert_eq!(types.len(), 12);
-    for (name, case) in types {
-        let ty = [
-            GgmlType::F16,
-            GgmlType::BF16,
-            GgmlType::Q4_0,
-            GgmlType::Q4_1,
-            GgmlType::Q5_0,
-            GgmlType::Q5_1,
-            GgmlType::Q8_0,
-            GgmlType::Q2K,
-            GgmlType::Q3K,
-            GgmlType::Q4K,
-            GgmlType::Q5K,
-            GgmlType::Q6K,
-        ]
-        .into_iter()
-        .find(|t| t.name() == name)
-        .unwrap_or_else(|| panic!("unknown type {name}"));
-        let hex = case["bytes"].as_str().unwrap();
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        let want: Vec<f32> = case["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+    for name in types.keys() {
+        let ty = GgmlType::from_name(name).unwrap_or_else(|| panic!("unknown type {name}"));
+        let (bytes, want) = block_case(&golden, name);
         let got = cairn_core::quant::dequantize(ty, &bytes, want.len(), name).unwrap();
         assert_eq!(got.len(), want.len(), "{name}");
         let differing: Vec<usize> = (0..want.len())
@@ -258,18 +232,7 @@ fn q4_k_and_q5_0_repack_exactly_into_the_f32_activation_kernels() {
         ("Q4_K", GgmlType::Q4K, 2, 512),
         ("Q5_0", GgmlType::Q5_0, 2, 64),
     ] {
-        let case = &golden["types"][name];
-        let hex = case["bytes"].as_str().unwrap();
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        let want: Vec<f32> = case["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let (bytes, want) = block_case(&golden, name);
         assert_eq!(want.len(), rows * cols);
         assert!(PackedMatrix::supports(ty));
         let m = PackedMatrix::new(ty, &bytes, rows, cols, name).unwrap();
@@ -301,4 +264,21 @@ fn q4_k_and_q5_0_repack_exactly_into_the_f32_activation_kernels() {
             }
         }
     }
+}
+
+/// The bytes and gguf.quants values of one type in quant_dequant_golden.json.
+fn block_case(golden: &Json, name: &str) -> (Vec<u8>, Vec<f32>) {
+    let case = &golden["types"][name];
+    let hex = case["bytes"].as_str().unwrap();
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let values = case["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    (bytes, values)
 }

@@ -106,6 +106,31 @@ impl GgmlType {
         }
     }
 
+    /// The types model weights come in (what `cairn models` reports on and
+    /// the dequantization goldens cover): floats, the 32-value blocks and the
+    /// K-quants.
+    pub const WEIGHT_TYPES: [GgmlType; 13] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+    ];
+
+    /// The type llama.cpp prints as `name` (`Q4_K`, `F16`, ...), among
+    /// [`GgmlType::WEIGHT_TYPES`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::WEIGHT_TYPES.into_iter().find(|t| t.name() == name)
+    }
+
     /// The name llama.cpp prints (`Q4_1`, `F32`, `Q4_K`, ...).
     pub fn name(self) -> &'static str {
         use GgmlType::*;

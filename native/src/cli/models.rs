@@ -31,22 +31,7 @@ pub fn run(_: Args, cache: &Path) -> Result<()> {
 pub fn supported() -> Vec<(&'static str, String)> {
     use cairn_core::formats::gguf::GgmlType;
     use cairn_core::models::llama::{Family, supported_weight_type};
-    let all = [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::BF16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::Q2K,
-        GgmlType::Q3K,
-        GgmlType::Q4K,
-        GgmlType::Q5K,
-        GgmlType::Q6K,
-    ];
-    let types: Vec<&str> = all
+    let types: Vec<&str> = GgmlType::WEIGHT_TYPES
         .into_iter()
         .filter(|t| supported_weight_type(*t))
         .map(GgmlType::name)

@@ -35,23 +35,9 @@ fn gemma() -> Generator<CpuBackend> {
 fn sentencepiece_vocabulary_matches_llama_cpp_on_1000_strings() {
     let g = gemma();
     let golden = golden();
-    let cases = golden["tokenizer"].as_array().unwrap();
-    assert!(cases.len() >= 1000);
-    let mut bad = Vec::new();
-    for c in cases {
-        let text = c["text"].as_str().unwrap();
-        let got = g.tokenizer().encode(text, false).unwrap().ids;
-        if got != ids(&c["ids"]) {
-            bad.push(text.to_string());
-        }
-    }
-    assert!(
-        bad.is_empty(),
-        "{} of {} differ, e.g. {:?}",
-        bad.len(),
-        cases.len(),
-        &bad[..bad.len().min(3)]
-    );
+    common::assert_ids_match(&golden["tokenizer"], |t| {
+        g.tokenizer().encode(t, false).unwrap().ids
+    });
 }
 
 /// Max |cairn − transformers| over the fixture's logits of each prompt.

@@ -98,3 +98,30 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
         )
     })
 }
+
+/// Checks a tokenizer against a golden `cases` array (`{"text", "ids"}`, at
+/// least 1,000 of them): panics naming how many texts `encode` gets wrong.
+pub fn assert_ids_match(cases: &serde_json::Value, encode: impl Fn(&str) -> Vec<u32>) {
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 1000, "only {} cases", cases.len());
+    let bad: Vec<&str> = cases
+        .iter()
+        .filter(|c| {
+            let want: Vec<u32> = c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            encode(c["text"].as_str().unwrap()) != want
+        })
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} differ, e.g. {:?}",
+        bad.len(),
+        cases.len(),
+        &bad[..bad.len().min(3)]
+    );
+}

@@ -56,16 +56,7 @@ fn chat_prompt_logits_and_greedy_tokens_match_the_numpy_reference() {
     assert_eq!(prompt_ids, ids(&golden["prompt_ids"]));
     // Last-position logits: f32 against f32, differing only in summation order.
     let logits = block_on_ready(g.next_logits(&prompt_ids)).unwrap();
-    let mut worst = 0f32;
-    for key in ["top_logits", "strided_logits"] {
-        for pair in golden[key].as_array().unwrap() {
-            let (i, want) = (
-                pair[0].as_u64().unwrap() as usize,
-                pair[1].as_f64().unwrap() as f32,
-            );
-            worst = worst.max((logits[i] - want).abs());
-        }
-    }
+    let worst = common::max_listed_logit_difference(&logits, &golden);
     println!("max |logit - reference| = {worst:.2e}");
     assert!(worst < 2e-3, "max logit difference {worst}");
     // Greedy decoding: identical tokens up to (at least) the first near-tie.

@@ -52,16 +52,7 @@ fn logit_differences(g: &Generator<CpuBackend>) -> Vec<f32> {
             // BOS added as the file asks, then llama.cpp's ids.
             assert_eq!(g.encode(text).unwrap(), prompt, "{text:.40}");
             let logits = block_on_ready(g.next_logits(&prompt)).unwrap();
-            let mut worst = 0f32;
-            for key in ["top_logits", "strided_logits"] {
-                for pair in p[key].as_array().unwrap() {
-                    let (i, want) = (
-                        pair[0].as_u64().unwrap() as usize,
-                        pair[1].as_f64().unwrap() as f32,
-                    );
-                    worst = worst.max((logits[i] - want).abs());
-                }
-            }
+            let worst = common::max_listed_logit_difference(&logits, p);
             eprintln!("{} tokens: max logit difference {worst}", prompt.len());
             worst
         })

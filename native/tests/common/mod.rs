@@ -125,3 +125,19 @@ pub fn assert_ids_match(cases: &serde_json::Value, encode: impl Fn(&str) -> Vec<
         &bad[..bad.len().min(3)]
     );
 }
+
+/// Max |logits[i] − want| over a golden file's `top_logits` and
+/// `strided_logits` lists of `[index, value]` pairs.
+pub fn max_listed_logit_difference(logits: &[f32], golden: &serde_json::Value) -> f32 {
+    let mut worst = 0f32;
+    for key in ["top_logits", "strided_logits"] {
+        for pair in golden[key].as_array().unwrap() {
+            let (i, want) = (
+                pair[0].as_u64().unwrap() as usize,
+                pair[1].as_f64().unwrap() as f32,
+            );
+            worst = worst.max((logits[i] - want).abs());
+        }
+    }
+    worst
+}

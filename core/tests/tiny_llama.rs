@@ -231,16 +231,9 @@ fn beam_length_penalty_and_early_stopping() {
     // Negative penalties favour short hypotheses, positive ones long ones.
     assert!(lens[0] <= lens[1] && lens[1] <= lens[2], "{lens:?}");
     assert!(lens[0] < lens[2], "{lens:?}");
-    let early = block_on_ready(g.generate(
-        "the",
-        &GenerationConfig {
-            eos_token_ids: vec![eos],
-            early_stopping: true,
-            ..base.clone()
-        },
-    ))
-    .unwrap();
-    assert!(early.token_ids.len() <= base.max_new_tokens);
+    // The exact hypotheses, early stopping included, are checked against
+    // transformers' `generate` in native/tests/decoder.rs
+    // (`decoding_flags_match_transformers_generate`).
 }
 
 #[test]

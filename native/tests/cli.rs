@@ -117,7 +117,7 @@ fn cairn_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
 }
 
 #[test]
-fn chat_answers_from_stdin_and_generate_flags_change_the_output() {
+fn chat_answers_from_stdin_and_every_generate_flag_reaches_the_decoder() {
     common::model("smollm2-135m-instruct");
     // Two turns, non-interactively: the second sees the first in its history.
     let (ok, out, err) = cairn_stdin(
@@ -145,12 +145,87 @@ fn chat_answers_from_stdin_and_generate_flags_change_the_output() {
     };
     let greedy = run(&[]);
     assert_eq!(run(&[]), greedy, "greedy decoding is deterministic");
-    assert_ne!(
-        run(&["--sample", "--seed", "1", "--temperature", "1.5"]),
-        greedy
-    );
-    assert_ne!(run(&["--num-beams", "3"]), greedy);
-    assert_ne!(run(&["--repetition-penalty", "1.8"]), greedy);
+    // Each flag reaches the decoder: the CLI prints what the library's
+    // `generate` (checked token by token against transformers in
+    // decoder.rs) gives for the same settings.
+    let g = cairn::generate::load_generator(
+        cairn_core::backend::cpu::CpuBackend::new(),
+        &common::model("smollm2-135m-instruct"),
+    )
+    .unwrap();
+    let prompt = g
+        .apply_chat_template(
+            &[cairn_core::generate::ChatMessage::new(
+                "user",
+                "Write one sentence about the sea.",
+            )],
+            true,
+        )
+        .unwrap();
+    let library = |cfg: cairn_core::generate::GenerationConfig| {
+        let cfg = cairn_core::generate::GenerationConfig {
+            max_new_tokens: 16,
+            ..cfg
+        };
+        let out = cairn_core::backend::block_on_ready(g.generate(&prompt, &cfg)).unwrap();
+        out.text + "\n"
+    };
+    use cairn_core::generate::GenerationConfig as Cfg;
+    assert_eq!(greedy, library(Cfg::default()));
+    let flags: [(&[&str], Cfg); 5] = [
+        (
+            &["--sample", "--seed", "1", "--temperature", "1.5"],
+            Cfg {
+                do_sample: true,
+                seed: 1,
+                temperature: 1.5,
+                ..Cfg::default()
+            },
+        ),
+        (
+            &["--sample", "--seed", "3", "--top-k", "0", "--top-p", "0.9"],
+            Cfg {
+                do_sample: true,
+                seed: 3,
+                top_k: 0,
+                top_p: 0.9,
+                ..Cfg::default()
+            },
+        ),
+        (
+            &["--num-beams", "3", "--length-penalty", "2"],
+            Cfg {
+                num_beams: 3,
+                length_penalty: 2.0,
+                ..Cfg::default()
+            },
+        ),
+        (
+            &["--repetition-penalty", "1.8"],
+            Cfg {
+                repetition_penalty: 1.8,
+                ..Cfg::default()
+            },
+        ),
+        (
+            &["--no-repeat-ngram-size", "2", "--num-beams", "2"],
+            Cfg {
+                no_repeat_ngram_size: 2,
+                num_beams: 2,
+                ..Cfg::default()
+            },
+        ),
+    ];
+    for (args, cfg) in flags {
+        let want = library(cfg);
+        assert_ne!(
+            want, greedy,
+            "{args:?}: pick settings that change the output"
+        );
+        assert_eq!(run(args), want, "{args:?}");
+    }
+    // --temperature 0 is greedy even with --sample (llama.cpp's convention).
+    assert_eq!(run(&["--sample", "--temperature", "0"]), greedy);
     let stopped = run(&["--stop", " "]);
     assert!(!stopped.trim().contains(' '), "{stopped:?}");
     assert!(

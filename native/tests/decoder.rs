@@ -200,77 +200,13 @@ fn quantize_rewrites_smollm2_and_the_result_still_answers() {
     assert!(a.text.contains("Paris"), "{:?}", a.text);
 }
 
-/// Writes the tiny HF-layout Llama of tests/scripts/make_hf_llama_golden.py
-/// (same LCG weights, same order) as a Hugging Face directory.
-fn write_tiny_hf_llama(dir: &Path) {
-    let (hidden, heads, kv, layers, ffn, vocab) =
-        (64usize, 4usize, 2usize, 2usize, 96usize, 260usize);
-    let d = hidden / heads;
-    let mut spec: Vec<(String, Vec<usize>)> =
-        vec![("model.embed_tokens.weight".into(), vec![vocab, hidden])];
-    for l in 0..layers {
-        let p = |x: &str| format!("model.layers.{l}.{x}.weight");
-        spec.push((p("input_layernorm"), vec![hidden]));
-        spec.push((p("self_attn.q_proj"), vec![heads * d, hidden]));
-        spec.push((p("self_attn.k_proj"), vec![kv * d, hidden]));
-        spec.push((p("self_attn.v_proj"), vec![kv * d, hidden]));
-        spec.push((p("self_attn.o_proj"), vec![hidden, heads * d]));
-        spec.push((p("post_attention_layernorm"), vec![hidden]));
-        spec.push((p("mlp.gate_proj"), vec![ffn, hidden]));
-        spec.push((p("mlp.up_proj"), vec![ffn, hidden]));
-        spec.push((p("mlp.down_proj"), vec![hidden, ffn]));
-    }
-    spec.push(("model.norm.weight".into(), vec![hidden]));
-    spec.push(("lm_head.weight".into(), vec![vocab, hidden]));
-    let tensors: Vec<(String, Vec<usize>, &str, Vec<u8>)> = spec
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, shape))| {
-            let n: usize = shape.iter().product();
-            let v = cairn_core::util::pseudo_random(n, 100 + i as u64);
-            let scale = if name.contains("embed") { 2.0 } else { 0.5 };
-            let v: Vec<f32> = if shape.len() == 1 {
-                v.iter().map(|x| 1.0 + 0.1 * x).collect()
-            } else {
-                v.iter().map(|x| x * scale).collect()
-            };
-            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (name, shape, "F32", bytes)
-        })
-        .collect();
-    common::write_safetensors(&dir.join("model.safetensors"), &tensors);
-    let config = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
-        "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
-        "num_key_value_heads": kv, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-        "max_position_embeddings": 64, "vocab_size": vocab, "tie_word_embeddings": false
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    // Byte-level BPE: the 256 byte characters and four merges.
-    let mut v = serde_json::Map::new();
-    for (i, c) in cairn_core::tokenizer::byte_level_chars().iter().enumerate() {
-        v.insert(c.to_string(), i.into());
-    }
-    let merges = ["Ġ t", "h e", "i n", "e r"];
-    for (i, m) in merges.iter().enumerate() {
-        v.insert(m.replace(' ', ""), (256 + i).into());
-    }
-    let tok = serde_json::json!({
-        "version": "1.0", "added_tokens": [], "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-        "post_processor": null, "decoder": {"type": "ByteLevel"},
-        "model": {"type": "BPE", "vocab": v, "merges": merges}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-}
-
 #[test]
 fn hf_llama_checkpoints_convert_to_gguf_with_llama_cpp_rope_layout() {
     use cairn_core::backend::Backend;
     use cairn_core::models::llama::{Llama, Logits};
     let golden = json(&common::fixture("hf_llama_tiny.json"));
     let dir = tempfile::tempdir().unwrap();
-    write_tiny_hf_llama(dir.path());
+    common::write_tiny_hf_llama(dir.path());
     let ids_in = ids(&golden["ids"]);
     let want: Vec<Vec<f32>> = golden["logits"]
         .as_array()
@@ -339,4 +275,100 @@ fn gguf_files_are_memory_mapped_not_copied() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("empty.gguf"), "{e}");
+}
+
+/// Every decoding flag against `transformers`' `generate` on the tiny LCG
+/// Llama (tests/scripts/make_generate_golden.py): the same token ids for
+/// greedy, beams, penalties, n-gram bans, end-of-sequence and early stopping;
+/// the same warped distributions for temperature / top-k / top-p, and
+/// seeded draws that follow them.
+#[test]
+fn decoding_flags_match_transformers_generate() {
+    use cairn_core::generate::processors;
+    let golden = json(&common::fixture("generate_golden.json"));
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_hf_llama(dir.path());
+    let out = dir.path().join("tiny.gguf");
+    quantize_gguf(dir.path(), &out, GgmlType::F32, false).unwrap();
+    let g = load_generator(CpuBackend::new(), &out).unwrap();
+    let prompt = golden["prompt"].as_str().unwrap();
+    let prompt_ids = g.encode(prompt).unwrap();
+    assert_eq!(prompt_ids, ids(&golden["prompt_ids"]));
+    let max_new = golden["meta"]["max_new_tokens"].as_u64().unwrap() as usize;
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 11);
+    for case in cases {
+        let c = &case["config"];
+        let f = |k: &str, d: f64| c[k].as_f64().unwrap_or(d) as f32;
+        let cfg = GenerationConfig {
+            max_new_tokens: max_new,
+            num_beams: c["num_beams"].as_u64().unwrap_or(1) as usize,
+            repetition_penalty: f("repetition_penalty", 1.0),
+            no_repeat_ngram_size: c["no_repeat_ngram_size"].as_u64().unwrap_or(0) as usize,
+            length_penalty: f("length_penalty", 1.0),
+            early_stopping: c["early_stopping"].as_bool().unwrap_or(false),
+            // No end-of-sequence id unless the case names one (as transformers' None).
+            eos_token_ids: c
+                .get("eos_token_ids")
+                .map(ids)
+                .unwrap_or_else(|| vec![u32::MAX]),
+            ..Default::default()
+        };
+        let got = block_on_ready(g.generate(prompt, &cfg)).unwrap();
+        assert_eq!(
+            got.token_ids,
+            ids(&case["tokens"]),
+            "{}: {cfg:?}",
+            case["name"]
+        );
+    }
+
+    let logits = block_on_ready(g.next_logits(&prompt_ids)).unwrap();
+    for w in golden["warped"].as_array().unwrap() {
+        let cfg = GenerationConfig {
+            do_sample: true,
+            temperature: w["temperature"].as_f64().unwrap() as f32,
+            top_k: w["top_k"].as_u64().unwrap() as usize,
+            top_p: w["top_p"].as_f64().unwrap() as f32,
+            max_new_tokens: 1,
+            eos_token_ids: vec![u32::MAX],
+            ..Default::default()
+        };
+        let mut l = logits.clone();
+        processors::process(&mut l, &prompt_ids, 0, &cfg);
+        let probs = processors::softmax(&l);
+        let want: Vec<f64> = w["probs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(probs.len(), want.len());
+        for (t, (p, q)) in probs.iter().zip(&want).enumerate() {
+            assert_eq!(*p == 0.0, *q == 0.0, "{w}: token {t} kept differently");
+            assert!((*p as f64 - q).abs() < 1e-5, "token {t}: {p} vs {q}");
+        }
+        // Seeded draws of the first token follow the warped distribution:
+        // every count within 4.5 standard deviations, removed tokens never drawn.
+        let n = 1500usize;
+        let mut counts = vec![0usize; want.len()];
+        for seed in 0..n as u64 {
+            let s = block_on_ready(g.generate(
+                prompt,
+                &GenerationConfig {
+                    seed,
+                    ..cfg.clone()
+                },
+            ))
+            .unwrap();
+            counts[s.token_ids[0] as usize] += 1;
+        }
+        for (t, (&k, &p)) in counts.iter().zip(&want).enumerate() {
+            let sd = (n as f64 * p * (1.0 - p)).sqrt();
+            assert!(
+                (k as f64 - n as f64 * p).abs() <= 4.5 * sd + 1.0,
+                "token {t}: drawn {k} of {n}, probability {p}"
+            );
+        }
+    }
 }

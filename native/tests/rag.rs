@@ -188,12 +188,46 @@ fn index_retrieve_update_and_answer() {
     // A supported question: sources numbered in the prompt, within budget.
     let q = "How do I install a package from a local file?";
     let hits = ask(&mut ix, q, Method::Hybrid);
-    let (prompt, used, n) = build_prompt(&g, q, &hits, SourceText::Passage, 8192).unwrap();
+    let (prompt, used, _) = build_prompt(&g, q, &hits, SourceText::Passage, 8192).unwrap();
     assert!(prompt.contains("[1] (mini.pdf, page 1)"), "{prompt}");
     assert_eq!(used.len(), hits.len());
     // A tight budget drops or cuts sources but never exceeds the limit.
-    let (_, used_small, n_small) = build_prompt(&g, q, &hits, SourceText::Passage, n - 20).unwrap();
-    assert!(n_small <= n - 20 && used_small.len() <= used.len());
+    // The rule: whole sources while they fit; the first that does not is cut
+    // to the tokens left (less 16 for the template) if at least 32 are left,
+    // else dropped. Checked with the longest hit last, on two budgets.
+    let mut reordered = hits.clone();
+    let longest = (0..reordered.len())
+        .max_by_key(|&i| reordered[i].chunk.text.len())
+        .unwrap();
+    let h = reordered.remove(longest);
+    reordered.push(h);
+    let last = reordered[reordered.len() - 1].chunk.text.clone();
+    let ids = g.tokenizer().encode(&last, false).unwrap().ids;
+    let (base, _, n_base) = build_prompt(
+        &g,
+        q,
+        &reordered[..reordered.len() - 1],
+        SourceText::Passage,
+        8192,
+    )
+    .unwrap();
+    assert!(ids.len() > 40, "{last}");
+    // 40 tokens of room: the last source is cut to exactly those.
+    let budget = n_base + 16 + 40;
+    let (small, used_small, n_small) =
+        build_prompt(&g, q, &reordered, SourceText::Passage, budget).unwrap();
+    assert_eq!(g.encode(&small).unwrap().len(), n_small);
+    assert!(n_small <= budget, "{n_small} > {budget}");
+    assert_eq!(used_small.len(), reordered.len());
+    assert!(small.contains(&g.decode(&ids[..40])), "{small}");
+    assert!(!small.contains(last.as_str()));
+    // 31 tokens of room: dropped; the prompt is the one without it.
+    let (small, used_small, n_small) =
+        build_prompt(&g, q, &reordered, SourceText::Passage, n_base + 16 + 31).unwrap();
+    assert_eq!(
+        (small, used_small.len(), n_small),
+        (base, reordered.len() - 1, n_base)
+    );
     let opts = AskOptions {
         generation: cairn_core::generate::GenerationConfig {
             max_new_tokens: 48,

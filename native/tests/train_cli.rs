@@ -414,6 +414,33 @@ fn a_listwise_cross_encoder_trains_on_query_groups() {
     }
     let train = dir.path().join("groups.jsonl");
     std::fs::write(&train, &rows).unwrap();
+    // Held-out groups: new questions whose relevant passage was never a
+    // relevant one in training (only a negative of the other topic).
+    let held_out = [
+        ("Which bird can talk?", PETS[4]),
+        ("Which pet is busy at night?", PETS[5]),
+        ("What did I get for the dog?", PETS[6]),
+        ("Did the bank change what it charges?", MONEY[0]),
+        ("Did I clear my card debt?", MONEY[1]),
+        ("Where did he put his bonus?", MONEY[6]),
+    ];
+    let mut val_rows = String::new();
+    for (i, (q, relevant)) in held_out.iter().enumerate() {
+        let other = if PETS.contains(relevant) {
+            &MONEY
+        } else {
+            &PETS
+        };
+        val_rows += &(serde_json::json!({"text": q, "text_pair": relevant, "labels": ["relevant"]})
+            .to_string() + "\n");
+        for k in 0..3 {
+            let p = other[(i + 2 * k) % 8];
+            val_rows +=
+                &(serde_json::json!({"text": q, "text_pair": p, "labels": []}).to_string() + "\n");
+        }
+    }
+    let val = dir.path().join("val.jsonl");
+    std::fs::write(&val, &val_rows).unwrap();
     let out = dir.path().join("reranker");
     let args = |data: &Path, extra: &[&str]| -> (bool, String, String) {
         let mut a = vec![
@@ -423,7 +450,7 @@ fn a_listwise_cross_encoder_trains_on_query_groups() {
             "--data",
             data.to_str().unwrap(),
             "--val",
-            data.to_str().unwrap(),
+            val.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
             "--epochs",
@@ -480,7 +507,7 @@ fn a_listwise_cross_encoder_trains_on_query_groups() {
         ix.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-    let ask = |extra: &[&str]| -> Vec<serde_json::Value> {
+    let ask = |k: &str, extra: &[&str]| -> Vec<serde_json::Value> {
         let mut a = vec![
             "ask",
             "Which animal chased something in the garden?",
@@ -490,24 +517,35 @@ fn a_listwise_cross_encoder_trains_on_query_groups() {
             "--candidates",
             "16",
             "--k",
-            "3",
-            "--reranker",
-            out.to_str().unwrap(),
+            k,
         ];
         a.extend_from_slice(extra);
         let (ok, stdout, err) = cairn(&a);
         assert!(ok, "{err}");
         serde_json::from_str(&stdout).unwrap()
     };
-    for hits in [ask(&[]), ask(&["--rerank-fusion"])] {
+    let reranker = ["--reranker", out.to_str().unwrap()];
+    let fusion = ["--reranker", out.to_str().unwrap(), "--rerank-fusion"];
+    for hits in [ask("3", &reranker), ask("3", &fusion)] {
         assert_eq!(hits.len(), 3);
         let top = hits[0]["chunk"]["text"].as_str().unwrap_or_default();
         assert!(PETS.contains(&top), "{hits:?}");
     }
-    let fused = ask(&["--rerank-fusion"]);
-    let s = fused[0]["score"].as_f64().unwrap();
-    // Fused scores are Σ 1/(60 + rank) over the two rankings.
-    assert!(s > 0.0 && s <= 2.0 / 61.0 + 1e-6, "{fused:?}");
+    // Fused scores are Σ 1/(60 + rank) over the two rankings: the first
+    // stage's (no reranker) and the reranker's, ranks counted from 1.
+    let text = |h: &serde_json::Value| h["chunk"]["text"].as_str().unwrap().to_string();
+    let rank_in = |hits: &[serde_json::Value], t: &str| {
+        1 + hits.iter().position(|h| text(h) == t).unwrap() as u32
+    };
+    let (first, reranked) = (ask("16", &[]), ask("16", &reranker));
+    assert_eq!(first.len(), 16);
+    for h in ask("16", &fusion) {
+        let t = text(&h);
+        let want = 1.0 / (60.0 + rank_in(&first, &t) as f64)
+            + 1.0 / (60.0 + rank_in(&reranked, &t) as f64);
+        let got = h["score"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-6, "{t}: fused {got}, want {want}");
+    }
 
     // A group with two relevant passages, and class weights, are refused.
     let two = rows.replacen("\"labels\":[]", "\"labels\":[\"relevant\"]", 1);

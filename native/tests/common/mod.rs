@@ -141,3 +141,67 @@ pub fn max_listed_logit_difference(logits: &[f32], golden: &serde_json::Value) -
     }
     worst
 }
+
+/// Writes the tiny HF-layout Llama of tests/scripts/make_hf_llama_golden.py
+/// (same LCG weights, same order) as a Hugging Face directory.
+pub fn write_tiny_hf_llama(dir: &std::path::Path) {
+    let (hidden, heads, kv, layers, ffn, vocab) =
+        (64usize, 4usize, 2usize, 2usize, 96usize, 260usize);
+    let d = hidden / heads;
+    let mut spec: Vec<(String, Vec<usize>)> =
+        vec![("model.embed_tokens.weight".into(), vec![vocab, hidden])];
+    for l in 0..layers {
+        let p = |x: &str| format!("model.layers.{l}.{x}.weight");
+        spec.push((p("input_layernorm"), vec![hidden]));
+        spec.push((p("self_attn.q_proj"), vec![heads * d, hidden]));
+        spec.push((p("self_attn.k_proj"), vec![kv * d, hidden]));
+        spec.push((p("self_attn.v_proj"), vec![kv * d, hidden]));
+        spec.push((p("self_attn.o_proj"), vec![hidden, heads * d]));
+        spec.push((p("post_attention_layernorm"), vec![hidden]));
+        spec.push((p("mlp.gate_proj"), vec![ffn, hidden]));
+        spec.push((p("mlp.up_proj"), vec![ffn, hidden]));
+        spec.push((p("mlp.down_proj"), vec![hidden, ffn]));
+    }
+    spec.push(("model.norm.weight".into(), vec![hidden]));
+    spec.push(("lm_head.weight".into(), vec![vocab, hidden]));
+    let tensors: Vec<(String, Vec<usize>, &str, Vec<u8>)> = spec
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let v = cairn_core::util::pseudo_random(n, 100 + i as u64);
+            let scale = if name.contains("embed") { 2.0 } else { 0.5 };
+            let v: Vec<f32> = if shape.len() == 1 {
+                v.iter().map(|x| 1.0 + 0.1 * x).collect()
+            } else {
+                v.iter().map(|x| x * scale).collect()
+            };
+            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, shape, "F32", bytes)
+        })
+        .collect();
+    write_safetensors(&dir.join("model.safetensors"), &tensors);
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+        "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "num_key_value_heads": kv, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "max_position_embeddings": 64, "vocab_size": vocab, "tie_word_embeddings": false
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    // Byte-level BPE: the 256 byte characters and four merges.
+    let mut v = serde_json::Map::new();
+    for (i, c) in cairn_core::tokenizer::byte_level_chars().iter().enumerate() {
+        v.insert(c.to_string(), i.into());
+    }
+    let merges = ["Ġ t", "h e", "i n", "e r"];
+    for (i, m) in merges.iter().enumerate() {
+        v.insert(m.replace(' ', ""), (256 + i).into());
+    }
+    let tok = serde_json::json!({
+        "version": "1.0", "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "post_processor": null, "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": v, "merges": merges}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+}

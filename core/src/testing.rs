@@ -5,6 +5,8 @@
 // is their job.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fuzz;
+
 use crate::formats::gguf::{self, GgmlType, TensorData, Value};
 use crate::generate::chat_template::CHATML;
 use crate::quant;

@@ -3,7 +3,7 @@
 //! copies (bit flips, random bytes, interesting integers at random offsets,
 //! truncation, insertion, deletion, duplication, splicing) until its time
 //! budget is spent. Any panic fails the test, naming the target and writing
-//! the input to `CARGO_TARGET_TMPDIR`; committed crash inputs in
+//! the input to the temporary folder; committed crash inputs in
 //! `tests/fixtures/fuzz/<target>/` run first as regression tests.
 //!
 //! CI runs a smoke of `CAIRN_FUZZ_SECS` (default 4) seconds per target;
@@ -11,7 +11,6 @@
 //! the long run (executions per target are printed).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::formats::gguf::Gguf;
@@ -20,147 +19,18 @@ use cairn_core::generate::chat_template::{ChatMessage, ChatTemplate};
 use cairn_core::models::llama::Llama;
 use cairn_core::rag::{Method, RagIndex, SearchOptions};
 use cairn_core::retrieve::dense::{AnyIndex, Collection, FlatIndex, VectorIndex};
+use cairn_core::testing::fuzz::fuzz as run_fuzz;
 use cairn_core::testing::{TinyLlama, tiny_bert, tiny_llama_gguf};
 use cairn_core::tokenizer::Tokenizer;
-use cairn_core::util::Rng;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
-/// Where the last caught panic happened (the hook records it).
-static LAST_PANIC: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
-
-const INTERESTING: [u64; 10] = [
-    0,
-    1,
-    0x7f,
-    0xff,
-    0xffff,
-    0x7fff_ffff,
-    0xffff_ffff,
-    1 << 32,
-    u64::MAX / 2,
-    u64::MAX,
-];
-
-/// One mutation of `seed` (sometimes spliced with `other`).
-fn mutate(seed: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut b = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let len = b.len();
-        match rng.below(9) {
-            0 if len > 0 => {
-                let i = rng.below(len);
-                b[i] ^= 1 << rng.below(8);
-            }
-            1 if len > 0 => {
-                let i = rng.below(len);
-                b[i] = rng.next_u64() as u8;
-            }
-            2 if len > 8 => {
-                let v = INTERESTING[rng.below(INTERESTING.len())];
-                let w = [1, 2, 4, 8][rng.below(4)];
-                let i = rng.below(len - w);
-                b[i..i + w].copy_from_slice(&v.to_le_bytes()[..w]);
-            }
-            3 if len > 0 => b.truncate(rng.below(len)),
-            4 => {
-                let i = rng.below(len + 1);
-                let n = 1 + rng.below(16);
-                let ins: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
-                b.splice(i..i, ins);
-            }
-            5 if len > 1 => {
-                let i = rng.below(len);
-                let n = 1 + rng.below((len - i).min(64));
-                b.drain(i..i + n);
-            }
-            6 if len > 1 => {
-                let i = rng.below(len);
-                let n = 1 + rng.below((len - i).min(64));
-                let chunk = b[i..i + n].to_vec();
-                let at = rng.below(len);
-                b.splice(at..at, chunk);
-            }
-            7 if !other.is_empty() && len > 0 => {
-                let i = rng.below(len);
-                let j = rng.below(other.len());
-                b.truncate(i);
-                b.extend_from_slice(&other[j..]);
-            }
-            _ if len > 0 => {
-                // ASCII digits or structure characters (JSON, HTML, templates).
-                let i = rng.below(len);
-                b[i] = b"0123456789{}[]<>\"':,%/-."[rng.below(24)];
-            }
-            _ => b.push(rng.next_u64() as u8),
-        }
-    }
-    b
-}
-
-/// Runs `target` on committed regression inputs, then on mutations of
-/// `seeds` for the time budget; fails on the first panic.
+/// The shared fuzzer ([`cairn_core::testing::fuzz`]) with this workspace's
+/// committed crash inputs under `tests/fixtures/fuzz/<target>/`.
 fn fuzz(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) {
-    assert!(!seeds.is_empty());
-    std::panic::set_hook(Box::new(|info| {
-        if let Ok(mut l) = LAST_PANIC.lock() {
-            *l = info.to_string();
-        }
-    }));
-    let run =
-        |input: &[u8]| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(input)));
-    let dir = fixtures().join("fuzz").join(name);
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let input = std::fs::read(e.path()).unwrap();
-            if let Err(p) = run(&input) {
-                let _ = std::panic::take_hook();
-                panic!(
-                    "{name}: regression input {} panics: {p:?}",
-                    e.path().display()
-                );
-            }
-        }
-    }
-    for s in seeds {
-        if let Err(p) = run(s) {
-            let _ = std::panic::take_hook();
-            panic!("{name}: a seed panics: {p:?}");
-        }
-    }
-    let secs: f64 = std::env::var("CAIRN_FUZZ_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4.0);
-    let budget = Duration::from_secs_f64(secs);
-    let mut rng = Rng::new(0xC0FFEE ^ name.len() as u64);
-    let started = Instant::now();
-    let mut execs = 0u64;
-    while started.elapsed() < budget {
-        let seed = &seeds[rng.below(seeds.len())];
-        let other = &seeds[rng.below(seeds.len())];
-        let input = mutate(seed, other, &mut rng);
-        execs += 1;
-        if let Err(p) = run(&input) {
-            let _ = std::panic::take_hook();
-            let path =
-                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{name}-{execs}.bin"));
-            std::fs::write(&path, &input).unwrap();
-            let _ = p;
-            let msg = LAST_PANIC.lock().map(|l| l.clone()).unwrap_or_default();
-            panic!(
-                "{name}: input {} panics after {execs} executions: {msg}",
-                path.display()
-            );
-        }
-    }
-    let _ = std::panic::take_hook();
-    eprintln!(
-        "fuzz {name}: {execs} executions in {:.1} s, 0 crashes",
-        started.elapsed().as_secs_f64()
-    );
+    run_fuzz(&fixtures().join("fuzz"), name, seeds, target)
 }
 
 #[test]

@@ -7,8 +7,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use cairn_core::agent::react::{AgentOptions, StepAction};
-use cairn_core::agent::{Agent as CoreAgent, ToolSpec};
+use cairn_core::agent::Agent as CoreAgent;
+use cairn_core::agent::react::StepAction;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::on_backend;
@@ -40,26 +40,12 @@ impl Agent {
         tools: JsValue,
         options: JsValue,
     ) -> Result<Agent, JsError> {
-        let tools: Vec<ToolSpec> = serde_wasm_bindgen::from_value(tools).map_err(|e| {
+        let tools: serde_json::Value = serde_wasm_bindgen::from_value(tools).map_err(|e| {
             JsError::new(&format!(
                 "agent: tools must be [{{ name, description, parameters }}] ({e})"
             ))
         })?;
-        let mut opts = options::object(&options, "agent")?;
-        let mut o = AgentOptions::default();
-        if let Some(n) = options::take::<usize>(&mut opts, "maxSteps", "agent")? {
-            o.max_steps = n;
-        }
-        if let Some(n) = options::take::<usize>(&mut opts, "maxStepTokens", "agent")? {
-            o.max_step_tokens = n;
-        }
-        if let Some(b) = options::take::<bool>(&mut opts, "examples", "agent")? {
-            o.examples = b;
-        }
-        if let Some(b) = options::take::<bool>(&mut opts, "constrained", "agent")? {
-            o.constrained = b;
-        }
-        o.generation = options::generation(opts, "agent")?;
+        let (tools, o) = options::agent(tools, options::object(&options, "agent")?)?;
         let inner = CoreAgent::new(tools, task, o).map_err(js_err)?;
         Ok(Agent {
             generator: generator.inner.clone(),

@@ -84,33 +84,6 @@ impl Streamer {
     }
 }
 
-/// The output grammar of `jsonSchema`, `regex` or `choice` (at most one),
-/// removed from the options.
-fn output_grammar(
-    o: &mut serde_json::Map<String, serde_json::Value>,
-) -> Result<Option<cairn_core::generate::RegexGrammar>, JsError> {
-    use cairn_core::generate::{json_schema, regex_constraint};
-    let schema = o.remove("jsonSchema");
-    let regex = options::take::<String>(o, "regex", "generate")?;
-    let choice = options::take::<Vec<String>>(o, "choice", "generate")?;
-    let pattern = match (schema, regex, choice) {
-        (None, None, None) => return Ok(None),
-        (Some(s), None, None) => json_schema::schema_to_regex(&s)
-            .map_err(|e| JsError::new(&format!("generate: jsonSchema: {e}")))?,
-        (None, Some(r), None) => r,
-        (None, None, Some(c)) => regex_constraint::choice_pattern(&c)
-            .map_err(|e| JsError::new(&format!("generate: choice: {e}")))?,
-        _ => {
-            return Err(JsError::new(
-                "generate: give at most one of jsonSchema, regex and choice",
-            ));
-        }
-    };
-    cairn_core::generate::RegexGrammar::new(&pattern)
-        .map(Some)
-        .map_err(|e| JsError::new(&format!("generate: {e}")))
-}
-
 #[wasm_bindgen]
 impl Generator {
     /// Loads a GGUF model (`Uint8Array` of the whole file) on `backend`
@@ -225,11 +198,8 @@ impl Generator {
         on_text: Option<js_sys::Function>,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
-        let mut grammar = Ok(None);
-        let opts = options::object(&options, "generate").and_then(|mut o| {
-            grammar = output_grammar(&mut o);
-            options::generation(o, "generate")
-        });
+        let opts = options::object(&options, "generate")
+            .and_then(|o| options::generate(o).map_err(JsError::from));
         let prompt = match prompt.as_string() {
             Some(text) => Ok(Prompt::Text(text)),
             None => serde_wasm_bindgen::from_value::<Vec<u32>>(prompt)
@@ -241,9 +211,8 @@ impl Generator {
                 }),
         };
         wasm_bindgen_futures::future_to_promise(async move {
-            let config = opts?;
+            let (grammar, config) = opts?;
             let prompt = prompt?;
-            let grammar = grammar?;
             let mut s = Streamer::new(on_text);
             let out = on_backend!(&*inner, g => match (&prompt, grammar) {
                 (Prompt::Text(t), None) => g.generate_stream(t, &config, |p| s.push(p)).await,

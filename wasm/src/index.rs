@@ -5,9 +5,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use cairn_core::rag::answer::{AskOptions, SourceText, answer};
-use cairn_core::rag::{Hit, Ingestor, Method, RagIndex, SearchOptions, content_hash};
-use serde_json::{Map, Value};
+use cairn_core::rag::answer::answer;
+use cairn_core::rag::{Hit, Ingestor, RagIndex, content_hash};
 use wasm_bindgen::prelude::*;
 
 use crate::embedder::Emb;
@@ -84,45 +83,6 @@ struct AnswerJs {
     /// Tokens generated (0 when the documents did not support an answer).
     #[serde(rename = "generatedTokens")]
     generated_tokens: usize,
-}
-
-/// Search settings taken out of a JS options object: `method`
-/// (`"hybrid"`, `"bm25"`, `"dense"`), `k`, `candidates`, `mmrLambda`,
-/// `collections`, `weights` (`[bm25, dense]`).
-fn search_options(o: &mut Map<String, Value>, what: &str) -> Result<SearchOptions, JsError> {
-    let mut s = SearchOptions::default();
-    if let Some(m) = options::take::<String>(o, "method", what)? {
-        s.method = match m.as_str() {
-            "hybrid" => Method::Hybrid,
-            "bm25" => Method::Bm25,
-            "dense" => Method::Dense,
-            other => {
-                return Err(JsError::new(&format!(
-                    "{what}: option 'method': unknown value '{other}' (use \"hybrid\", \"bm25\" or \"dense\")"
-                )));
-            }
-        }
-    }
-    if let Some(k) = options::take(o, "k", what)? {
-        s.k = k;
-    }
-    if let Some(c) = options::take(o, "candidates", what)? {
-        s.candidates = c;
-    }
-    s.mmr_lambda = options::take(o, "mmrLambda", what)?;
-    if let Some(c) = options::take(o, "collections", what)? {
-        s.collections = c;
-    }
-    if let Some(w) = options::take(o, "weights", what)? {
-        s.weights = w;
-    }
-    if s.k == 0 || s.candidates < s.k {
-        return Err(JsError::new(&format!(
-            "{what}: need 1 ≤ k ≤ candidates, got k = {}, candidates = {}",
-            s.k, s.candidates
-        )));
-    }
-    Ok(s)
 }
 
 async fn embed_query(emb: &Emb, q: &str) -> Result<Vec<f32>, JsValue> {
@@ -275,15 +235,8 @@ impl Index {
     pub fn search(&self, query: String, options: JsValue) -> js_sys::Promise {
         let ix = self.ix.clone();
         let emb = self.embedder.clone();
-        let opts = options::object(&options, "search").and_then(|mut o| {
-            let s = search_options(&mut o, "search")?;
-            match o.keys().next() {
-                Some(k) => Err(JsError::new(&format!(
-                    "search: unknown option '{k}' (method, k, candidates, mmrLambda, collections, weights)"
-                ))),
-                None => Ok(s),
-            }
-        });
+        let opts = options::object(&options, "search")
+            .and_then(|o| options::search(o).map_err(JsError::from));
         wasm_bindgen_futures::future_to_promise(async move {
             let opts = opts?;
             let qv = embed_query(&emb, &query).await?;
@@ -311,23 +264,8 @@ impl Index {
         let ix = self.ix.clone();
         let emb = self.embedder.clone();
         let gen_ = generator.inner.clone();
-        let opts = options::object(&options, "ask").and_then(|mut o| {
-            let s = search_options(&mut o, "ask")?;
-            let min_cosine = options::take::<f32>(&mut o, "minCosine", "ask")?;
-            let context = options::take::<SourceText>(&mut o, "context", "ask")?;
-            let g = options::generation(o, "ask")?;
-            let mut ask = AskOptions {
-                generation: g,
-                ..Default::default()
-            };
-            if let Some(m) = min_cosine {
-                ask.min_cosine = m;
-            }
-            if let Some(c) = context {
-                ask.source_text = c;
-            }
-            Ok((s, ask))
-        });
+        let opts =
+            options::object(&options, "ask").and_then(|o| options::ask(o).map_err(JsError::from));
         wasm_bindgen_futures::future_to_promise(async move {
             let (search, ask) = opts?;
             let qv = embed_query(&emb, &question).await?;

@@ -20,7 +20,7 @@ mod embedder;
 mod engine;
 mod generator;
 mod index;
-mod options;
+pub mod options;
 
 pub use agent::{Agent, calculate, calculator_spec};
 pub use embedder::Embedder;

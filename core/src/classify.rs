@@ -37,24 +37,25 @@ type Batch = (
 /// Groups tokenized inputs (truncated by the tokenizer) into length-sorted
 /// padded batches of `batch_size`.
 fn length_sorted_batches(rows: &[Row], batch_size: usize, pad_id: u32) -> Result<Vec<Batch>> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(rows[i].0.len()));
+    let mut order: Vec<(usize, &Row)> = rows.iter().enumerate().collect();
+    order.sort_by_key(|(_, r)| std::cmp::Reverse(r.0.len()));
     order
         .chunks(batch_size.max(1))
         .map(|chunk| {
-            let ids: Vec<&[u32]> = chunk.iter().map(|&i| rows[i].0.as_slice()).collect();
+            let ids: Vec<&[u32]> = chunk.iter().map(|(_, r)| r.0.as_slice()).collect();
             let padded = pad_batch(&ids, pad_id);
             if padded.max_len == 0 {
                 return Err(Error::Input("the texts encode to zero tokens".into()));
             }
-            let types = rows[chunk[0]].1.as_ref().map(|_| {
+            let paired = chunk.first().is_some_and(|(_, r)| r.1.is_some());
+            let types = paired.then(|| {
                 let t: Vec<&[u32]> = chunk
                     .iter()
-                    .map(|&i| rows[i].1.as_deref().unwrap_or(&[]))
+                    .map(|(_, r)| r.1.as_deref().unwrap_or(&[]))
                     .collect();
                 pad_batch(&t, 0).ids
             });
-            Ok((chunk.to_vec(), padded, types))
+            Ok((chunk.iter().map(|(i, _)| *i).collect(), padded, types))
         })
         .collect()
 }
@@ -152,11 +153,20 @@ impl<B: Backend> TextClassifier<B> {
                 )?,
             };
             let host = b.read_f32(&logits).await?;
-            for (row, &i) in idx.iter().enumerate() {
-                out[i] = Some(predict_row(
-                    self.model.config(),
-                    &host[row * n..(row + 1) * n],
-                ));
+            if host.len() != idx.len() * n {
+                return Err(Error::Shape {
+                    op: "classify",
+                    detail: format!(
+                        "{} logits for {} texts of {n} labels",
+                        host.len(),
+                        idx.len()
+                    ),
+                });
+            }
+            for (&i, logits) in idx.iter().zip(host.chunks_exact(n.max(1))) {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(predict_row(self.model.config(), logits));
+                }
             }
         }
         Ok(out.into_iter().flatten().collect())
@@ -192,7 +202,7 @@ impl crate::retrieve::Reranker for TextClassifier<CpuBackend> {
         Ok(self
             .predict_pairs(&pairs)?
             .into_iter()
-            .map(|p| p.scores[0])
+            .map(|p| p.scores.first().copied().unwrap_or(f32::NAN))
             .collect())
     }
 }

@@ -67,6 +67,10 @@ pub struct Embeddings {
 
 impl Embeddings {
     /// The vector of text `i`.
+    ///
+    /// # Panics
+    /// When `i ≥ rows`, as slice indexing does.
+    #[allow(clippy::indexing_slicing)] // documented panic, the slice contract
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
@@ -88,11 +92,11 @@ impl Embeddings {
         }
         let mut data = Vec::with_capacity(self.rows * dims);
         for row in self.iter() {
-            let start = data.len();
-            data.extend_from_slice(&row[..dims]);
+            let mut head = row.get(..dims).unwrap_or_default().to_vec();
             if normalize_rows {
-                normalize(&mut data[start..]);
+                normalize(&mut head);
             }
+            data.extend_from_slice(&head);
         }
         Ok(Embeddings {
             data,
@@ -242,12 +246,13 @@ impl<B: Backend> Embedder<B> {
             encoded.push(ids);
         }
         // Length-sorted batches waste the least compute on padding.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+        let mut order: Vec<(usize, &[u32])> =
+            encoded.iter().map(Vec::as_slice).enumerate().collect();
+        order.sort_by_key(|(_, ids)| std::cmp::Reverse(ids.len()));
         let mut data = vec![0f32; texts.len() * dim];
         let b = self.encoder.backend();
-        for chunk in order.chunks(self.batch_size) {
-            let rows: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
+        for chunk in order.chunks(self.batch_size.max(1)) {
+            let rows: Vec<&[u32]> = chunk.iter().map(|(_, ids)| *ids).collect();
             let padded = pad_batch(&rows, self.pad_id);
             let (batch, seq) = (chunk.len(), padded.max_len);
             if seq == 0 {
@@ -257,11 +262,22 @@ impl<B: Backend> Embedder<B> {
             let states = self.encoder.forward(&ids, &mask, batch, seq)?;
             let pooled = self.pooling.pool(b, &states, &mask, batch, seq)?;
             let host = b.read_f32(&pooled).await?;
-            for (row, &i) in chunk.iter().enumerate() {
-                let out = &mut data[i * dim..(i + 1) * dim];
-                out.copy_from_slice(&host[row * dim..(row + 1) * dim]);
-                if normalize_rows {
-                    normalize(out);
+            if host.len() != chunk.len() * dim {
+                return Err(Error::Shape {
+                    op: "embed",
+                    detail: format!(
+                        "{} pooled values for {} texts of {dim}",
+                        host.len(),
+                        chunk.len()
+                    ),
+                });
+            }
+            for (&(i, _), vector) in chunk.iter().zip(host.chunks_exact(dim.max(1))) {
+                if let Some(out) = data.get_mut(i * dim..(i + 1) * dim) {
+                    out.copy_from_slice(vector);
+                    if normalize_rows {
+                        normalize(out);
+                    }
                 }
             }
         }
@@ -289,9 +305,8 @@ impl crate::retrieve::Reranker for Embedder<CpuBackend> {
         let mut texts = vec![query];
         texts.extend_from_slice(passages);
         let e = self.encode(&texts, true)?;
-        let q = &e.data[..e.dim];
-        Ok((1..e.rows)
-            .map(|i| crate::util::dot(q, &e.data[i * e.dim..(i + 1) * e.dim]))
-            .collect())
+        let mut rows = e.iter();
+        let q = rows.next().unwrap_or_default();
+        Ok(rows.map(|p| crate::util::dot(q, p)).collect())
     }
 }

@@ -1,8 +1,10 @@
 //! # cairn-core
 //!
-//! Library code does not `unwrap`, `expect` or `panic!` (denied below outside
-//! tests); the few places where an invariant makes it safe say why in an
-//! `#[allow]`. Test helpers in [`testing`] may panic.
+//! Library code does not `unwrap`, `expect`, `panic!` or index/slice with
+//! `[]` (denied below outside tests): input reaches errors, never panics.
+//! Where an invariant makes it safe — the compute kernels of [`backend`] and
+//! `quant::matmul`, whose ops check every shape on entry — an `#[allow]`
+//! says why. Test helpers in [`testing`] may panic.
 //!
 //! The platform-neutral heart of cairn. Everything here compiles for native
 //! targets (x86_64, aarch64) and for `wasm32-unknown-unknown`, and does no I/O
@@ -28,7 +30,12 @@
 
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 #![warn(missing_docs)]
 

@@ -3,7 +3,12 @@
 
 // Test helpers: failing loudly (e.g. `CAIRN_REQUIRE_GPU` set but no adapter)
 // is their job.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 pub mod fuzz;
 

@@ -7,13 +7,14 @@ pub const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// Index of the largest value (the first one on ties, like `torch.argmax`).
 pub fn argmax(logits: &[f32]) -> usize {
-    let mut best = 0;
+    let mut best = (0, f32::NAN);
     for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
+        // Strictly greater: the first index wins ties.
+        if i == 0 || l > best.1 {
+            best = (i, l);
         }
     }
-    best
+    best.0
 }
 
 /// `n` deterministic pseudo-random values in `[-0.5, 0.5)` from a 64-bit LCG
@@ -109,8 +110,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+        for (s, (p, q)) in acc.iter_mut().zip(x.iter().zip(y)) {
+            *s += p * q;
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -179,6 +180,14 @@ pub fn map_into(out: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Copy) {
             *o = f(i);
         }
     })
+}
+
+/// serde_json's read-only `v[key]` spelled as a call (the indexing lint
+/// cannot tell it from slice indexing): the value under `key`, or `null`
+/// when `v` is not an object or has no such key.
+pub fn json_at<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    static NULL: serde_json::Value = serde_json::Value::Null;
+    v.get(key).unwrap_or(&NULL)
 }
 
 #[cfg(test)]

@@ -358,7 +358,12 @@ fn lex(src: &str) -> CResult<Vec<Tok>> {
                 {
                     i += 1;
                 }
-                let word: String = chars[start..i].iter().collect::<String>().to_lowercase();
+                let word: String = chars
+                    .get(start..i)
+                    .unwrap_or_default()
+                    .iter()
+                    .collect::<String>()
+                    .to_lowercase();
                 out.push(Tok::Ident(word));
             }
             '(' => {
@@ -400,7 +405,9 @@ fn lex(src: &str) -> CResult<Vec<Tok>> {
                 i += 1;
             }
             '=' | '?'
-                if chars[i + 1..]
+                if chars
+                    .get(i + 1..)
+                    .unwrap_or_default()
                     .iter()
                     .all(|c| c.is_whitespace() || *c == '?') =>
             {
@@ -417,9 +424,10 @@ fn lex(src: &str) -> CResult<Vec<Tok>> {
 /// separators when `groups` (outside function arguments).
 fn lex_number(chars: &[char], mut i: usize, groups: bool) -> CResult<(Number, usize)> {
     let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
+    let digit_at = |i: usize| chars.get(i).copied().filter(char::is_ascii_digit);
     let mut int = String::new();
-    while digit(i) {
-        int.push(chars[i]);
+    while let Some(d) = digit_at(i) {
+        int.push(d);
         i += 1;
         if groups
             && chars.get(i) == Some(&',')
@@ -435,8 +443,8 @@ fn lex_number(chars: &[char], mut i: usize, groups: bool) -> CResult<(Number, us
     let mut frac = String::new();
     if chars.get(i) == Some(&'.') {
         i += 1;
-        while digit(i) {
-            frac.push(chars[i]);
+        while let Some(d) = digit_at(i) {
+            frac.push(d);
             i += 1;
         }
     }
@@ -453,8 +461,8 @@ fn lex_number(chars: &[char], mut i: usize, groups: bool) -> CResult<(Number, us
             s.push(c);
             i += 1;
         }
-        while digit(i) {
-            s.push(chars[i]);
+        while let Some(d) = digit_at(i) {
+            s.push(d);
             i += 1;
         }
         exp = s
@@ -786,7 +794,7 @@ fn call(name: &str, args: &[Number]) -> CResult<Number> {
                 return err(format!("{name} takes at least one argument"));
             }
             let mut best = x;
-            for &a in &args[1..] {
+            for &a in args.iter().skip(1) {
                 let better = if name == "min" {
                     a.to_f64() < best.to_f64()
                 } else {
@@ -800,7 +808,10 @@ fn call(name: &str, args: &[Number]) -> CResult<Number> {
         }
         "pow" => {
             arity(2, 2)?;
-            x.pow(args[1])
+            match args.get(1) {
+                Some(&y) => x.pow(y),
+                None => err("pow takes 2 arguments"),
+            }
         }
         "sin" | "cos" | "tan" | "asin" | "acos" | "atan" => {
             arity(1, 1)?;

@@ -321,7 +321,7 @@ impl Agent {
         }
         for (i, t) in tools.iter().enumerate() {
             t.check()?;
-            if tools[..i].iter().any(|u| u.name == t.name) {
+            if tools.iter().take(i).any(|u| u.name == t.name) {
                 return Err(Error::Input(format!("tool '{}' is declared twice", t.name)));
             }
         }
@@ -524,13 +524,14 @@ impl Agent {
                 .await?
                 .clone();
             if let StepAction::Call(call) = &step.action {
-                let earlier =
-                    self.steps[..self.steps.len() - 1]
-                        .iter()
-                        .find_map(|s| match &s.action {
-                            StepAction::Call(c) if c == call => s.observation.clone(),
-                            _ => None,
-                        });
+                let earlier = self
+                    .steps
+                    .iter()
+                    .take(self.steps.len().saturating_sub(1))
+                    .find_map(|s| match &s.action {
+                        StepAction::Call(c) if c == call => s.observation.clone(),
+                        _ => None,
+                    });
                 let result = if let Some(seen) = earlier {
                     // A repeated call would return the same: say so instead of looping.
                     Err(format!(

@@ -332,15 +332,19 @@ pub fn render_with_tools(
         let messages: Vec<Value> = turns
             .iter()
             .map(|t| {
-                let mut m = json!({"role": t.role, "content": t.content});
+                let mut m = serde_json::Map::new();
+                m.insert("role".into(), json!(t.role));
+                m.insert("content".into(), json!(t.content));
                 if !t.tool_calls.is_empty() {
-                    m["tool_calls"] = t
-                        .tool_calls
-                        .iter()
-                        .map(|c| json!({"type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
-                        .collect();
+                    m.insert(
+                        "tool_calls".into(),
+                        t.tool_calls
+                            .iter()
+                            .map(|c| json!({"type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                            .collect(),
+                    );
                 }
-                m
+                Value::Object(m)
             })
             .collect();
         let tools: Vec<Value> = tools.iter().map(ToolSpec::to_openai).collect();

@@ -56,21 +56,24 @@ pub fn report(labels: &[String], truth: &[Vec<usize>], predicted: &[Vec<usize>])
             "label id {bad} is out of range for {n} labels"
         )));
     }
-    let (mut tp, mut fp, mut fneg) = (vec![0usize; n], vec![0usize; n], vec![0usize; n]);
+    // Per class: (true positives, false positives, false negatives).
+    let mut counts = vec![(0usize, 0usize, 0usize); n];
     let mut confusion = vec![vec![0usize; n]; n];
     let mut exact = 0;
     for (t, p) in truth.iter().zip(predicted) {
-        for c in 0..n {
+        for (c, (tp, fp, fneg)) in counts.iter_mut().enumerate() {
             match (t.contains(&c), p.contains(&c)) {
-                (true, true) => tp[c] += 1,
-                (false, true) => fp[c] += 1,
-                (true, false) => fneg[c] += 1,
+                (true, true) => *tp += 1,
+                (false, true) => *fp += 1,
+                (true, false) => *fneg += 1,
                 _ => {}
             }
         }
         for &a in t {
             for &b in p {
-                confusion[a][b] += 1;
+                if let Some(cell) = confusion.get_mut(a).and_then(|row| row.get_mut(b)) {
+                    *cell += 1;
+                }
             }
         }
         let (mut ts, mut ps) = (t.clone(), p.clone());
@@ -88,36 +91,36 @@ pub fn report(labels: &[String], truth: &[Vec<usize>], predicted: &[Vec<usize>])
             2.0 * p * r / (p + r)
         }
     };
-    let classes: Vec<ClassScores> = (0..n)
-        .map(|c| {
-            let precision = ratio(tp[c], tp[c] + fp[c]);
-            let recall = ratio(tp[c], tp[c] + fneg[c]);
+    let classes: Vec<ClassScores> = labels
+        .iter()
+        .zip(&counts)
+        .map(|(label, &(tp, fp, fneg))| {
+            let precision = ratio(tp, tp + fp);
+            let recall = ratio(tp, tp + fneg);
             ClassScores {
-                label: labels[c].clone(),
+                label: label.clone(),
                 precision,
                 recall,
                 f1: f1(precision, recall),
-                support: tp[c] + fneg[c],
+                support: tp + fneg,
             }
         })
         .collect();
     // scikit-learn averages over the labels present in truth or predictions.
     let present: Vec<&ClassScores> = classes
         .iter()
-        .enumerate()
-        .filter(|(c, _)| tp[*c] + fp[*c] + fneg[*c] > 0)
-        .map(|(_, s)| s)
+        .zip(&counts)
+        .filter(|(_, (tp, fp, fneg))| tp + fp + fneg > 0)
+        .map(|(s, _)| s)
         .collect();
     let macro_f1 = if present.is_empty() {
         0.0
     } else {
         present.iter().map(|s| s.f1).sum::<f64>() / present.len() as f64
     };
-    let (stp, sfp, sfn) = (
-        tp.iter().sum::<usize>(),
-        fp.iter().sum::<usize>(),
-        fneg.iter().sum::<usize>(),
-    );
+    let (stp, sfp, sfn) = counts.iter().fold((0, 0, 0), |(a, b, c), &(tp, fp, fneg)| {
+        (a + tp, b + fp, c + fneg)
+    });
     let micro_f1 = f1(ratio(stp, stp + sfp), ratio(stp, stp + sfn));
     let total_support: usize = classes.iter().map(|c| c.support).sum();
     let weighted_f1 = if total_support == 0 {
@@ -191,8 +194,8 @@ impl std::fmt::Display for Report {
             write!(f, " {:>cw$}", format!("[{i}]"))?;
         }
         writeln!(f)?;
-        for (i, row) in self.confusion.iter().enumerate() {
-            write!(f, "{:>w$}", format!("[{i}] {}", self.classes[i].label))?;
+        for (i, (row, class)) in self.confusion.iter().zip(&self.classes).enumerate() {
+            write!(f, "{:>w$}", format!("[{i}] {}", class.label))?;
             for v in row {
                 write!(f, " {v:>cw$}")?;
             }

@@ -416,9 +416,20 @@ impl<'a> Gguf<'a> {
             format: format!("GGUF {}", self.name),
             detail: format!("tensor '{name}' is missing"),
         })?;
-        let start = (self.header.data_offset + info.offset) as usize;
-        let end = start + info.byte_len() as usize;
-        Ok((info, &self.bytes[start..end]))
+        let start = self.header.data_offset.saturating_add(info.offset);
+        let end = start.saturating_add(info.byte_len());
+        let data = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(s, e)| self.bytes.get(s..e))
+            .ok_or_else(|| Error::Format {
+                format: format!("GGUF {}", self.name),
+                detail: format!(
+                    "tensor '{name}' (bytes {start}..{end}) lies past the end of the file ({} bytes)",
+                    self.bytes.len()
+                ),
+            })?;
+        Ok((info, data))
     }
 
     /// A tensor's values as f32 and its shape outermost-first (PyTorch order,
@@ -499,7 +510,7 @@ fn put_value(out: &mut Vec<u8>, key: &str, v: &Value) -> Result<()> {
                 return Err(Error::Input(format!(
                     "metadata '{key}': array mixes element types ({} among {})",
                     bad.summary(),
-                    items[0].summary()
+                    items.first().map(Value::summary).unwrap_or_default()
                 )));
             }
             out.extend(elem.to_le_bytes());

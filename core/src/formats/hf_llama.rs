@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use super::gguf::{GgmlType, TensorData, Value};
 use super::tensors::SafeTensors;
 use crate::error::{Error, Result};
+use crate::util::json_at;
 
 fn cfg_err(detail: String) -> Error {
     Error::Model {
@@ -28,35 +29,59 @@ fn tok_err(detail: String) -> Error {
 /// head, rows `(i, d/2 + i)` become adjacent (`convert_hf_to_gguf.py`'s
 /// `permute`: reshape `[heads, 2, d/2, in]`, swap axes 1 and 2). Rows are
 /// `cols` elements of any type: f32 values, or the bytes of a quantized row.
-pub fn permute_rows<T: Copy + Default>(w: &[T], heads: usize, rows: usize, cols: usize) -> Vec<T> {
-    let half = rows / heads / 2;
-    let mut out = vec![T::default(); w.len()];
-    for h in 0..heads {
-        for two in 0..2 {
-            for i in 0..half {
-                let src = (h * 2 * half + two * half + i) * cols;
-                let dst = (h * 2 * half + i * 2 + two) * cols;
-                out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
-            }
-        }
-    }
-    out
+/// A shape that does not split into `heads` pairs of halves is an error.
+pub fn permute_rows<T: Copy>(w: &[T], heads: usize, rows: usize, cols: usize) -> Result<Vec<T>> {
+    reorder_rows(w, heads, rows, cols, |h, half, two, i| {
+        (h * 2 * half + two * half + i, h * 2 * half + i * 2 + two)
+    })
 }
 
 /// GGUF → HF row order: the inverse of [`permute_rows`].
-pub fn unpermute_rows(w: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+pub fn unpermute_rows(w: &[f32], heads: usize, rows: usize, cols: usize) -> Result<Vec<f32>> {
+    reorder_rows(w, heads, rows, cols, |h, half, two, i| {
+        (h * 2 * half + i * 2 + two, h * 2 * half + two * half + i)
+    })
+}
+
+/// Moves row `src` to row `dst` for every `(src, dst) = map(head, half, two, i)`.
+fn reorder_rows<T: Copy>(
+    w: &[T],
+    heads: usize,
+    rows: usize,
+    cols: usize,
+    map: impl Fn(usize, usize, usize, usize) -> (usize, usize),
+) -> Result<Vec<T>> {
+    if heads == 0
+        || cols == 0
+        || !rows.is_multiple_of(2 * heads)
+        || rows.checked_mul(cols) != Some(w.len())
+    {
+        return Err(Error::Shape {
+            op: "permute_rows",
+            detail: format!(
+                "{} values are not {rows} rows of {cols} in {heads} heads of row pairs",
+                w.len()
+            ),
+        });
+    }
     let half = rows / heads / 2;
-    let mut out = vec![0f32; w.len()];
+    let src_rows: Vec<&[T]> = w.chunks_exact(cols).collect();
+    let mut order = vec![0usize; rows];
     for h in 0..heads {
         for two in 0..2 {
             for i in 0..half {
-                let src = (h * 2 * half + i * 2 + two) * cols;
-                let dst = (h * 2 * half + two * half + i) * cols;
-                out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
+                let (src, dst) = map(h, half, two, i);
+                if let Some(o) = order.get_mut(dst) {
+                    *o = src;
+                }
             }
         }
     }
-    out
+    let mut out = Vec::with_capacity(w.len());
+    for src in order {
+        out.extend_from_slice(src_rows.get(src).copied().unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// GGUF metadata and tensors, ready for [`super::gguf::write`].
@@ -71,34 +96,36 @@ pub fn convert(
 ) -> Result<GgufParts> {
     let cfg: Json =
         serde_json::from_slice(config_json).map_err(|e| cfg_err(format!("not valid JSON: {e}")))?;
-    let arch_ok = cfg["model_type"].as_str() == Some("llama")
-        || cfg["architectures"]
+    let arch_ok = json_at(&cfg, "model_type").as_str() == Some("llama")
+        || json_at(&cfg, "architectures")
             .as_array()
             .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("LlamaForCausalLM")));
     if !arch_ok {
         return Err(cfg_err(format!(
             "model_type {} is not a Llama checkpoint (expected \"llama\" / LlamaForCausalLM)",
-            cfg["model_type"]
+            json_at(&cfg, "model_type")
         )));
     }
     let u = |k: &str| {
-        cfg[k]
+        json_at(&cfg, k)
             .as_u64()
             .map(|v| v as usize)
             .ok_or_else(|| cfg_err(format!("field '{k}' is missing or not an integer")))
     };
     let hidden = u("hidden_size")?;
     let heads = u("num_attention_heads")?;
-    let kv_heads = cfg["num_key_value_heads"]
+    let kv_heads = json_at(&cfg, "num_key_value_heads")
         .as_u64()
         .map(|v| v as usize)
         .unwrap_or(heads);
     let layers = u("num_hidden_layers")?;
     let ffn = u("intermediate_size")?;
-    let ctx = cfg["max_position_embeddings"].as_u64().unwrap_or(2048) as u32;
-    let eps = cfg["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32;
-    let theta = cfg["rope_theta"].as_f64().unwrap_or(10_000.0) as f32;
-    if !cfg["rope_scaling"].is_null() {
+    let ctx = json_at(&cfg, "max_position_embeddings")
+        .as_u64()
+        .unwrap_or(2048) as u32;
+    let eps = json_at(&cfg, "rms_norm_eps").as_f64().unwrap_or(1e-6) as f32;
+    let theta = json_at(&cfg, "rope_theta").as_f64().unwrap_or(10_000.0) as f32;
+    if !json_at(&cfg, "rope_scaling").is_null() {
         return Err(cfg_err("rope_scaling is not supported yet".into()));
     }
     if heads == 0 || kv_heads == 0 || hidden % heads != 0 || heads % kv_heads != 0 {
@@ -111,22 +138,25 @@ pub fn convert(
     // Tokenizer: byte-level BPE from tokenizer.json.
     let tok: Json = serde_json::from_slice(tokenizer_json)
         .map_err(|e| tok_err(format!("not valid JSON: {e}")))?;
-    let model = &tok["model"];
-    if model["type"].as_str() != Some("BPE") {
-        return Err(tok_err(format!("model type {} is not BPE", model["type"])));
+    let model = &json_at(&tok, "model");
+    if json_at(model, "type").as_str() != Some("BPE") {
+        return Err(tok_err(format!(
+            "model type {} is not BPE",
+            json_at(model, "type")
+        )));
     }
-    let vocab = model["vocab"]
+    let vocab = json_at(model, "vocab")
         .as_object()
         .ok_or_else(|| tok_err("model.vocab is missing".into()))?;
-    let mut added: Vec<(usize, String, bool)> = tok["added_tokens"]
+    let mut added: Vec<(usize, String, bool)> = json_at(&tok, "added_tokens")
         .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|t| {
                     Some((
-                        t["id"].as_u64()? as usize,
-                        t["content"].as_str()?.to_string(),
-                        t["special"].as_bool().unwrap_or(false),
+                        json_at(t, "id").as_u64()? as usize,
+                        json_at(t, "content").as_str()?.to_string(),
+                        json_at(t, "special").as_bool().unwrap_or(false),
                     ))
                 })
                 .collect()
@@ -136,6 +166,15 @@ pub fn convert(
     let n_vocab = vocab
         .len()
         .max(added.iter().map(|a| a.0 + 1).max().unwrap_or(0));
+    // Ids are dense: past the vocabulary and the added tokens one is missing
+    // (and a huge id must not size the token table).
+    if n_vocab > vocab.len() + added.len() {
+        return Err(tok_err(format!(
+            "added token id {} is out of range for {} tokens",
+            n_vocab - 1,
+            vocab.len() + added.len()
+        )));
+    }
     let mut tokens = vec![String::new(); n_vocab];
     let mut types = vec![1i32; n_vocab];
     for (t, id) in vocab {
@@ -146,18 +185,22 @@ pub fn convert(
         if id >= n_vocab {
             return Err(tok_err(format!("vocab id {id} of {t:?} is out of range")));
         }
-        tokens[id] = t.clone();
+        if let Some(slot) = tokens.get_mut(id) {
+            *slot = t.clone();
+        }
     }
     for (id, content, special) in &added {
-        tokens[*id] = content.clone();
-        types[*id] = if *special { 3 } else { 4 };
+        if let (Some(slot), Some(ty)) = (tokens.get_mut(*id), types.get_mut(*id)) {
+            *slot = content.clone();
+            *ty = if *special { 3 } else { 4 };
+        }
     }
     if let Some(i) = tokens.iter().position(String::is_empty) {
         return Err(tok_err(format!(
             "token id {i} has no entry in vocab or added_tokens"
         )));
     }
-    let merges: Vec<Value> = model["merges"]
+    let merges: Vec<Value> = json_at(model, "merges")
         .as_array()
         .ok_or_else(|| tok_err("model.merges is missing".into()))?
         .iter()
@@ -165,15 +208,15 @@ pub fn convert(
             Json::String(s) => Ok(Value::String(s.clone())),
             Json::Array(p) if p.len() == 2 => Ok(Value::String(format!(
                 "{} {}",
-                p[0].as_str().unwrap_or_default(),
-                p[1].as_str().unwrap_or_default()
+                p.first().and_then(Json::as_str).unwrap_or_default(),
+                p.get(1).and_then(Json::as_str).unwrap_or_default()
             ))),
             other => Err(tok_err(format!(
                 "merge {other} is neither \"a b\" nor [a, b]"
             ))),
         })
         .collect::<Result<_>>()?;
-    let pre = pre_tokenizer_name(&tok["pre_tokenizer"])?;
+    let pre = pre_tokenizer_name(json_at(&tok, "pre_tokenizer"))?;
     let tcfg: Json = match tokenizer_config_json {
         Some(b) => serde_json::from_slice(b).map_err(|e| Error::Model {
             file: "tokenizer_config.json".into(),
@@ -182,7 +225,7 @@ pub fn convert(
         None => Json::Null,
     };
     let token_id = |key: &str| -> Option<u32> {
-        let s = match &tcfg[key] {
+        let s = match &json_at(&tcfg, key) {
             Json::String(s) => s.clone(),
             Json::Object(o) => o.get("content")?.as_str()?.to_string(),
             _ => return None,
@@ -195,7 +238,7 @@ pub fn convert(
         ("general.architecture".into(), s("llama")),
         (
             "general.name".into(),
-            s(cfg["_name_or_path"].as_str().unwrap_or("llama")),
+            s(json_at(&cfg, "_name_or_path").as_str().unwrap_or("llama")),
         ),
         ("llama.block_count".into(), Value::U32(layers as u32)),
         ("llama.context_length".into(), Value::U32(ctx)),
@@ -238,10 +281,10 @@ pub fn convert(
             meta.push((name.into(), Value::U32(id)));
         }
     }
-    if let Some(b) = tcfg["add_bos_token"].as_bool() {
+    if let Some(b) = json_at(&tcfg, "add_bos_token").as_bool() {
         meta.push(("tokenizer.ggml.add_bos_token".into(), Value::Bool(b)));
     }
-    if let Some(t) = tcfg["chat_template"].as_str() {
+    if let Some(t) = json_at(&tcfg, "chat_template").as_str() {
         meta.push(("tokenizer.chat_template".into(), s(t)));
     }
 
@@ -256,8 +299,8 @@ pub fn convert(
                     detail: format!("tensor '{src}' has shape {dims:?}, expected {shape:?}"),
                 });
             }
-            if let Some(h) = permute_heads {
-                vals = permute_rows(&vals, h, shape[0], shape[1]);
+            if let (Some(h), [rows, cols]) = (permute_heads, shape) {
+                vals = permute_rows(&vals, h, *rows, *cols)?;
             }
             let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
             out.push(TensorData {
@@ -333,7 +376,9 @@ pub fn convert(
         &[hidden],
         None,
     )?;
-    let tied = cfg["tie_word_embeddings"].as_bool().unwrap_or(false);
+    let tied = json_at(&cfg, "tie_word_embeddings")
+        .as_bool()
+        .unwrap_or(false);
     if st.contains("lm_head.weight") && !tied {
         put(
             "output.weight".into(),
@@ -347,18 +392,26 @@ pub fn convert(
 
 /// llama.cpp's `tokenizer.ggml.pre` name for a `tokenizer.json` pre-tokenizer.
 fn pre_tokenizer_name(p: &Json) -> Result<&'static str> {
-    let kinds: Vec<&Json> = match p["type"].as_str() {
-        Some("Sequence") => p["pretokenizers"]
+    let kinds: Vec<&Json> = match json_at(p, "type").as_str() {
+        Some("Sequence") => json_at(p, "pretokenizers")
             .as_array()
             .map(|a| a.iter().collect())
             .unwrap_or_default(),
         Some(_) => vec![p],
         None => vec![],
     };
-    let types: Vec<&str> = kinds.iter().filter_map(|k| k["type"].as_str()).collect();
+    let types: Vec<&str> = kinds
+        .iter()
+        .filter_map(|k| json_at(k, "type").as_str())
+        .collect();
     match types.as_slice() {
         ["ByteLevel"] => Ok("gpt-2"),
-        ["Digits", "ByteLevel"] if kinds[0]["individual_digits"].as_bool() == Some(true) => {
+        ["Digits", "ByteLevel"]
+            if kinds
+                .first()
+                .and_then(|k| json_at(k, "individual_digits").as_bool())
+                == Some(true) =>
+        {
             Ok("smollm")
         }
         other => Err(tok_err(format!(
@@ -375,13 +428,19 @@ mod tests {
     fn permutation_pairs_each_heads_halves() {
         // One head of d = 4 over 1 column: HF rows [a0, a1, b0, b1] → [a0, b0, a1, b1].
         assert_eq!(
-            permute_rows(&[0., 1., 2., 3.], 1, 4, 1),
+            permute_rows(&[0., 1., 2., 3.], 1, 4, 1).unwrap(),
             vec![0., 2., 1., 3.]
         );
-        // Two heads, two columns.
+        // Two heads, two columns; unpermute_rows inverts it.
         let w: Vec<f32> = (0..16).map(|v| v as f32).collect();
-        let p = permute_rows(&w, 2, 8, 2);
+        let p = permute_rows(&w, 2, 8, 2).unwrap();
         assert_eq!(&p[..8], &[0., 1., 4., 5., 2., 3., 6., 7.]);
         assert_eq!(&p[8..], &[8., 9., 12., 13., 10., 11., 14., 15.]);
+        assert_eq!(unpermute_rows(&p, 2, 8, 2).unwrap(), w);
+        // Shapes that do not split into head halves are errors, not panics.
+        for (heads, rows, cols) in [(0, 8, 2), (3, 8, 2), (2, 8, 3), (2, 6, 2)] {
+            let e = permute_rows(&w, heads, rows, cols).unwrap_err();
+            assert!(e.to_string().contains("permute_rows"), "{e}");
+        }
     }
 }

@@ -15,7 +15,17 @@ impl<'a> SafeTensors<'a> {
     /// Parses `bytes` (a whole `.safetensors` file); `file` names it in errors.
     pub fn parse(bytes: &'a [u8], file: &str) -> Result<Self> {
         let header = Header::read(&mut &bytes[..], file)?;
-        let data = &bytes[header.data_offset as usize..];
+        let data = usize::try_from(header.data_offset)
+            .ok()
+            .and_then(|o| bytes.get(o..))
+            .ok_or_else(|| Error::Model {
+                file: file.into(),
+                detail: format!(
+                    "the header ends at byte {} of a {}-byte file",
+                    header.data_offset,
+                    bytes.len()
+                ),
+            })?;
         let needed = header
             .tensors
             .values()
@@ -68,19 +78,29 @@ impl<'a> SafeTensors<'a> {
             detail: format!("tensor '{name}' not found"),
         })?;
         let [begin, end] = t.data_offsets;
-        let raw = &self.data[begin as usize..end as usize];
+        let raw = usize::try_from(begin)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(b, e)| self.data.get(b..e))
+            .ok_or_else(|| Error::Model {
+                file: self.file.clone(),
+                detail: format!(
+                    "tensor '{name}' (bytes {begin}..{end}) lies outside the data ({} bytes)",
+                    self.data.len()
+                ),
+            })?;
         let values = match t.dtype.as_str() {
             "F32" => raw
                 .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
                 .collect(),
             "F16" => raw
                 .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .map(|c| half::f16::from_le_bytes(c.try_into().unwrap_or_default()).to_f32())
                 .collect(),
             "BF16" => raw
                 .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .map(|c| half::bf16::from_le_bytes(c.try_into().unwrap_or_default()).to_f32())
                 .collect(),
             other => {
                 return Err(Error::Model {

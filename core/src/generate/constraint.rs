@@ -82,7 +82,7 @@ impl<'a> CitationConstraint<'a> {
 impl TokenConstraint for CitationConstraint<'_> {
     fn constrain(&mut self, logits: &mut [f32], generated: &[u32]) {
         // Advance over what was generated since the last call.
-        for &id in &generated[self.seen.min(generated.len())..] {
+        for &id in generated.iter().skip(self.seen) {
             if let Some(b) = self.bytes.get(id as usize) {
                 self.state = self.step(self.state, b).unwrap_or(State::Text);
             }

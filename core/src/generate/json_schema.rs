@@ -152,7 +152,9 @@ fn same_len(a: &str, b: &str) -> String {
     if a == b {
         return a.to_string();
     }
-    let (a0, b0) = (ab[0], bb[0]);
+    let (Some(&a0), Some(&b0)) = (ab.first(), bb.first()) else {
+        return a.to_string();
+    };
     if n == 1 {
         return format!("[{}-{}]", a0 as char, b0 as char);
     }
@@ -510,30 +512,22 @@ impl Compiler<'_> {
 /// Members in order, each required one present, optional ones skippable,
 /// commas only between present members.
 fn members_regex(members: &[(bool, String)]) -> String {
-    // first[i]: the members i.. where the first present one starts the text
-    // (no leading comma); rest[i]: the same after a present member (leading commas).
-    let n = members.len();
-    let mut rest = vec![String::new(); n + 1];
-    for i in (0..n).rev() {
-        let (req, m) = &members[i];
-        let with = format!(",{SEP}{m}{}", rest[i + 1]);
-        rest[i] = if *req {
-            with
+    // first: the members i.. where the first present one starts the text
+    // (no leading comma); rest: the same after a present member (leading
+    // commas). Built from the last member back.
+    let (mut first, mut rest) = (String::new(), String::new());
+    for (req, m) in members.iter().rev() {
+        let with_first = format!("{m}{rest}");
+        let with_rest = format!(",{SEP}{m}{rest}");
+        if *req {
+            first = with_first;
+            rest = with_rest;
         } else {
-            format!("({with}|{})", rest[i + 1])
-        };
+            first = format!("({with_first}|{first})");
+            rest = format!("({with_rest}|{rest})");
+        }
     }
-    let mut first = vec![String::new(); n + 1];
-    for i in (0..n).rev() {
-        let (req, m) = &members[i];
-        let with = format!("{m}{}", rest[i + 1]);
-        first[i] = if *req {
-            with
-        } else {
-            format!("({with}|{})", first[i + 1])
-        };
-    }
-    first[0].clone()
+    first
 }
 
 /// Any JSON value, nested up to `depth` levels.

@@ -347,6 +347,11 @@ impl<B: Backend> Generator<B> {
     /// penalty, no-repeat n-gram), 2·beams candidates are ranked per step,
     /// finished hypotheses are scored `sum_logprobs / len^length_penalty`
     /// with `len` the generated tokens including EOS.
+    // Indices are the search's own bookkeeping: `bi` ranges over `beams`
+    // (as long as `pending` and `caches`), `t` over the vocabulary row just
+    // computed, `keep ≥ 1` (num_beams ≥ 1 is validated), `finished[nb − 1]`
+    // is read only once `finished.len() ≥ nb`.
+    #[allow(clippy::indexing_slicing)]
     async fn beam_search(&self, prompt: &[u32], config: &GenerationConfig) -> Result<Generation> {
         let b = self.model.backend();
         let nb = config.num_beams;
@@ -452,7 +457,10 @@ impl<B: Backend> Generator<B> {
             .ok_or_else(|| Error::Input("beam search produced no hypothesis".into()))?;
         let ended_eos = ids.last().is_some_and(|t| eos.contains(t));
         let body: Vec<u32> = if ended_eos {
-            ids[..ids.len() - 1].to_vec()
+            ids.iter()
+                .take(ids.len().saturating_sub(1))
+                .copied()
+                .collect()
         } else {
             ids.clone()
         };
@@ -509,16 +517,24 @@ impl<B: Backend> Generator<B> {
         loop {
             let end = (begin + window).min(ids.len());
             cache.truncate(0);
-            let logits = self
-                .model
-                .forward(&ids[begin..end], &mut cache, Logits::All)?;
+            let span = ids.get(begin..end).unwrap_or_default();
+            let logits = self.model.forward(span, &mut cache, Logits::All)?;
             let logits = b.read_f32(&logits).await?;
             windows += 1;
             // Position p predicts token p + 1; score targets done+1..end.
-            for target in done + 1..end {
-                let row = target - 1 - begin;
-                let lp = processors::log_softmax(&logits[row * vocab..(row + 1) * vocab]);
-                nll -= f64::from(lp[ids[target] as usize]);
+            let rows = logits.chunks_exact(vocab.max(1));
+            // Row r predicts span[r + 1] = ids[begin + r + 1]; the first
+            // `done − begin` of those were scored by the previous window.
+            for (row, &target) in rows
+                .zip(span.iter().skip(1))
+                .skip(done.saturating_sub(begin))
+            {
+                let lp = processors::log_softmax(row);
+                nll -= f64::from(
+                    lp.get(target as usize)
+                        .copied()
+                        .unwrap_or(f32::NEG_INFINITY),
+                );
                 scored += 1;
             }
             done = end - 1;

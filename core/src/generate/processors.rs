@@ -15,9 +15,10 @@ pub fn repetition_penalty(logits: &mut [f32], previous: &[u32], penalty: f32) {
     let mut seen = vec![false; logits.len()];
     for &id in previous {
         let i = id as usize;
-        if i < logits.len() && !seen[i] {
-            seen[i] = true;
-            let l = &mut logits[i];
+        if let (Some(l), Some(s)) = (logits.get_mut(i), seen.get_mut(i))
+            && !*s
+        {
+            *s = true;
             *l = if *l < 0.0 { *l * penalty } else { *l / penalty };
         }
     }
@@ -29,10 +30,11 @@ pub fn no_repeat_ngram(logits: &mut [f32], ids: &[u32], n: usize) {
     if n == 0 || ids.len() + 1 < n {
         return;
     }
-    let prefix = &ids[ids.len() + 1 - n..];
+    let prefix = ids.get(ids.len() + 1 - n..).unwrap_or_default();
     for w in ids.windows(n) {
-        if &w[..n - 1] == prefix
-            && let Some(l) = logits.get_mut(w[n - 1] as usize)
+        if let Some((last, head)) = w.split_last()
+            && head == prefix
+            && let Some(l) = logits.get_mut(*last as usize)
         {
             *l = f32::NEG_INFINITY;
         }
@@ -53,8 +55,7 @@ pub fn top_k(logits: &mut [f32], k: usize) {
         return;
     }
     let mut sorted: Vec<f32> = logits.to_vec();
-    sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    let kth = sorted[k - 1];
+    let (_, &mut kth, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     logits
         .iter_mut()
         .filter(|l| **l < kth)
@@ -69,14 +70,22 @@ pub fn top_p(logits: &mut [f32], p: f32) {
         return;
     }
     let probs = softmax(logits);
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
+    // (logit, probability, index), least likely first (stable among ties).
+    let mut order: Vec<(f32, f32, usize)> = logits
+        .iter()
+        .zip(&probs)
+        .enumerate()
+        .map(|(i, (&l, &q))| (l, q, i))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut cum = 0f32;
     let last = order.len().saturating_sub(1);
-    for (rank, &i) in order.iter().enumerate() {
-        cum += probs[i];
+    for (rank, &(_, q, i)) in order.iter().enumerate() {
+        cum += q;
         if cum <= 1.0 - p && rank < last {
-            logits[i] = f32::NEG_INFINITY;
+            if let Some(l) = logits.get_mut(i) {
+                *l = f32::NEG_INFINITY;
+            }
         } else {
             break;
         }
@@ -107,7 +116,9 @@ pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
 /// `generated` ids the generated ones (OpenAI's penalties count only those).
 pub fn process(logits: &mut [f32], ids: &[u32], generated: usize, config: &GenerationConfig) {
     repetition_penalty(logits, ids, config.repetition_penalty);
-    let out = &ids[ids.len().saturating_sub(generated)..];
+    let out = ids
+        .get(ids.len().saturating_sub(generated)..)
+        .unwrap_or_default();
     frequency_presence(
         logits,
         out,

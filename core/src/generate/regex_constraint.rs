@@ -168,8 +168,8 @@ impl RegexConstraint<'_> {
                     _ => false,
                 }
             };
-            if ok {
-                bits[id / 64] |= 1 << (id % 64);
+            if ok && let Some(w) = bits.get_mut(id / 64) {
+                *w |= 1 << (id % 64);
             }
         }
         bits

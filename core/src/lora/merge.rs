@@ -57,11 +57,11 @@ pub fn merge<'a>(
                 adapter
                     .layers
                     .get(l)?
-                    .keys()
-                    .find(|m| gguf_tensor(m) == Some(t))
-                    .map(|m| (l, m.clone()))
+                    .iter()
+                    .find(|(m, _)| gguf_tensor(m) == Some(t))
+                    .map(|(m, p)| (l, m.clone(), p))
             });
-        let Some((layer, module)) = target else {
+        let (Some((layer, module, p)), [cols, rows]) = (target, info.dims.as_slice()) else {
             out.push(TensorData {
                 name: info.name.clone(),
                 ggml_type: info.ggml_type,
@@ -70,9 +70,8 @@ pub fn merge<'a>(
             });
             continue;
         };
-        let (rows, cols) = (info.dims[1] as usize, info.dims[0] as usize);
+        let (rows, cols) = (*rows as usize, *cols as usize);
         let what = format!("GGUF {} tensor '{}'", g.name(), info.name);
-        let p = &adapter.layers[layer][&module];
         if (p.out, p.inp) != (rows, cols) {
             return Err(Error::Model {
                 file: "adapter_model.safetensors".into(),
@@ -87,8 +86,8 @@ pub fn merge<'a>(
         // `llama` files store Q/K rows pair-permuted; the other families
         // keep Hugging Face's order, the adapter's.
         let delta = match module.as_str() {
-            "q_proj" if !c.family.neox_rope() => permute_rows(&delta, c.num_heads, rows, cols),
-            "k_proj" if !c.family.neox_rope() => permute_rows(&delta, c.num_kv_heads, rows, cols),
+            "q_proj" if !c.family.neox_rope() => permute_rows(&delta, c.num_heads, rows, cols)?,
+            "k_proj" if !c.family.neox_rope() => permute_rows(&delta, c.num_kv_heads, rows, cols)?,
             _ => delta,
         };
         for (x, d) in w.iter_mut().zip(&delta) {

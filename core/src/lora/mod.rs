@@ -349,13 +349,18 @@ impl Adapter {
     pub fn delta(&self, layer: usize, module: &str) -> Option<Vec<f32>> {
         let p = self.layers.get(layer)?.get(module)?;
         let (r, s) = (self.config.r, self.config.scaling());
+        if p.a.len() != r * p.inp || p.b.len() != p.out * r {
+            return None;
+        }
         let mut w = vec![0f32; p.out * p.inp];
-        for o in 0..p.out {
-            let row = &mut w[o * p.inp..(o + 1) * p.inp];
-            for k in 0..r {
-                let bk = s * p.b[o * r + k];
+        for (row, b_row) in w
+            .chunks_exact_mut(p.inp.max(1))
+            .zip(p.b.chunks_exact(r.max(1)))
+        {
+            for (&b, a_row) in b_row.iter().zip(p.a.chunks_exact(p.inp.max(1))) {
+                let bk = s * b;
                 if bk != 0.0 {
-                    for (x, a) in row.iter_mut().zip(&p.a[k * p.inp..(k + 1) * p.inp]) {
+                    for (x, a) in row.iter_mut().zip(a_row) {
                         *x += bk * a;
                     }
                 }

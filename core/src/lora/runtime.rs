@@ -95,13 +95,15 @@ impl<B: Backend> LoraHook<B> {
                     });
                 }
                 let wb = match permuted_heads(c, m) {
-                    Some(heads) => permute_rows(wb, heads, *out, r),
+                    Some(heads) => permute_rows(wb, heads, *out, r)?,
                     None => wb.clone(),
                 };
-                slots[j] = Some((
-                    backend.tensor_f32(wa, &[r, *inp])?,
-                    backend.tensor_f32(&wb, &[*out, r])?,
-                ));
+                if let Some(slot) = slots.get_mut(j) {
+                    *slot = Some((
+                        backend.tensor_f32(wa, &[r, *inp])?,
+                        backend.tensor_f32(&wb, &[*out, r])?,
+                    ));
+                }
             }
             layers.push(slots);
         }
@@ -119,10 +121,10 @@ impl<B: Backend> LoraHook<B> {
         let mut out = Vec::new();
         if let Some(rt) = self.active.as_mut() {
             for (l, slots) in rt.layers.iter_mut().enumerate() {
-                for (j, slot) in slots.iter_mut().enumerate() {
+                for (m, slot) in MODULES.iter().zip(slots.iter_mut()) {
                     if let Some((a, b)) = slot {
-                        out.push((peft_name(l, MODULES[j], 'A'), a));
-                        out.push((peft_name(l, MODULES[j], 'B'), b));
+                        out.push((peft_name(l, m, 'A'), a));
+                        out.push((peft_name(l, m, 'B'), b));
                     }
                 }
             }
@@ -139,13 +141,12 @@ impl<B: Backend> LoraHook<B> {
         let mut layers = Vec::with_capacity(rt.layers.len());
         for slots in &rt.layers {
             let mut mods = std::collections::BTreeMap::new();
-            for (j, slot) in slots.iter().enumerate() {
+            for (&m, slot) in MODULES.iter().zip(slots.iter()) {
                 if let Some((ta, tb)) = slot {
-                    let m = MODULES[j];
                     let (inp, out) = c.projection_dims(m);
                     let wb = b.read_f32(tb).await?;
                     let wb = match permuted_heads(c, m) {
-                        Some(heads) => unpermute_rows(&wb, heads, out, r),
+                        Some(heads) => unpermute_rows(&wb, heads, out, r)?,
                         None => wb,
                     };
                     mods.insert(

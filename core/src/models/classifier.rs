@@ -88,7 +88,9 @@ impl ClassifierConfig {
             let name = name
                 .as_str()
                 .ok_or_else(|| err(format!("id2label['{id}'] is not a string")))?;
-            labels[i] = Some(name.to_string());
+            if let Some(slot) = labels.get_mut(i) {
+                *slot = Some(name.to_string());
+            }
         }
         let labels: Vec<String> = labels.into_iter().map(Option::unwrap_or_default).collect();
         if labels.is_empty() {

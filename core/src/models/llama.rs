@@ -114,6 +114,17 @@ impl<B: Backend> KvCache<B> {
         self.len
     }
 
+    /// The key and value tensors of layer `l`.
+    fn layer(&self, l: usize) -> Result<(&B::Tensor, &B::Tensor)> {
+        self.k
+            .get(l)
+            .zip(self.v.get(l))
+            .ok_or_else(|| Error::Shape {
+                op: "kv cache",
+                detail: format!("layer {l} of a cache of {} layers", self.k.len()),
+            })
+    }
+
     /// Whether nothing is cached yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -145,11 +156,10 @@ impl<B: Backend> KvCache<B> {
             });
         }
         if other.len > 0 {
-            for l in 0..self.k.len() {
-                let k = backend.narrow(&other.k[l], 2, 0, other.len)?;
-                backend.write_slice(&self.k[l], &k, 2, 0)?;
-                let v = backend.narrow(&other.v[l], 2, 0, other.len)?;
-                backend.write_slice(&self.v[l], &v, 2, 0)?;
+            let layers = self.k.iter().zip(&self.v).zip(other.k.iter().zip(&other.v));
+            for ((dk, dv), (sk, sv)) in layers {
+                backend.write_slice(dk, &backend.narrow(sk, 2, 0, other.len)?, 2, 0)?;
+                backend.write_slice(dv, &backend.narrow(sv, 2, 0, other.len)?, 2, 0)?;
             }
         }
         self.len = other.len;
@@ -224,7 +234,7 @@ impl<B: Backend> Llama<B> {
                 return Err(shape_err(g, name, &dims, &[len]));
             }
             let values = match heads_of(name) {
-                Some(heads) => permute_rows(&values, heads, len, 1),
+                Some(heads) => permute_rows(&values, heads, len, 1)?,
                 None => values,
             };
             backend.tensor_f32(&values, &[len])
@@ -237,7 +247,12 @@ impl<B: Backend> Llama<B> {
             }
             let data = match heads_of(name) {
                 // Whole rows move: each row is a whole number of blocks.
-                Some(heads) => Cow::Owned(permute_rows(data, heads, rows, data.len() / rows)),
+                Some(heads) => Cow::Owned(permute_rows(
+                    data,
+                    heads,
+                    rows,
+                    data.len().checked_div(rows).unwrap_or(0),
+                )?),
                 None => Cow::Borrowed(data),
             };
             Ok((info.ggml_type, data))
@@ -270,45 +285,50 @@ impl<B: Backend> Llama<B> {
         // Phi-3's fused matrices: Q, K and V (or gate and up) rows stacked in
         // one tensor, read as one stacked projection; Q and K rows are
         // pair-permuted within their own part.
-        let fused =
-            |name: &str, parts: &[(usize, Option<usize>)], cols: usize| -> Result<Projections<B>> {
-                let rows: usize = parts.iter().map(|p| p.0).sum();
-                let (info, data) = g.tensor(name)?;
-                let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
-                if dims != [rows, cols] {
-                    return Err(shape_err(g, name, &dims, &[rows, cols]));
+        let fused = |name: &str,
+                     parts: &[(usize, Option<usize>)],
+                     cols: usize|
+         -> Result<Projections<B>> {
+            let rows: usize = parts.iter().map(|p| p.0).sum();
+            let (info, data) = g.tensor(name)?;
+            let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
+            if dims != [rows, cols] {
+                return Err(shape_err(g, name, &dims, &[rows, cols]));
+            }
+            let row_bytes = data.len() / rows;
+            let mut bytes = Vec::with_capacity(data.len());
+            let mut start = 0;
+            for &(n, heads) in parts {
+                let part = data
+                    .get(start * row_bytes..(start + n) * row_bytes)
+                    .ok_or_else(|| shape_err(g, name, &[data.len()], &[(start + n) * row_bytes]))?;
+                match heads.filter(|_| c.family.neox_rope()) {
+                    Some(h) => bytes.extend(permute_rows(part, h, n, row_bytes)?),
+                    None => bytes.extend_from_slice(part),
                 }
-                let row_bytes = data.len() / rows;
-                let mut bytes = Vec::with_capacity(data.len());
-                let mut start = 0;
-                for &(n, heads) in parts {
-                    let part = &data[start * row_bytes..(start + n) * row_bytes];
-                    match heads.filter(|_| c.family.neox_rope()) {
-                        Some(h) => bytes.extend(permute_rows(part, h, n, row_bytes)),
-                        None => bytes.extend_from_slice(part),
-                    }
-                    start += n;
-                }
-                let w = backend.qmatrix(
-                    info.ggml_type,
-                    &bytes,
-                    rows,
-                    cols,
-                    &format!("GGUF {} tensor '{name}'", g.name()),
-                )?;
-                Ok(Projections::Stacked(w, parts.iter().map(|p| p.0).collect()))
-            };
+                start += n;
+            }
+            let w = backend.qmatrix(
+                info.ggml_type,
+                &bytes,
+                rows,
+                cols,
+                &format!("GGUF {} tensor '{name}'", g.name()),
+            )?;
+            Ok(Projections::Stacked(w, parts.iter().map(|p| p.0).collect()))
+        };
         let projections = |parts: &[(String, usize)], cols: usize| -> Result<Projections<B>> {
             let found = parts
                 .iter()
                 .map(|(n, rows)| checked(n, *rows, cols))
                 .collect::<Result<Vec<_>>>()?;
-            if found.iter().all(|(ty, _)| *ty == found[0].0) {
+            let first = found.first().map(|f| f.0);
+            if let Some(ty) = first.filter(|ty| found.iter().all(|f| f.0 == *ty)) {
                 let rows: usize = parts.iter().map(|p| p.1).sum();
                 let data: Vec<u8> = found.iter().flat_map(|(_, d)| d.iter().copied()).collect();
                 let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
                 let w = backend.qmatrix(
-                    found[0].0,
+                    ty,
                     &data,
                     rows,
                     cols,
@@ -657,6 +677,7 @@ impl<B: Backend> Llama<B> {
             )));
         }
         let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let first_pos = spans.first().map_or(0, |s| s.0);
         let rowwise = matches!(caches, Caches::Many(_));
         let rope =
             |(cos_table, sin_table): (&B::Tensor, &B::Tensor)| -> Result<(B::Tensor, B::Tensor)> {
@@ -666,7 +687,7 @@ impl<B: Backend> Llama<B> {
                     let at = b.tensor_u32(&positions, &[t])?;
                     Ok((b.embedding(&at, cos_table)?, b.embedding(&at, sin_table)?))
                 } else {
-                    let pos = spans[0].0;
+                    let pos = first_pos;
                     Ok((
                         b.narrow(cos_table, 0, pos, t)?,
                         b.narrow(sin_table, 0, pos, t)?,
@@ -704,7 +725,13 @@ impl<B: Backend> Llama<B> {
             let heads = |y: &B::Tensor, n: usize| -> Result<B::Tensor> {
                 b.transpose(&b.reshape(y, &[1, t, n, hd])?, 1, 2)
             };
-            let (mut q, mut k) = (heads(&qkv[0], nh)?, heads(&qkv[1], nkv)?);
+            let [qy, ky, vy] = qkv.as_slice() else {
+                return Err(Error::Shape {
+                    op: "attention projections",
+                    detail: format!("{} projections, expected q, k, v", qkv.len()),
+                });
+            };
+            let (mut q, mut k) = (heads(qy, nh)?, heads(ky, nkv)?);
             if let Some([qn, kn]) = &layer.qk_norm {
                 q = b.rms_norm(&q, qn, c.rms_eps)?;
                 k = b.rms_norm(&k, kn, c.rms_eps)?;
@@ -715,26 +742,28 @@ impl<B: Backend> Llama<B> {
             }
             let k = b.rope_pairs(&k, cos, sin)?;
             let cap = c.attn_softcap;
-            let v = heads(&qkv[2], nkv)?;
+            let v = heads(vy, nkv)?;
             let attn = match &mut caches {
                 Caches::One(kv) => {
-                    let pos = spans[0].0;
-                    b.write_slice(&kv.k[l], &k, 2, pos)?;
-                    b.write_slice(&kv.v[l], &v, 2, pos)?;
-                    windowed_attention(b, &q, &kv.k[l], &kv.v[l], pos + t, window, cap)?
+                    let pos = first_pos;
+                    let (kc, vc) = kv.layer(l)?;
+                    b.write_slice(kc, &k, 2, pos)?;
+                    b.write_slice(vc, &v, 2, pos)?;
+                    windowed_attention(b, &q, kc, vc, pos + t, window, cap)?
                 }
                 Caches::Many(kvs) => {
                     let mut rows = Vec::with_capacity(t);
-                    for (i, kv) in kvs.iter_mut().enumerate() {
-                        let pos = spans[i].0;
+                    for (i, (kv, span)) in kvs.iter_mut().zip(&spans).enumerate() {
+                        let pos = span.0;
                         let at = |y: &B::Tensor| b.narrow(y, 2, i, 1);
-                        b.write_slice(&kv.k[l], &at(&k)?, 2, pos)?;
-                        b.write_slice(&kv.v[l], &at(&v)?, 2, pos)?;
+                        let (kc, vc) = kv.layer(l)?;
+                        b.write_slice(kc, &at(&k)?, 2, pos)?;
+                        b.write_slice(vc, &at(&v)?, 2, pos)?;
                         rows.push(windowed_attention(
                             b,
                             &at(&q)?,
-                            &kv.k[l],
-                            &kv.v[l],
+                            kc,
+                            vc,
                             pos + 1,
                             window,
                             cap,
@@ -765,11 +794,17 @@ impl<B: Backend> Llama<B> {
                 .enumerate()
                 .map(|(j, y)| self.adapt(l, 4 + j, &h, y))
                 .collect::<Result<Vec<_>>>()?;
-            let gate = match c.activation {
-                Activation::Silu => b.silu(&gate_up[0])?,
-                Activation::GeluTanh => gelu_tanh(b, &gate_up[0])?,
+            let [gate, up] = gate_up.as_slice() else {
+                return Err(Error::Shape {
+                    op: "mlp projections",
+                    detail: format!("{} projections, expected gate, up", gate_up.len()),
+                });
             };
-            let act = b.mul(&gate, &gate_up[1])?;
+            let gate = match c.activation {
+                Activation::Silu => b.silu(gate)?,
+                Activation::GeluTanh => gelu_tanh(b, gate)?,
+            };
+            let act = b.mul(&gate, up)?;
             let mut mlp = self.adapt(l, 6, &act, mm(&act, &layer.down)?)?;
             if let Some(norm) = &layer.post_ffn_norm {
                 mlp = b.rms_norm(&mlp, norm, c.rms_eps)?;
@@ -795,7 +830,10 @@ impl<B: Backend> Llama<B> {
             Some(cap) => b.scale(&b.tanh(&b.scale(&logits, 1.0 / cap)?)?, cap)?,
             None => logits,
         };
-        let rows = b.shape(&logits)[1];
+        let rows = match which {
+            Logits::Last => 1,
+            Logits::All => t,
+        };
         b.reshape(&logits, &[rows, c.vocab_size])
     }
 }
@@ -897,7 +935,7 @@ fn windowed_attention<B: Backend>(
     let Some(w) = window.filter(|&w| len > w) else {
         return b.attention(q, k, v, len);
     };
-    if b.shape(q)[2] == 1 {
+    if b.shape(q).get(2) == Some(&1) {
         let start = len - w;
         let kj = b.narrow(k, 2, start, w)?;
         let vj = b.narrow(v, 2, start, w)?;

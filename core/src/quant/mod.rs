@@ -126,10 +126,9 @@ pub fn quantize(ty: GgmlType, values: &[f32], what: &str) -> Result<Vec<u8>> {
         )));
     }
     byte_len(ty, values.len(), what)?;
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(Error::Input(format!(
-            "{what}: value #{i} is {} and cannot be quantized",
-            values[i]
+            "{what}: value #{i} is {v} and cannot be quantized"
         )));
     }
     let t = Tensor::from_slice(values, values.len(), &Device::Cpu)?;

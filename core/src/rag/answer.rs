@@ -136,7 +136,7 @@ pub fn build_prompt<B: Backend>(
         let room = max_tokens.saturating_sub(base + 16);
         if room >= 32 {
             let ids = generator.tokenizer().encode(source_text.of(h), false)?.ids;
-            let cut = generator.decode(&ids[..room.min(ids.len())]);
+            let cut = generator.decode(ids.get(..room).unwrap_or(&ids));
             let mut candidate = used.clone();
             candidate.push((cut, h.clone()));
             if count(&render(&candidate)?)? <= max_tokens {

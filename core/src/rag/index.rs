@@ -73,6 +73,14 @@ pub struct FileChunks {
     pub vectors: Vec<f32>,
 }
 
+impl RagCollection {
+    /// Child `i`'s unit vector (empty when `i` is out of range; loading
+    /// validated every stored id against `children`).
+    pub fn vector(&self, i: usize, dim: usize) -> &[f32] {
+        self.vectors.get(i * dim..(i + 1) * dim).unwrap_or_default()
+    }
+}
+
 /// A named collection.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RagCollection {
@@ -205,10 +213,14 @@ impl RagIndex {
             return false;
         };
         for p in f.parents {
-            c.parents[p] = None;
+            if let Some(slot) = c.parents.get_mut(p) {
+                *slot = None;
+            }
         }
         for ch in f.children {
-            c.children[ch] = None;
+            if let Some(slot) = c.children.get_mut(ch) {
+                *slot = None;
+            }
         }
         c.bm25 = None;
         true
@@ -299,24 +311,23 @@ impl RagIndex {
         if magic != MAGIC {
             return Err(err("not a cairn RAG index (magic is not CAIRNRAG)".into()));
         }
-        let version = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
+        let version = u32::from_le_bytes(version.try_into().unwrap_or_default());
         let body = match version {
-            1 => &bytes[12..],
+            1 => bytes.get(12..).unwrap_or_default(),
             2 => {
                 let Some(header) = bytes.get(12..HEADER_V2) else {
                     return Err(err("truncated header".into()));
                 };
-                let mut len = [0u8; 8];
-                len.copy_from_slice(&header[..8]);
-                let len = u64::from_le_bytes(len);
-                let body = &bytes[HEADER_V2..];
+                let (len, sum) = header.split_at(8);
+                let len = u64::from_le_bytes(len.try_into().unwrap_or_default());
+                let body = bytes.get(HEADER_V2..).unwrap_or_default();
                 if len != body.len() as u64 {
                     return Err(err(format!(
                         "corrupt or truncated: the header gives a {len}-byte body, the file holds {}",
                         body.len()
                     )));
                 }
-                if sha2::Sha256::digest(body).as_slice() != &header[8..] {
+                if sha2::Sha256::digest(body).as_slice() != sum {
                     return Err(err(
                         "checksum mismatch: the file is damaged; rebuild it with `cairn index`"
                             .into(),
@@ -430,10 +441,9 @@ impl RagIndex {
             }
             if opts.method != Method::Dense {
                 let live: Vec<bool> = c.children.iter().map(Option::is_some).collect();
-                for (d, s) in c
-                    .bm25()
-                    .search(query, opts.candidates, |d| live[d as usize])
-                {
+                for (d, s) in c.bm25().search(query, opts.candidates, |d| {
+                    live.get(d as usize).copied().unwrap_or(false)
+                }) {
                     bm25_list.push(((name.clone(), d as usize), s));
                 }
             }
@@ -443,12 +453,7 @@ impl RagIndex {
                     .iter()
                     .enumerate()
                     .filter(|(_, ch)| ch.is_some())
-                    .map(|(i, _)| {
-                        (
-                            i,
-                            crate::util::dot(query_vec, &c.vectors[i * dim..(i + 1) * dim]),
-                        )
-                    })
+                    .map(|(i, _)| (i, crate::util::dot(query_vec, c.vector(i, dim))))
                     .collect();
                 let keep = opts.candidates.min(scored.len());
                 if keep > 0 {
@@ -485,19 +490,21 @@ impl RagIndex {
         let mut seen = std::collections::HashSet::new();
         let mut hits = Vec::new();
         for ((name, child), score) in fused {
-            let c = &self.collections[&name];
-            let Some(ch) = c.children[child].as_ref() else {
+            let Some(c) = self.collections.get(&name) else {
+                continue;
+            };
+            let Some(ch) = c.children.get(child).and_then(Option::as_ref) else {
                 continue;
             };
             let Some(p) = ch.parent else { continue };
             if !seen.insert((name.clone(), p)) {
                 continue;
             }
-            let Some(parent) = c.parents[p].as_ref() else {
+            let Some(parent) = c.parents.get(p).and_then(Option::as_ref) else {
                 continue;
             };
             let cosine = if query_vec.len() == dim {
-                crate::util::dot(query_vec, &c.vectors[child * dim..(child + 1) * dim])
+                crate::util::dot(query_vec, c.vector(child, dim))
             } else {
                 0.0
             };
@@ -517,11 +524,16 @@ impl RagIndex {
             let vecs: Vec<&[f32]> = hits
                 .iter()
                 .map(|(h, child)| {
-                    &self.collections[&h.collection].vectors[child * dim..(child + 1) * dim]
+                    self.collections
+                        .get(&h.collection)
+                        .map_or(&[][..], |c| c.vector(*child, dim))
                 })
                 .collect();
             let order = mmr(query_vec, &vecs, opts.k, lambda);
-            return Ok(order.into_iter().map(|i| hits[i].0.clone()).collect());
+            return Ok(order
+                .into_iter()
+                .filter_map(|i| hits.get(i).map(|h| h.0.clone()))
+                .collect());
         }
         hits.truncate(opts.k);
         Ok(hits.into_iter().map(|(h, _)| h).collect())
@@ -542,10 +554,7 @@ pub fn rerank(
     let order = reranker.rerank(query, &texts, k)?;
     Ok(order
         .into_iter()
-        .map(|(i, score)| Hit {
-            score,
-            ..hits[i].clone()
-        })
+        .filter_map(|(i, score)| hits.get(i).map(|h| Hit { score, ..h.clone() }))
         .collect())
 }
 
@@ -571,10 +580,7 @@ pub fn rerank_fused(
     Ok(rrf(&[(1.0, first), (1.0, by_reranker)], c)
         .into_iter()
         .take(k)
-        .map(|(i, score)| Hit {
-            score,
-            ..hits[i].clone()
-        })
+        .filter_map(|(i, score)| hits.get(i).map(|h| Hit { score, ..h.clone() }))
         .collect())
 }
 

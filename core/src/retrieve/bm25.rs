@@ -124,7 +124,8 @@ impl Bm25Index {
             let idf = self.idf(&term);
             for &(doc, tf) in list {
                 let tf = tf as f32;
-                let dl = self.lengths[doc as usize] as f32;
+                // Postings only name documents this index added (or a load validated).
+                let dl = self.lengths.get(doc as usize).copied().unwrap_or(0) as f32;
                 *scores.entry(doc).or_default() +=
                     idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl.max(1e-9)));
             }

@@ -111,7 +111,10 @@ impl FlatIndex {
     /// Row `id`'s unit vector.
     pub fn vector(&self, id: u32) -> Option<&[f32]> {
         let i = id as usize;
-        (i < self.payloads.len()).then(|| &self.data[i * self.dim..(i + 1) * self.dim])
+        if i >= self.payloads.len() {
+            return None;
+        }
+        self.data.get(i * self.dim..(i + 1) * self.dim)
     }
 }
 
@@ -127,10 +130,10 @@ impl VectorIndex for FlatIndex {
     fn add(&mut self, rows: &[f32], payloads: Vec<String>) -> Result<std::ops::Range<u32>> {
         let n = check_rows(self.dim, rows, payloads.len())?;
         let start = self.len() as u32;
-        for row in rows.chunks(self.dim) {
-            let at = self.data.len();
-            self.data.extend_from_slice(row);
-            normalize(&mut self.data[at..]);
+        for row in rows.chunks(self.dim.max(1)) {
+            let mut unit = row.to_vec();
+            normalize(&mut unit);
+            self.data.extend_from_slice(&unit);
         }
         self.payloads.extend(payloads);
         Ok(start..start + n as u32)
@@ -433,7 +436,7 @@ impl Collection {
             })?;
             Ok(raw
                 .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
                 .collect())
         };
         let index = match header.kind {
@@ -499,7 +502,8 @@ impl<'a> Reader<'a> {
     }
     fn u32(&mut self) -> Option<u32> {
         self.take(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
     }
     fn u64(&mut self) -> Option<u64> {
         self.take(8)

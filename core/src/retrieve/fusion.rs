@@ -29,6 +29,9 @@ pub fn rrf<T: Clone + Eq + Hash>(lists: &[(f32, Vec<T>)], c: f32) -> Vec<(T, f32
 /// repeatedly picks the candidate maximising
 /// `λ · sim(query, d) − (1 − λ) · max_{s ∈ selected} sim(d, s)`.
 /// Returns indices into `candidates`, in pick order.
+// `free`, `rel` and `max_sim` hold one entry per candidate; `i` and `j`
+// range over the candidates.
+#[allow(clippy::indexing_slicing)]
 pub fn mmr(query: &[f32], candidates: &[&[f32]], k: usize, lambda: f32) -> Vec<usize> {
     let rel: Vec<f32> = candidates
         .iter()

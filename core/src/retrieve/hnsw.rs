@@ -15,6 +15,11 @@
 //! Vectors are stored once, row-major, in insertion order; ids are row
 //! numbers.
 
+// Node ids index `links` and `data` throughout: they are ids this code
+// inserted, or links a load checked (`from_parts`: every link < n, every
+// node has a level, the entry point's level exists).
+#![allow(clippy::indexing_slicing)]
+
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::RwLock;
@@ -387,7 +392,7 @@ impl Hnsw {
             return Err("a node has no level".into());
         }
         match graph.entry {
-            Some((e, top)) if e as usize >= n || graph.links[e as usize].len() != top + 1 => {
+            Some((e, top)) if graph.links.get(e as usize).map(Vec::len) != Some(top + 1) => {
                 return Err(format!("entry point {e} (level {top}) is not in the graph"));
             }
             None if n > 0 => return Err("a non-empty graph has no entry point".into()),

@@ -113,7 +113,7 @@ impl<'t> Splitter<'t> {
         sep_from: usize,
         skip: usize,
     ) -> Result<Vec<std::ops::Range<usize>>> {
-        let seps = &self.opts.separators[sep_from.min(self.opts.separators.len())..];
+        let seps = self.opts.separators.get(sep_from..).unwrap_or_default();
         let slice = &text[range.clone()];
         let body = &slice[skip..];
         let (si, sep) = match seps
@@ -166,8 +166,10 @@ impl<'t> Splitter<'t> {
             Default::default();
         let mut total = 0;
         for (r, n) in pieces {
-            if total + n > size && !window.is_empty() {
-                out.push(window[0].0.start..window[window.len() - 1].0.end);
+            if total + n > size
+                && let (Some(first), Some(last)) = (window.front(), window.back())
+            {
+                out.push(first.0.start..last.0.end);
                 // Keep a tail of at most `overlap` units that leaves room for the new piece.
                 while total > overlap || total + n > size {
                     let Some((_, m)) = window.pop_front() else {
@@ -179,8 +181,8 @@ impl<'t> Splitter<'t> {
             window.push_back((r.clone(), *n));
             total += n;
         }
-        if !window.is_empty() {
-            out.push(window[0].0.start..window[window.len() - 1].0.end);
+        if let (Some(first), Some(last)) = (window.front(), window.back()) {
+            out.push(first.0.start..last.0.end);
         }
         out
     }

@@ -79,11 +79,11 @@ fn spm_merges<'t>(tokens: &[&'t str], scores: &[f32]) -> Vec<(&'t str, &'t str)>
     let ids: std::collections::HashMap<&str, usize> =
         tokens.iter().enumerate().map(|(i, t)| (*t, i)).collect();
     let mut found: Vec<(f32, usize, usize, usize)> = Vec::new();
-    for (id, piece) in tokens.iter().enumerate() {
+    for (id, (piece, &score)) in tokens.iter().zip(scores).enumerate() {
         for (cut, _) in piece.char_indices().skip(1) {
             let (l, r) = piece.split_at(cut);
             if let (Some(&li), Some(&ri)) = (ids.get(l), ids.get(r)) {
-                found.push((scores[id], id, li, ri));
+                found.push((score, id, li, ri));
             }
         }
     }
@@ -95,7 +95,7 @@ fn spm_merges<'t>(tokens: &[&'t str], scores: &[f32]) -> Vec<(&'t str, &'t str)>
     });
     found
         .into_iter()
-        .map(|(_, _, l, r)| (tokens[l], tokens[r]))
+        .filter_map(|(_, _, l, r)| Some((*tokens.get(l)?, *tokens.get(r)?)))
         .collect()
 }
 

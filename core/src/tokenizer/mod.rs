@@ -44,9 +44,14 @@ pub fn pad_batch(rows: &[&[u32]], pad_id: u32) -> BatchEncoding {
     let max_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let mut ids = vec![pad_id; rows.len() * max_len];
     let mut attention_mask = vec![0u32; rows.len() * max_len];
-    for (i, r) in rows.iter().enumerate() {
-        ids[i * max_len..i * max_len + r.len()].copy_from_slice(r);
-        attention_mask[i * max_len..i * max_len + r.len()].fill(1);
+    let rows_out = ids
+        .chunks_exact_mut(max_len.max(1))
+        .zip(attention_mask.chunks_exact_mut(max_len.max(1)));
+    for (r, (out, mask)) in rows.iter().zip(rows_out) {
+        for ((o, m), &id) in out.iter_mut().zip(mask.iter_mut()).zip(r.iter()) {
+            *o = id;
+            *m = 1;
+        }
     }
     BatchEncoding {
         ids,

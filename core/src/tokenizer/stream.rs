@@ -90,7 +90,9 @@ impl<'a> TokenStream<'a> {
 fn incomplete_tail_start(b: &[u8]) -> usize {
     for back in 1..=3.min(b.len()) {
         let i = b.len() - back;
-        let lead = b[i];
+        let Some(&lead) = b.get(i) else {
+            break;
+        };
         if lead & 0xC0 == 0x80 {
             continue; // continuation byte: keep looking for the lead
         }

@@ -450,3 +450,70 @@ fn an_implausible_context_length_is_an_error_not_an_abort() {
         "{e}"
     );
 }
+
+#[test]
+fn loop_period_finds_back_to_back_repeats_only() {
+    use cairn_core::generate::loop_period;
+    let rep = |unit: &[u32], n: usize| -> Vec<u32> {
+        let mut v = vec![900, 901, 902];
+        for _ in 0..n {
+            v.extend_from_slice(unit);
+        }
+        v
+    };
+    // The thresholds: max(4, ⌈32/p⌉) copies of a unit of p tokens.
+    for (unit, copies) in [
+        (&[7u32][..], 32usize),
+        (&[7, 8][..], 16),
+        (&[1, 2, 3][..], 11),
+        (&[1, 2, 3, 4, 5][..], 7),
+        (&[1, 2, 3, 4, 5, 6, 7, 8][..], 4),
+        (&(0..20).collect::<Vec<u32>>()[..], 4),
+        (&(0..32).collect::<Vec<u32>>()[..], 4),
+    ] {
+        assert_eq!(
+            loop_period(&rep(unit, copies)),
+            Some(unit.len()),
+            "{unit:?}"
+        );
+        assert_eq!(loop_period(&rep(unit, copies - 1)), None, "{unit:?}");
+    }
+    // The smallest period wins; a unit longer than 32 is no loop.
+    assert_eq!(loop_period(&rep(&[5, 5], 16)), Some(1));
+    assert_eq!(loop_period(&rep(&(0..33).collect::<Vec<u32>>(), 6)), None);
+    // A broken repeat is not a loop, nor is ordinary varied text.
+    let mut broken = rep(&[7, 8], 16);
+    broken[10] = 9;
+    assert_eq!(loop_period(&broken), None);
+    assert_eq!(loop_period(&(0..500).collect::<Vec<u32>>()), None);
+    assert_eq!(loop_period(&[]), None);
+}
+
+#[test]
+fn stop_on_loop_ends_a_looping_generation_where_the_loop_is_first_complete() {
+    use cairn_core::generate::loop_period;
+    let g = generator(&TinyLlama::default());
+    let free = GenerationConfig {
+        max_new_tokens: 160,
+        eos_token_ids: vec![u32::MAX],
+        ..Default::default()
+    };
+    let long = block_on_ready(g.generate("the cat", &free)).unwrap();
+    // The reference: the first prefix of the unguarded output that ends in a loop.
+    let first = (1..=long.token_ids.len())
+        .find(|&n| loop_period(&long.token_ids[..n]).is_some())
+        .expect("the tiny model's greedy output loops within 160 tokens");
+    let guarded = block_on_ready(g.generate(
+        "the cat",
+        &GenerationConfig {
+            stop_on_loop: true,
+            ..free.clone()
+        },
+    ))
+    .unwrap();
+    assert_eq!(guarded.finish_reason, FinishReason::Loop);
+    assert_eq!(guarded.token_ids, long.token_ids[..first]);
+    assert!(long.text.starts_with(&guarded.text));
+    // Off by default: the same settings without the flag run to the budget.
+    assert_eq!(long.finish_reason, FinishReason::Length);
+}

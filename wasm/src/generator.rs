@@ -54,6 +54,7 @@ impl From<Generation> for GenerationJs {
                 FinishReason::Stop(_) => "stop",
                 FinishReason::Length => "length",
                 FinishReason::Cancelled => "cancelled",
+                FinishReason::Loop => "loop",
             },
         }
     }

@@ -137,6 +137,10 @@ impl<'a, B: Backend> Sequence<'a, B> {
             self.finish = Some(FinishReason::Stop(s));
             return;
         }
+        if self.config.stop_on_loop && super::loop_period(&self.generated).is_some() {
+            self.end(FinishReason::Loop);
+            return;
+        }
         self.next_input = vec![id];
         if self.generated.len() >= self.config.max_new_tokens {
             self.end(FinishReason::Length);

@@ -48,6 +48,12 @@ pub struct GenerationConfig {
     pub ignore_eos: bool,
     /// Seed of the sampler (same seed, same prompt, same model → same text).
     pub seed: u64,
+    /// End generation ([`super::FinishReason::Loop`]) once the output
+    /// repeats one unit of tokens back to back (see [`super::loop_period`]):
+    /// a small model's degenerate "1.1.1.1…" stops instead of running to
+    /// `max_new_tokens`. Greedy and sampled decoding; off by default, always
+    /// on for RAG answers.
+    pub stop_on_loop: bool,
 }
 
 impl Default for GenerationConfig {
@@ -69,6 +75,7 @@ impl Default for GenerationConfig {
             eos_token_ids: Vec::new(),
             ignore_eos: false,
             seed: 42,
+            stop_on_loop: false,
         }
     }
 }

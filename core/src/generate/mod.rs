@@ -46,6 +46,24 @@ pub enum FinishReason {
     Length,
     /// The streaming callback asked to stop.
     Cancelled,
+    /// The output began to repeat itself (`stop_on_loop`): the loop's
+    /// copies generated so far stay in the text.
+    Loop,
+}
+
+/// The period of a repetition loop at the end of `ids`: the smallest unit of
+/// `p` ≤ 32 tokens that the tail repeats back to back at least
+/// `max(4, ⌈32 / p⌉)` times (32 copies of one token, 16 of a pair, 8 of four
+/// tokens, 4 of anything longer). Ordinary text, lists and tables do not
+/// repeat one unit that often; a degenerate loop does within a few lines.
+pub fn loop_period(ids: &[u32]) -> Option<usize> {
+    (1..=32usize).find(|&p| {
+        let need = p * 4usize.max(32usize.div_ceil(p));
+        ids.len() >= need
+            && ids
+                .get(ids.len() - need..)
+                .is_some_and(|tail| tail.chunks_exact(p).all(|c| Some(c) == tail.get(..p)))
+    })
 }
 
 /// The result of one generation.

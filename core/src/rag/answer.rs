@@ -303,17 +303,22 @@ pub async fn answer<B: Backend>(
         build_prompt(generator, question, hits, opts.source_text, budget)?;
     // Citations can only name the sources in the prompt (constrained
     // decoding; beam search runs unconstrained and keeps only valid numbers).
-    // A line the model repeats ends the answer (small models loop).
+    // A line the model repeats ends the answer (small models loop), and so
+    // does a loop within a line (`stop_on_loop`).
+    let generation = GenerationConfig {
+        stop_on_loop: true,
+        ..opts.generation.clone()
+    };
     let mut guard = RepeatGuard::new();
     let forward = |piece: &str| guard.push(piece, &mut on_text);
     let out = if opts.generation.num_beams > 1 {
         generator
-            .generate_stream(&prompt, &opts.generation, forward)
+            .generate_stream(&prompt, &generation, forward)
             .await?
     } else {
         let mut citations = generator.citation_constraint(sources.len());
         generator
-            .generate_constrained_stream(&prompt, &opts.generation, &mut citations, forward)
+            .generate_constrained_stream(&prompt, &generation, &mut citations, forward)
             .await?
     };
     let text = guard.finish(&mut on_text).trim().to_string();

@@ -170,6 +170,10 @@ pub struct DecodingArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Stop when the output starts repeating one unit of tokens back to back
+    /// (a degenerate loop; always on for `ask`).
+    #[arg(long)]
+    pub stop_on_loop: bool,
 }
 
 impl DecodingArgs {
@@ -204,6 +208,7 @@ impl DecodingArgs {
             eos_token_ids: Vec::new(),
             ignore_eos: false,
             seed: self.seed,
+            stop_on_loop: self.stop_on_loop,
         };
         config.validate()?;
         Ok(config)

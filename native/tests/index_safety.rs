@@ -67,6 +67,46 @@ fn a_sibling_folder_with_a_shared_prefix_keeps_its_documents() {
 }
 
 #[test]
+fn several_paths_index_into_one_collection_and_keep_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    write_docs(&a, "alpha", 2);
+    write_docs(&b, "beta", 1);
+    let single = tmp.path().join("single.txt");
+    std::fs::write(&single, "A single file about gamma rays.").unwrap();
+    let ix = tmp.path().join("rag.cidx");
+    let run = |paths: &[&Path]| {
+        let mut args: Vec<String> = vec!["index".into()];
+        args.extend(paths.iter().map(|p| p.display().to_string()));
+        args.extend(["--collection", "c", "--index"].map(String::from));
+        args.push(ix.display().to_string());
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = run(&[&a, &b, &single]);
+    // One line per path, each naming it.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains("2 files indexed") && lines[0].contains(&*a.display().to_string()));
+    assert!(lines[1].contains("1 files indexed") && lines[1].contains(&*b.display().to_string()));
+    assert!(lines[2].contains("1 files indexed"), "{out}");
+    assert_eq!(sources(&ix, "c").len(), 4);
+    // Again: nothing changed, nothing removed (the paths do not evict each other).
+    let out = run(&[&a, &b, &single]);
+    assert_eq!(out.matches("0 files indexed").count(), 3, "{out}");
+    assert_eq!(out.matches("0 removed").count(), 3, "{out}");
+    assert_eq!(sources(&ix, "c").len(), 4);
+}
+
+#[test]
 fn one_folder_spelled_three_ways_is_stored_once() {
     let emb = embedder();
     let tmp = tempfile::tempdir().unwrap();

@@ -13,9 +13,10 @@ use crate::on_backend;
 /// Arguments of `cairn index`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A directory (walked recursively) or a single file to index.
-    #[arg(value_name = "PATH")]
-    pub dir: PathBuf,
+    /// Directories (walked recursively) or files to index, one after the
+    /// other into the same collection.
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
     /// Collection name.
     #[arg(long)]
     pub collection: String,
@@ -31,16 +32,24 @@ pub struct Args {
 pub fn run(a: Args, cache: &Path) -> Result<()> {
     let path = a.index.path(cache);
     let dir = resolve_model(&a.index.embedder, cache)?;
-    let started = std::time::Instant::now();
-    let r = on_backend!(a.backend.pick()?, b => {
+    on_backend!(a.backend.pick()?, b => {
         let emb = load_embedder(b, &dir, &EmbedderOptions::default())?;
-        crate::rag::index_dir(&emb, &a.index.embedder, &a.dir, &a.collection, &path)?
+        for p in &a.paths {
+            let started = std::time::Instant::now();
+            let r = crate::rag::index_dir(&emb, &a.index.embedder, p, &a.collection, &path)?;
+            report(&path, p, &a.collection, &r, started.elapsed().as_secs_f64());
+        }
     });
-    let s = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// Prints what one path added to the index.
+fn report(index: &Path, source: &Path, collection: &str, r: &crate::rag::IndexReport, s: f64) {
     println!(
-        "{}: collection '{}': {} files indexed, {} unchanged, {} removed, {} failed, {} skipped; {} pages, {} passages, {} indexed chunks in {s:.1} s ({:.1} pages/s, {:.1} chunks/s)",
-        path.display(),
-        a.collection,
+        "{}: collection '{}' ← {}: {} files indexed, {} unchanged, {} removed, {} failed, {} skipped; {} pages, {} passages, {} indexed chunks in {s:.1} s ({:.1} pages/s, {:.1} chunks/s)",
+        index.display(),
+        collection,
+        source.display(),
         r.indexed,
         r.unchanged,
         r.removed,
@@ -55,5 +64,4 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
     for f in &r.failed {
         eprintln!("failed: {f}");
     }
-    Ok(())
 }

@@ -12,7 +12,9 @@ use cairn::rag::{index_dir, read_index};
 use cairn_core::backend::block_on_ready;
 use cairn_core::backend::cpu::CpuBackend;
 use cairn_core::embedder::Embedder;
-use cairn_core::rag::answer::{AskOptions, NO_ANSWER, SourceText, answer, attribute, build_prompt};
+use cairn_core::rag::answer::{
+    AskOptions, NO_ANSWER, SourceText, answer, attribute, build_prompt, quote,
+};
 use cairn_core::rag::{Method, RagIndex, SearchOptions};
 
 fn embedder() -> Embedder<CpuBackend> {
@@ -280,4 +282,66 @@ fn index_retrieve_update_and_answer() {
         (true, Some(1))
     );
     assert!(found[0].cosine >= 0.6 && found[0].cosine <= 1.0 + 1e-5);
+
+    // Extractive answers: the sentence closest to the question, quoted
+    // verbatim with the number of the source it comes from.
+    let quoted = block_on_ready(quote(&emb, q, &hits, SourceText::Matched, 2, 0.5)).unwrap();
+    assert!(quoted.grounded && quoted.generated_tokens == 0);
+    let first = quoted.text.lines().next().unwrap();
+    let (body, n) = first.rsplit_once(" [").unwrap();
+    let n: usize = n.trim_end_matches(']').parse().unwrap();
+    let body = body.trim_matches('"');
+    assert_eq!(
+        body,
+        "Installing packages To install a package from a local file, run R CMD INSTALL \
+         pkg_1.0.tar.gz in a shell, or call install.packages with repos set to NULL inside R."
+    );
+    assert_eq!(quoted.sources[n - 1].chunk.page, Some(1));
+    assert!(quoted.cited.contains(&n));
+    // The reference: every quoted line is its source's text, whitespace joined,
+    // and the first is the one of highest cosine with the question.
+    let norm = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut best = (f32::MIN, String::new());
+    for h in &hits {
+        let s = norm(&h.matched.text);
+        let e = emb.encode(&[q, s.as_str()], true).unwrap();
+        let c = cairn_core::util::dot(e.row(0), e.row(1));
+        if c > best.0 {
+            best = (c, s);
+        }
+    }
+    assert_eq!(best.1, body, "mini.pdf's chunks are one sentence each");
+    assert!(quoted.text.lines().count() <= 2);
+    for line in quoted.text.lines() {
+        let (body, n) = line.rsplit_once(" [").unwrap();
+        let n: usize = n.trim_end_matches(']').parse().unwrap();
+        assert!(norm(&quoted.sources[n - 1].matched.text).contains(body.trim_matches('"')));
+    }
+    // Nothing close enough: "I don't know", nothing cited.
+    let none = block_on_ready(quote(
+        &emb,
+        "What is the boiling point of mercury on Venus?",
+        &hits,
+        SourceText::Matched,
+        2,
+        0.5,
+    ))
+    .unwrap();
+    assert_eq!((none.text.as_str(), none.grounded), (NO_ANSWER, false));
+    // The CLI's `--answer quote` prints the same answer.
+    let (ok, out, err) = common::cairn(&[
+        "ask",
+        q,
+        "--index",
+        ix_path.to_str().unwrap(),
+        "--answer",
+        "quote",
+        "--quote-sentences",
+        "2",
+        "--k",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with(&quoted.text), "{out}");
+    assert!(out.contains("Sources cited:"), "{out}");
 }

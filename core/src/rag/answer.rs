@@ -334,6 +334,81 @@ pub async fn answer<B: Backend>(
     })
 }
 
+/// Sentences shorter than this many characters are not quoted (headings,
+/// page furniture).
+const QUOTE_MIN_CHARS: usize = 24;
+
+/// An extractive answer, faithful by construction: the sentences of the
+/// retrieved sources (`source_text` of each hit) closest to the question —
+/// cosine of their embeddings, at least `min_cosine` — at most
+/// `max_sentences` of them, best first, each quoted verbatim (whitespace
+/// joined) and followed by its source number `[n]` as the sources are
+/// numbered (the hits' order). No sentence close enough: [`NO_ANSWER`].
+pub async fn quote<B: Backend>(
+    embedder: &crate::embedder::Embedder<B>,
+    question: &str,
+    hits: &[Hit],
+    source_text: SourceText,
+    max_sentences: usize,
+    min_cosine: f32,
+) -> Result<Answer> {
+    let mut texts: Vec<String> = vec![question.to_string()];
+    let mut owner = Vec::new();
+    for (n, h) in hits.iter().enumerate() {
+        let text = source_text.of(h);
+        for r in sentences(text) {
+            let sentence = text
+                .get(r)
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if sentence.chars().count() >= QUOTE_MIN_CHARS && !texts.contains(&sentence) {
+                texts.push(sentence);
+                owner.push(n + 1);
+            }
+        }
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let e = embedder.encode_async(&refs, true).await?;
+    let mut rows = e.iter();
+    let q = rows.next().unwrap_or_default();
+    let mut scored: Vec<(f32, usize, &str)> = rows
+        .zip(&owner)
+        .zip(texts.iter().skip(1))
+        .map(|((v, &n), t)| (crate::util::dot(q, v), n, t.as_str()))
+        .filter(|(c, _, _)| *c >= min_cosine)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.truncate(max_sentences);
+    if scored.is_empty() {
+        return Ok(Answer {
+            text: NO_ANSWER.into(),
+            sources: Vec::new(),
+            cited: Vec::new(),
+            grounded: false,
+            prompt_tokens: 0,
+            generated_tokens: 0,
+        });
+    }
+    let text = scored
+        .iter()
+        .map(|(_, n, t)| format!("\"{t}\" [{n}]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut cited: Vec<usize> = scored.iter().map(|s| s.1).collect();
+    cited.sort_unstable();
+    cited.dedup();
+    Ok(Answer {
+        text,
+        sources: hits.to_vec(),
+        cited,
+        grounded: true,
+        prompt_tokens: 0,
+        generated_tokens: 0,
+    })
+}
+
 /// One answer sentence traced to the source that supports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attribution {

@@ -29,6 +29,17 @@ pub enum ContextArg {
     Passage,
 }
 
+/// How `ask` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnswerArg {
+    /// The decoder writes the answer from the sources, citing them.
+    Generate,
+    /// Extractive: the source sentences closest to the question, quoted
+    /// verbatim with their source numbers (no decoder; faithful by
+    /// construction).
+    Quote,
+}
+
 /// Arguments of `cairn ask`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -48,9 +59,19 @@ pub struct Args {
     /// (the router and the reranker run on the CPU).
     #[command(flatten)]
     pub decoder: DecoderArgs,
-    /// Source text in the prompt.
+    /// Source text in the prompt (and what `--answer quote` quotes from).
     #[arg(long, value_enum, default_value = "matched")]
     pub context: ContextArg,
+    /// Generate the answer, or quote the supporting sentences.
+    #[arg(long, value_enum, default_value = "generate")]
+    pub answer: AnswerArg,
+    /// `--answer quote`: most sentences quoted.
+    #[arg(long, default_value_t = 3)]
+    pub quote_sentences: usize,
+    /// `--answer quote`: least question–sentence cosine for a quote (none
+    /// that close: "I don't know").
+    #[arg(long, default_value_t = 0.5)]
+    pub quote_min_cosine: f32,
     /// Decoding options.
     #[command(flatten)]
     pub decoding: DecodingArgs,
@@ -75,6 +96,22 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&hits).unwrap_or_default());
             return Ok(());
         }
+        let source_text = match a.context {
+            ContextArg::Passage => SourceText::Passage,
+            ContextArg::Matched => SourceText::Matched,
+        };
+        if a.answer == AnswerArg::Quote {
+            let answer = pollster::block_on(cairn_core::rag::answer::quote(
+                &emb,
+                &a.question,
+                &hits,
+                source_text,
+                a.quote_sentences,
+                a.quote_min_cosine,
+            ))?;
+            println!("{}", answer.text);
+            return print_sources(&emb, &answer);
+        }
         let generator = load_adapted(
             b,
             &resolve_model(&a.decoder.model, cache)?,
@@ -83,10 +120,7 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
         let ask = AskOptions {
             generation,
             min_cosine: a.min_cosine,
-            source_text: match a.context {
-                ContextArg::Passage => SourceText::Passage,
-                ContextArg::Matched => SourceText::Matched,
-            },
+            source_text,
         };
         let answer = stream_answer(&generator, &a.question, &hits, &ask)?;
         print_sources(&emb, &answer)

@@ -562,7 +562,15 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
     assert_eq!(v["data"][0]["name"], "kitchen");
     assert_eq!(v["data"][0]["documents"].as_array().unwrap().len(), 2);
     let q = "How long should bread dough be kneaded?";
-    let (ok, out, err) = cairn(&["ask", q, "--index", ix.to_str().unwrap()]);
+    // The server reranks with `rer`: so does the CLI.
+    let (ok, out, err) = cairn(&[
+        "ask",
+        q,
+        "--index",
+        ix.to_str().unwrap(),
+        "--reranker",
+        rer.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let cli_answer = out.split("\n\nSources").next().unwrap().trim();
     let (st, v) = server.post("/v1/ask", &json!({"question": q}));
@@ -605,6 +613,34 @@ fn openai_api_matches_the_cli_and_batching_changes_no_token() {
         (1..=v["sources"].as_array().unwrap().len() as u64).collect()
     };
     assert_eq!(listed, cli_sources, "server {v}\nCLI {out}");
+    // The extractive answer: the CLI's `--answer quote`, the same quotes.
+    let (ok, out, err) = cairn(&[
+        "ask",
+        q,
+        "--index",
+        ix.to_str().unwrap(),
+        "--answer",
+        "quote",
+        "--reranker",
+        rer.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let cli_quote = out.split("\n\nSources").next().unwrap().trim();
+    assert!(cli_quote.contains("Knead the dough"), "{out}");
+    let (st, v) = server.post("/v1/ask", &json!({"question": q, "answer": "quote"}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["answer"].as_str().unwrap(),
+        cli_quote,
+        "server {v}\nCLI {out}"
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 0, "{v}");
+    let (st, v) = server.post("/v1/ask", &json!({"question": q, "answer": "poem"}));
+    assert_eq!(
+        (st, v["error"]["param"].as_str()),
+        (400, Some("answer")),
+        "{v}"
+    );
     let (st, _, b) = server.request(
         "POST",
         "/v1/ask",

@@ -352,8 +352,25 @@ pub async fn quote<B: Backend>(
     max_sentences: usize,
     min_cosine: f32,
 ) -> Result<Answer> {
-    let mut texts: Vec<String> = vec![question.to_string()];
-    let mut owner = Vec::new();
+    let candidates = quote_candidates(hits, source_text);
+    let mut texts: Vec<&str> = vec![question];
+    texts.extend(candidates.iter().map(|(_, t)| t.as_str()));
+    let e = embedder.encode_async(&texts, true).await?;
+    let vectors: Vec<&[f32]> = e.iter().collect();
+    Ok(quote_pick(
+        hits,
+        &candidates,
+        &vectors,
+        max_sentences,
+        min_cosine,
+    ))
+}
+
+/// The sentences [`quote`] may quote: `(source number, sentence)` for every
+/// sentence of the hits' `source_text` of at least [`QUOTE_MIN_CHARS`]
+/// characters, whitespace joined, each once.
+pub fn quote_candidates(hits: &[Hit], source_text: SourceText) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
     for (n, h) in hits.iter().enumerate() {
         let text = source_text.of(h);
         for r in sentences(text) {
@@ -363,33 +380,45 @@ pub async fn quote<B: Backend>(
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            if sentence.chars().count() >= QUOTE_MIN_CHARS && !texts.contains(&sentence) {
-                texts.push(sentence);
-                owner.push(n + 1);
+            if sentence.chars().count() >= QUOTE_MIN_CHARS
+                && !out.iter().any(|(_, t)| *t == sentence)
+            {
+                out.push((n + 1, sentence));
             }
         }
     }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let e = embedder.encode_async(&refs, true).await?;
-    let mut rows = e.iter();
-    let q = rows.next().unwrap_or_default();
-    let mut scored: Vec<(f32, usize, &str)> = rows
-        .zip(&owner)
-        .zip(texts.iter().skip(1))
-        .map(|((v, &n), t)| (crate::util::dot(q, v), n, t.as_str()))
+    out
+}
+
+/// [`quote`]'s choice from unit vectors computed elsewhere (the service's
+/// embedder thread): `vectors[0]` is the question's, `vectors[1..]` the
+/// candidates' in order.
+pub fn quote_pick(
+    hits: &[Hit],
+    candidates: &[(usize, String)],
+    vectors: &[&[f32]],
+    max_sentences: usize,
+    min_cosine: f32,
+) -> Answer {
+    let q = vectors.first().copied().unwrap_or_default();
+    let mut scored: Vec<(f32, usize, &str)> = vectors
+        .iter()
+        .skip(1)
+        .zip(candidates)
+        .map(|(v, (n, t))| (crate::util::dot(q, v), *n, t.as_str()))
         .filter(|(c, _, _)| *c >= min_cosine)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.truncate(max_sentences);
     if scored.is_empty() {
-        return Ok(Answer {
+        return Answer {
             text: NO_ANSWER.into(),
             sources: Vec::new(),
             cited: Vec::new(),
             grounded: false,
             prompt_tokens: 0,
             generated_tokens: 0,
-        });
+        };
     }
     let text = scored
         .iter()
@@ -399,14 +428,14 @@ pub async fn quote<B: Backend>(
     let mut cited: Vec<usize> = scored.iter().map(|s| s.1).collect();
     cited.sort_unstable();
     cited.dedup();
-    Ok(Answer {
+    Answer {
         text,
         sources: hits.to_vec(),
         cited,
         grounded: true,
         prompt_tokens: 0,
         generated_tokens: 0,
-    })
+    }
 }
 
 /// One answer sentence traced to the source that supports it.

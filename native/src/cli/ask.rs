@@ -66,11 +66,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "generate")]
     pub answer: AnswerArg,
     /// `--answer quote`: most sentences quoted.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = crate::rag::QUOTE_SENTENCES)]
     pub quote_sentences: usize,
     /// `--answer quote`: least question–sentence cosine for a quote (none
     /// that close: "I don't know").
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = crate::rag::QUOTE_MIN_COSINE)]
     pub quote_min_cosine: f32,
     /// Decoding options.
     #[command(flatten)]

@@ -267,9 +267,26 @@ pub async fn ask(
 ) -> Result<Response, ApiError> {
     let f = Fields::new(
         parse_body(body)?,
-        &["question", "collections", "k", "max_tokens", "stream"],
+        &[
+            "question",
+            "collections",
+            "k",
+            "max_tokens",
+            "stream",
+            "answer",
+        ],
     )?;
     let question = f.string("question")?;
+    let quote = match f.get("answer").map(|v| v.as_str()) {
+        None | Some(Some("generate")) => false,
+        Some(Some("quote")) => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "answer: must be \"generate\" or \"quote\"",
+                Some("answer"),
+            ));
+        }
+    };
     if question.trim().is_empty() {
         return Err(ApiError::bad_request(
             "question: must not be empty",
@@ -337,6 +354,46 @@ pub async fn ask(
     let route = retrieved.route.as_ref().map(|r| {
         json!({"label": r.label, "score": r.score, "collections": r.collections, "reason": r.reason})
     });
+    if quote {
+        // Extractive: no decoder, the embedder picks the sentences to quote.
+        let hits = retrieved.hits;
+        let candidates = cairn_core::rag::answer::quote_candidates(&hits, options.source_text);
+        let mut texts = vec![question.clone()];
+        texts.extend(candidates.iter().map(|(_, t)| t.clone()));
+        let e = embed(&state, texts).await?;
+        let vectors: Vec<&[f32]> = e.vectors.iter().map(Vec::as_slice).collect();
+        let a = cairn_core::rag::answer::quote_pick(
+            &hits,
+            &candidates,
+            &vectors,
+            crate::rag::QUOTE_SENTENCES,
+            crate::rag::QUOTE_MIN_COSINE,
+        );
+        let retrieved_json: Vec<Value> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| source_json(i + 1, h, false))
+            .collect();
+        if !stream {
+            let mut v = finished_json(&state, &a).await;
+            v["route"] = route.unwrap_or(Value::Null);
+            v["retrieved"] = json!(retrieved_json);
+            return Ok(axum::Json(v).into_response());
+        }
+        let events = vec![
+            SseEvent::default()
+                .event("sources")
+                .data(json!({"route": route, "retrieved": retrieved_json}).to_string()),
+            SseEvent::default()
+                .event("text")
+                .data(json!({"text": a.text}).to_string()),
+            SseEvent::default()
+                .event("done")
+                .data(answer_json(&a).to_string()),
+        ];
+        let events = futures_util::stream::iter(events).map(Ok::<_, Infallible>);
+        return Ok(Sse::new(events).into_response());
+    }
     let engine = state
         .engine
         .as_ref()

@@ -11,12 +11,7 @@ use cairn_core::rag::{Ingestor, RagIndex, content_hash};
 use crate::atomic::{WriteLock, sweep_partials, write_atomic};
 use crate::error::{Error, Result};
 
-/// Most sentences an extractive (`quote`) answer quotes (`ask --answer quote`,
-/// `/v1/ask` with `"answer": "quote"`).
-pub const QUOTE_SENTENCES: usize = 3;
-
-/// Least question–sentence cosine for a quote.
-pub const QUOTE_MIN_COSINE: f32 = 0.5;
+pub use cairn_core::rag::answer::{QUOTE_MIN_COSINE, QUOTE_SENTENCES};
 
 /// Least cosine between an answer sentence and a source sentence to
 /// attribute the sentence to that source when the model cites none

@@ -152,6 +152,17 @@ test('Index in wasm: a PDF and Markdown ingested from bytes, hybrid search, a ci
   const none = await ix.ask(g, 'What is the boiling point of mercury on Venus?', {});
   assert.equal(none.grounded, false);
   assert.match(none.text, /^I don't know/);
+  // The extractive answer: the closest source sentence, verbatim, with its number — no decoder.
+  const quoted = [];
+  const q = await ix.ask(g, 'How do I install a package from a local file?', { answer: 'quote' }, (p) => { quoted.push(p); });
+  assert.equal(q.generatedTokens, 0);
+  assert.equal(quoted.join(''), q.text);
+  const first = q.text.split('\n')[0];
+  assert.match(first, /^"Installing packages To install a package from a local file, run R CMD INSTALL pkg_1\.0\.tar\.gz in a shell, or call install\.packages with repos set to NULL inside R\." \[(\d)\]$/);
+  const n = Number(first.match(/\[(\d)\]$/)[1]);
+  assert.equal(q.sources[n - 1].page, 1);
+  assert.deepEqual(q.cited.includes(n), true);
+  await assert.rejects(ix.ask(g, 'x', { answer: 'poem' }), /option 'answer': unknown value 'poem'/);
 
   // The bytes round-trip, and removing a file drops its passages.
   const again = cairn.Index.fromBytes(ix.toBytes(), emb, 'all-minilm-l6-v2');

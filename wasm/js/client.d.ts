@@ -66,6 +66,8 @@ export interface AskOptions extends SearchOptions, GenerationOptions {
   minCosine?: number;
   /** Source text in the prompt: the matched chunk (default, best for small models) or its whole passage. */
   context?: "matched" | "passage";
+  /** "generate" (default): the decoder writes a cited answer; "quote": the source sentences closest to the question, verbatim with their numbers (no decoder). */
+  answer?: "generate" | "quote";
 }
 
 /** A retrieved passage. */

@@ -216,8 +216,8 @@ export class Cairn {
    * `for await (const piece of stream)` gives the answer as it is written;
    * `await stream.result` (or `await stream`) gives
    * `{ text, sources, cited, grounded, promptTokens }`. Options: search
-   * options, `minCosine`, `context` ("matched" or "passage") and decoding
-   * options (`maxNewTokens`, ...).
+   * options, `minCosine`, `context` ("matched" or "passage"), `answer`
+   * ("generate" or "quote") and decoding options (`maxNewTokens`, ...).
    */
   ask(question, options = {}) { return this.#stream('ask', { question, options }); }
 

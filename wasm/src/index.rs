@@ -250,7 +250,10 @@ impl Index {
     /// default 5 of `candidates` 20, `method`, ...), `minCosine` (0.35:
     /// below it the answer is "I don't know" without generating), `context`
     /// (`"matched"`: the matched chunk, the default; `"passage"`: its whole
-    /// passage) and the decoding options (`maxNewTokens` 256, ...). Resolves to
+    /// passage), `answer` (`"generate"`, the default, or `"quote"`: the
+    /// source sentences closest to the question quoted verbatim with their
+    /// numbers, no decoder) and the decoding options (`maxNewTokens` 256,
+    /// ...). Resolves to
     /// `{ text, sources, cited, grounded, promptTokens, generatedTokens }`: `sources` are
     /// the passages numbered as the prompt gave them, `cited` the numbers
     /// the answer cites.
@@ -267,15 +270,30 @@ impl Index {
         let opts =
             options::object(&options, "ask").and_then(|o| options::ask(o).map_err(JsError::from));
         wasm_bindgen_futures::future_to_promise(async move {
-            let (search, ask) = opts?;
+            let (search, ask, quote) = opts?;
             let qv = embed_query(&emb, &question).await?;
             let hits = ix
                 .borrow_mut()
                 .search(&question, &qv, &search)
                 .map_err(js_err)?;
             let mut s = Streamer::new(on_text);
-            let a =
-                on_backend!(&*gen_, g => answer(g, &question, &hits, &ask, |p| s.push(p)).await);
+            let a = if quote {
+                let a = on_backend!(&*emb, e => cairn_core::rag::answer::quote(
+                    e,
+                    &question,
+                    &hits,
+                    ask.source_text,
+                    cairn_core::rag::answer::QUOTE_SENTENCES,
+                    cairn_core::rag::answer::QUOTE_MIN_COSINE,
+                )
+                .await);
+                if let Ok(a) = &a {
+                    s.push(&a.text);
+                }
+                a
+            } else {
+                on_backend!(&*gen_, g => answer(g, &question, &hits, &ask, |p| s.push(p)).await)
+            };
             if let Some(e) = s.error {
                 return Err(e);
             }

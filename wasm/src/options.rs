@@ -188,9 +188,20 @@ pub fn search(mut o: Map<String, Value>) -> Result<SearchOptions, OptionsError> 
 }
 
 /// The options of `Index.ask`: search settings, `minCosine`, `context`
-/// (`"matched"` or `"passage"`) and the decoding options.
-pub fn ask(mut o: Map<String, Value>) -> Result<(SearchOptions, AskOptions), OptionsError> {
+/// (`"matched"` or `"passage"`), `answer` (`"generate"`, the default, or
+/// `"quote"`: the extractive answer, no decoder) and the decoding options.
+/// The third value is whether to quote.
+pub fn ask(mut o: Map<String, Value>) -> Result<(SearchOptions, AskOptions, bool), OptionsError> {
     let s = search_options(&mut o, "ask")?;
+    let quote = match take::<String>(&mut o, "answer", "ask")?.as_deref() {
+        None | Some("generate") => false,
+        Some("quote") => true,
+        Some(other) => {
+            return err(format!(
+                "ask: option 'answer': unknown value '{other}' (use \"generate\" or \"quote\")"
+            ));
+        }
+    };
     let min_cosine = take::<f32>(&mut o, "minCosine", "ask")?;
     let context = take::<SourceText>(&mut o, "context", "ask")?;
     let g = generation(o, "ask")?;
@@ -207,7 +218,7 @@ pub fn ask(mut o: Map<String, Value>) -> Result<(SearchOptions, AskOptions), Opt
     if let Some(c) = context {
         ask.source_text = c;
     }
-    Ok((s, ask))
+    Ok((s, ask, quote))
 }
 
 /// The options of `Generator.generate`: the output grammar (`jsonSchema`,

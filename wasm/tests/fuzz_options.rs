@@ -39,6 +39,7 @@ fn seeds() -> Vec<Vec<u8>> {
                "collections": ["debian", "r-manuals"], "weights": [1.0, 1.0]}),
         json!({"method": "bm25", "k": 3, "candidates": 3, "minCosine": 0.35, "context": "passage",
                "maxNewTokens": 256, "temperature": 0}),
+        json!({"answer": "quote", "k": 4, "context": "matched"}),
         json!({"tools": [weather], "options": {"maxSteps": 4, "maxStepTokens": 128,
                "examples": false, "constrained": true, "maxNewTokens": 64}}),
         json!({"tools": [{"name": "calculator"}, {"name": "search", "description": "search the docs",
@@ -206,9 +207,13 @@ fn options_give_named_errors() {
     let e = options::agent(json!({"name": "x"}), Map::new()).unwrap_err();
     assert!(e.0.starts_with("agent: tools must be"), "{e}");
     // Good options arrive intact.
-    let (s, a) = options::ask(obj(json!({"k": 2, "candidates": 8, "minCosine": 0.5,
+    let (s, a, quote) = options::ask(obj(json!({"k": 2, "candidates": 8, "minCosine": 0.5,
         "maxNewTokens": 9, "topK": 3})))
     .unwrap();
+    assert!(!quote);
+    assert!(options::ask(obj(json!({"answer": "quote"}))).unwrap().2);
+    let e = options::ask(obj(json!({"answer": "poem"}))).unwrap_err();
+    assert!(e.0.contains("option 'answer': unknown value 'poem'"), "{e}");
     assert_eq!((s.k, s.candidates, a.min_cosine), (2, 8, 0.5));
     assert_eq!((a.generation.max_new_tokens, a.generation.top_k), (9, 3));
     let (g, c) = options::generate(obj(json!({"choice": ["yes", "no"], "seed": 5}))).unwrap();

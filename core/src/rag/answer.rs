@@ -338,6 +338,13 @@ pub async fn answer<B: Backend>(
 /// page furniture).
 const QUOTE_MIN_CHARS: usize = 24;
 
+/// Most sentences an extractive answer quotes by default (`ask --answer
+/// quote`, `/v1/ask` and the npm `ask` with `answer: "quote"`).
+pub const QUOTE_SENTENCES: usize = 3;
+
+/// Least question–sentence cosine for a quote, by default.
+pub const QUOTE_MIN_COSINE: f32 = 0.5;
+
 /// An extractive answer, faithful by construction: the sentences of the
 /// retrieved sources (`source_text` of each hit) closest to the question —
 /// cosine of their embeddings, at least `min_cosine` — at most

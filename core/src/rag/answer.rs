@@ -86,6 +86,20 @@ pub struct Answer {
     pub generated_tokens: usize,
 }
 
+impl Answer {
+    /// [`NO_ANSWER`]: nothing retrieved supports an answer.
+    pub fn no_answer() -> Answer {
+        Answer {
+            text: NO_ANSWER.into(),
+            sources: Vec::new(),
+            cited: Vec::new(),
+            grounded: false,
+            prompt_tokens: 0,
+            generated_tokens: 0,
+        }
+    }
+}
+
 fn label(h: &Hit) -> String {
     let file = h.chunk.source.rsplit('/').next().unwrap_or(&h.chunk.source);
     match h.chunk.page {
@@ -288,14 +302,7 @@ pub async fn answer<B: Backend>(
         .fold(f32::NEG_INFINITY, f32::max);
     if hits.is_empty() || best < opts.min_cosine {
         on_text(NO_ANSWER);
-        return Ok(Answer {
-            text: NO_ANSWER.into(),
-            sources: Vec::new(),
-            cited: Vec::new(),
-            grounded: false,
-            prompt_tokens: 0,
-            generated_tokens: 0,
-        });
+        return Ok(Answer::no_answer());
     }
     let ctx = generator.model().config().context_length;
     let budget = ctx.saturating_sub(opts.generation.max_new_tokens.max(1));
@@ -418,14 +425,7 @@ pub fn quote_pick(
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.truncate(max_sentences);
     if scored.is_empty() {
-        return Answer {
-            text: NO_ANSWER.into(),
-            sources: Vec::new(),
-            cited: Vec::new(),
-            grounded: false,
-            prompt_tokens: 0,
-            generated_tokens: 0,
-        };
+        return Answer::no_answer();
     }
     let text = scored
         .iter()

@@ -356,3 +356,69 @@ fn a_huge_file_is_reported_not_loaded() {
         r.failed
     );
 }
+
+/// A 1 MB single-line "sentence" (words with no break, and one 1 MB word
+/// with no whitespace at all) is chunked with the index's own settings:
+/// every child within 128 tokens and every parent within 512, the children
+/// tile their parent's text in order, and the parents cover the whole line.
+#[test]
+fn a_one_megabyte_single_line_is_chunked_within_the_limits() {
+    use cairn_core::text::chunk::{ChunkOptions, SplitUnit, Splitter, small_to_big};
+    use cairn_core::text::loaders::load_text;
+    let emb = embedder();
+    let tok = emb.tokenizer();
+    let parent = Splitter::new(ChunkOptions::default(), Some(tok)).unwrap();
+    let child = Splitter::new(
+        ChunkOptions {
+            size: 128,
+            overlap: 0,
+            unit: SplitUnit::Tokens,
+            ..Default::default()
+        },
+        Some(tok),
+    )
+    .unwrap();
+    let words: String = (0..)
+        .map(|i| ["alpha ", "beta ", "gamma ", "delta "][i % 4])
+        .take(1 << 18)
+        .collect::<String>();
+    let one_word = "x".repeat(1 << 20);
+    for (name, text) in [
+        ("words", &words[..1 << 20]),
+        ("one word", one_word.as_str()),
+    ] {
+        assert_eq!(text.len(), 1 << 20);
+        let doc = load_text("line.txt", text);
+        let started = std::time::Instant::now();
+        let (parents, children) = small_to_big(&doc, &parent, &child).unwrap();
+        let count = |s: &str| tok.encode(s, false).unwrap().ids.len();
+        assert!(parents.iter().all(|p| count(&p.text) <= 512), "{name}");
+        assert!(children.iter().all(|c| count(&c.text) <= 128), "{name}");
+        // Parents start where the previous one's overlap begins and reach the end.
+        assert_eq!(parents[0].start, 0, "{name}");
+        let last = parents.last().unwrap();
+        assert_eq!(
+            last.start + last.text.len(),
+            text.trim_end().len(),
+            "{name}"
+        );
+        for w in parents.windows(2) {
+            assert!(
+                w[1].start > w[0].start && w[1].start <= w[0].start + w[0].text.len(),
+                "{name}"
+            );
+        }
+        // Each child is a slice of its parent, in order.
+        for c in &children {
+            let p = &parents[c.parent.unwrap()];
+            let at = c.start - p.start;
+            assert_eq!(&p.text[at..at + c.text.len()], c.text, "{name}");
+        }
+        eprintln!(
+            "{name}: {} parents, {} children in {:.1} s",
+            parents.len(),
+            children.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}

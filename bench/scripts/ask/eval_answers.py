@@ -15,7 +15,7 @@ refused ("I don't know"). Faithfulness is not scored here (no validated
 judge yet); a quoted answer is verbatim source text by construction.
 
     python3 bench/scripts/router/retrieval_routes.py path/to/cairn   # builds the index once
-    python3 bench/scripts/ask/eval_answers.py path/to/cairn [--index FILE]
+    python3 bench/scripts/ask/eval_answers.py path/to/cairn [--index FILE] [--modes generate,quote]
 
 Writes bench/reports/ask/answers.json (every answer) and prints the table.
 """
@@ -29,7 +29,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("CAIRN_CACHE", Path.home() / ".cache/cairn"))
-MODES = {"generate": [], "quote": ["--answer", "quote"]}
+MODES = {
+    "generate": [],
+    "quote": ["--answer", "quote"],
+    "quote-passage": ["--answer", "quote", "--context", "passage"],
+    "quote-5": ["--answer", "quote", "--quote-sentences", "5"],
+    "quote-0.4": ["--answer", "quote", "--quote-min-cosine", "0.4"],
+}
 SOURCE = re.compile(r"^\s+\[(\d+)\] (\S+), page (\d+)")
 
 
@@ -43,15 +49,20 @@ def ask(cairn, index, question, extra):
 
 
 def has_term(text, terms):
-    low = text.lower()
-    return any(k.lower() in low for k in terms)
+    """Case- and whitespace-blind: PDF text breaks identifiers at line ends
+    ("R_ LIBS_USER"), and either spelling is the term."""
+    flat = re.sub(r"\s+", "", text.lower())
+    return any(re.sub(r"\s+", "", k.lower()) in flat for k in terms)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cairn")
     ap.add_argument("--index", default=str(CACHE / "index/router.cidx"))
+    ap.add_argument("--modes", default="generate,quote", help="comma-separated names of MODES")
+    ap.add_argument("--out", default=str(HERE.parents[1] / "reports/ask/answers.json"))
     a = ap.parse_args()
+    modes = {m: MODES[m] for m in a.modes.split(",")}
     data = json.loads((HERE.parents[1] / "data/ask_eval_set.json").read_text())
     qs, un = data["questions"], data["unanswerable"]
     # The extractive ceiling: the retrieved chunks hold a key term.
@@ -62,7 +73,7 @@ def main():
         hits = json.loads(out)
         ceiling += any(has_term(h["matched"]["text"], q["key_terms"]) for h in hits)
     report = {"ceiling": ceiling, "n": len(qs), "modes": {}}
-    for mode, extra in MODES.items():
+    for mode, extra in modes.items():
         rows, key, gold, listed, good, answered, secs = [], 0, 0, 0, 0, 0, 0.0
         for q in qs:
             answer, pages, s = ask(a.cairn, a.index, q["question"], extra)
@@ -84,7 +95,7 @@ def main():
         report["modes"][mode] = {"key_term": key, "gold_source": gold, "listed": listed, "listed_gold": good,
                                  "answered": answered, "refused": refused, "unanswerable": len(un),
                                  "seconds_per_answer": secs / len(qs), "rows": rows}
-    (HERE.parents[1] / "reports/ask/answers.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    Path(a.out).write_text(json.dumps(report, indent=1, ensure_ascii=False))
     n = len(qs)
     print(f"extractive ceiling (a top-5 chunk holds a key term): {ceiling}/{n} = {ceiling / n:.2f}")
     print("| mode | key-term recall | gold source listed | citation precision | answered | unanswerable refused | s/answer |")

@@ -387,13 +387,25 @@ pub fn quote_candidates(hits: &[Hit], source_text: SourceText) -> Vec<(usize, St
     let mut out: Vec<(usize, String)> = Vec::new();
     for (n, h) in hits.iter().enumerate() {
         let text = source_text.of(h);
-        for r in sentences(text) {
-            let sentence = text
-                .get(r)
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+        let joined: Vec<String> = sentences(text)
+            .into_iter()
+            .map(|r| {
+                let s = text.get(r).unwrap_or_default();
+                s.split_whitespace().collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        let mut i = 0;
+        while let Some(first) = joined.get(i) {
+            // A sentence that announces what follows ("… with the following
+            // command:") is quoted together with it.
+            let mut sentence = first.clone();
+            i += 1;
+            if announces(&sentence)
+                && let Some(next) = joined.get(i)
+            {
+                sentence = format!("{sentence} {next}");
+                i += 1;
+            }
             if sentence.chars().count() >= QUOTE_MIN_CHARS
                 && !out.iter().any(|(_, t)| *t == sentence)
             {
@@ -402,6 +414,16 @@ pub fn quote_candidates(hits: &[Hit], source_text: SourceText) -> Vec<(usize, St
         }
     }
     out
+}
+
+/// Whether a sentence introduces the next one (ends with `:`, or with
+/// "the following …").
+fn announces(sentence: &str) -> bool {
+    let s = sentence.trim_end_matches(['.', ' ']);
+    s.ends_with(':')
+        || s.rsplit(' ')
+            .take(3)
+            .any(|w| w.eq_ignore_ascii_case("following"))
 }
 
 /// [`quote`]'s choice from unit vectors computed elsewhere (the service's
@@ -456,17 +478,30 @@ pub struct Attribution {
     pub cosine: f32,
 }
 
+/// Abbreviations whose period does not end a sentence (compared lowercase).
+const ABBREVIATIONS: [&str; 6] = ["e.g", "i.e", "cf", "vs", "etc.,", "resp"];
+
 /// Sentences of `text` as byte ranges: cut after `.`, `!` or `?` followed
-/// by whitespace, and at line breaks before a blank line or a list item
-/// (`-`, `*`, a digit); pieces are trimmed, ones without letters or digits
-/// dropped.
+/// by whitespace (not after an abbreviation such as "e.g."), and at line
+/// breaks before a blank line or a list item (`-`, `*`, a digit); pieces are
+/// trimmed, ones without letters or digits dropped.
 pub fn sentences(text: &str) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let bytes = text.as_bytes();
+    let abbreviation = |from: usize, i: usize| {
+        let word = text
+            .get(from..i)
+            .and_then(|t| t.rsplit(|c: char| c.is_whitespace() || c == '(').next())
+            .unwrap_or_default()
+            .to_lowercase();
+        ABBREVIATIONS.contains(&word.as_str())
+    };
     for (i, &c) in bytes.iter().enumerate() {
         let next = bytes.get(i + 1);
-        let end_here = matches!(c, b'.' | b'!' | b'?') && next.is_none_or(u8::is_ascii_whitespace)
+        let end_here = matches!(c, b'.' | b'!' | b'?')
+            && next.is_none_or(u8::is_ascii_whitespace)
+            && !(c == b'.' && abbreviation(start, i))
             // A line break ends a sentence only before a blank line or a
             // list item: PDF text breaks lines inside sentences.
             || c == b'\n' && next.is_some_and(|n| matches!(n, b'\n' | b'-' | b'*' | b'0'..=b'9'));
@@ -549,6 +584,56 @@ mod tests {
             ]
         );
         assert!(sentences("  ... ").is_empty());
+        // Abbreviations do not end a sentence.
+        let t = "Run it as a user, e.g. foo by crontab -e. Done (i.e. all of it).";
+        let got: Vec<&str> = sentences(t).into_iter().map(|r| &t[r]).collect();
+        assert_eq!(
+            got,
+            vec![
+                "Run it as a user, e.g. foo by crontab -e.",
+                "Done (i.e. all of it)."
+            ]
+        );
+    }
+
+    #[test]
+    fn quote_candidates_join_an_announcing_sentence_with_what_follows() {
+        let chunk = |text: &str| crate::text::chunk::Chunk {
+            text: text.into(),
+            source: "d.pdf".into(),
+            page: Some(3),
+            headings: Vec::new(),
+            segment: 0,
+            start: 0,
+            parent: None,
+        };
+        let text = "Configure all partially installed packages with the following command.\n\n\
+                    $ sudo dpkg --configure -a\n\nShort one.\nAn ordinary sentence that stands alone here.";
+        let hit = Hit {
+            collection: "c".into(),
+            chunk: chunk(text),
+            matched: chunk(text),
+            score: 1.0,
+            cosine: 0.5,
+            bm25: 0.0,
+        };
+        let got = quote_candidates(&[hit.clone(), hit], SourceText::Matched);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    1,
+                    "Configure all partially installed packages with the following command. \
+                     $ sudo dpkg --configure -a"
+                        .to_string()
+                ),
+                (
+                    1,
+                    "An ordinary sentence that stands alone here.".to_string()
+                ),
+            ]
+        );
+        assert!(announces("Run this:") && !announces("The following were removed early on."));
     }
 
     #[test]

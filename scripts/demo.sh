@@ -2,8 +2,9 @@
 # cairn's main job on the bundled defaults: installs what the demo needs (not
 # the test-only tools), builds cairn, fetches the pinned models and the two
 # FAQs (R FAQ, Debian FAQ; sha256-verified), indexes them into a demo index,
-# answers questions with citations (file and page), refuses one the documents
-# do not answer, and says how to open the in-browser demo.
+# answers questions with citations (file and page), once more by quoting the
+# sources, refuses one the documents do not answer, and says how to open the
+# in-browser demo.
 # Usage: scripts/demo.sh   (CAIRN_CACHE / CAIRN_BUILD_CACHE move the caches)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,9 @@ for q in \
   "What is Debian GNU/Linux?" ; do
   run ask --index "$index" "$q"
 done
+echo
+echo "Quoted instead of generated: the sources' own sentences, verbatim, with their numbers (no decoder):"
+run ask --index "$index" --answer quote "How can R be installed?"
 echo
 echo "A question the documents do not answer is refused (no passage is close enough):"
 run ask --index "$index" "What is the boiling point of mercury on Venus?"

@@ -193,11 +193,11 @@ async function uploadFile(file) {
 }
 
 /** Asks the server's `/v1/ask`, streaming its `text` events; resolves to the answer. */
-async function askServer(question, onText) {
+async function askServer(question, answer, onText) {
   const r = await fetch('/v1/ask', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ question, collections: [SERVER_COLLECTION], max_tokens: 160, stream: true }),
+    body: JSON.stringify({ question, collections: [SERVER_COLLECTION], max_tokens: 160, stream: true, answer }),
   });
   if (!r.ok) {
     const v = await r.json().catch(() => null);
@@ -276,11 +276,14 @@ async function ask(ev) {
       if (!first) first = performance.now();
       out.textContent += piece;
     };
+    // "quote": the sources' own sentences closest to the question, verbatim
+    // with their numbers — no decoder, faithful by construction.
+    const mode = $('answer-mode').value;
     let a;
     if (inServerMode()) {
-      a = await askServer(q, onPiece);
+      a = await askServer(q, mode, onPiece);
     } else {
-      const stream = state.cairn.ask(q, { maxNewTokens: 160 });
+      const stream = state.cairn.ask(q, { maxNewTokens: 160, answer: mode });
       for await (const piece of stream) onPiece(piece);
       a = await stream.result;
     }
@@ -302,7 +305,9 @@ async function ask(ev) {
     }));
     const gen = a.generatedTokens;
     const decode = first && gen > 1 ? (gen - 1) / ((end - first) / 1000) : 0;
-    $('stats').textContent = a.grounded
+    $('stats').textContent = a.grounded && gen === 0
+      ? `Quoted from the sources in ${((end - t0) / 1000).toFixed(1)} s (no decoding).`
+      : a.grounded
       ? `${gen} tokens; first token after ${((first - t0) / 1000).toFixed(1)} s (retrieval + ${a.promptTokens}-token prompt); ${decode.toFixed(1)} tokens/s while decoding; generator on ${state.backends.generator}.`
       : 'The documents do not answer this question (no passage was close enough), so the model was not asked.';
     out.dataset.done = '1';

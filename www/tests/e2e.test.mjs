@@ -107,6 +107,18 @@ test('the demo in headless Chromium: bad input, load, ingest a PDF, a cited answ
     assert.match(cpu.sources[0].text, /^mini\.pdf, page 1/, JSON.stringify(cpu.sources));
     const tps = Number(await page.evaluate(() => document.body.dataset.tokensPerSecond));
     const report = { webgpu: webgpu === 'true', pageStartSeconds: page.startSeconds, loadSecondsCpu: loadSecs, cpu: { answer: cpu.answer, sources: cpu.sources, stats: cpu.stats, decodeTokensPerSecond: tps } };
+    // Quoted instead of generated: the PDF's own sentence with page 1 cited,
+    // the irrelevant pages neither quoted nor marked cited.
+    await page.selectOption('#answer-mode', 'quote');
+    const quoted = await askAndCheck(page, 'e2e-cpu-quote');
+    assert.match(quoted.answer, /^"Installing packages To install a package from a local file, run R CMD INSTALL pkg_1\.0\.tar\.gz in a shell, or call install\.packages with repos set to NULL inside R\." \[\d\]$/, quoted.answer);
+    const citedQuotes = quoted.sources.filter((x) => x.cited);
+    assert.equal(citedQuotes.length, 1, JSON.stringify(quoted.sources));
+    assert.match(citedQuotes[0].text, /^mini\.pdf, page 1/);
+    assert.doesNotMatch(quoted.answer, /plot|Debian/);
+    assert.match(quoted.stats, /Quoted from the sources/);
+    report.cpu.quoted = quoted.answer;
+    await page.selectOption('#answer-mode', 'generate');
     const golden = JSON.parse(readFileSync(join(here, '../../tests/fixtures/smollm2_forward.json'), 'utf8'));
     const sentences = Array.from({ length: 64 }, (_, i) => `Sentence number ${i} about installing R packages from local files and configuring Debian networking.`);
     // Embeddings and a short greedy generation through the page's engine, timed (recorded, not asserted).

@@ -363,21 +363,13 @@ fn a_huge_file_is_reported_not_loaded() {
 /// tile their parent's text in order, and the parents cover the whole line.
 #[test]
 fn a_one_megabyte_single_line_is_chunked_within_the_limits() {
-    use cairn_core::text::chunk::{ChunkOptions, SplitUnit, Splitter, small_to_big};
+    use cairn_core::text::chunk::{Splitter, small_to_big};
     use cairn_core::text::loaders::load_text;
     let emb = embedder();
     let tok = emb.tokenizer();
-    let parent = Splitter::new(ChunkOptions::default(), Some(tok)).unwrap();
-    let child = Splitter::new(
-        ChunkOptions {
-            size: 128,
-            overlap: 0,
-            unit: SplitUnit::Tokens,
-            ..Default::default()
-        },
-        Some(tok),
-    )
-    .unwrap();
+    let (parent, child) = cairn_core::rag::ingest::chunk_options();
+    let parent = Splitter::new(parent, Some(tok)).unwrap();
+    let child = Splitter::new(child, Some(tok)).unwrap();
     let words: String = (0..)
         .map(|i| ["alpha ", "beta ", "gamma ", "delta "][i % 4])
         .take(1 << 18)

@@ -20,6 +20,18 @@ pub fn content_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The index's chunk settings, in tokens: parents of 512 (overlap 64) and
+/// children of 128 (no overlap).
+pub fn chunk_options() -> (ChunkOptions, ChunkOptions) {
+    let child = ChunkOptions {
+        size: 128,
+        overlap: 0,
+        unit: SplitUnit::Tokens,
+        ..Default::default()
+    };
+    (ChunkOptions::default(), child)
+}
+
 /// Chunks and embeds files with one embedder's tokenizer.
 pub struct Ingestor<'e, B: Backend> {
     embedder: &'e Embedder<B>,
@@ -32,16 +44,9 @@ impl<'e, B: Backend> Ingestor<'e, B> {
     /// overlap), counted with the embedder's tokenizer.
     pub fn new(embedder: &'e Embedder<B>) -> Result<Self> {
         let tok = embedder.tokenizer();
-        let parent = Splitter::new(ChunkOptions::default(), Some(tok))?;
-        let child = Splitter::new(
-            ChunkOptions {
-                size: 128,
-                overlap: 0,
-                unit: SplitUnit::Tokens,
-                ..Default::default()
-            },
-            Some(tok),
-        )?;
+        let (parent, child) = chunk_options();
+        let parent = Splitter::new(parent, Some(tok))?;
+        let child = Splitter::new(child, Some(tok))?;
         Ok(Ingestor {
             embedder,
             parent,

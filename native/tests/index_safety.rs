@@ -80,16 +80,10 @@ fn several_paths_index_into_one_collection_and_keep_each_other() {
         args.extend(paths.iter().map(|p| p.display().to_string()));
         args.extend(["--collection", "c", "--index"].map(String::from));
         args.push(ix.display().to_string());
-        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out, err) = common::cairn(&args);
+        assert!(ok, "{err}");
+        out
     };
     let out = run(&[&a, &b, &single]);
     // One line per path, each naming it.

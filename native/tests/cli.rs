@@ -38,7 +38,7 @@ fn index_then_search_and_bad_index_files() {
     std::fs::write(&texts, "How do I install R packages?\nDebian uses apt for package management.\nThe cat sat on the mat.\n").unwrap();
     let idx = dir.path().join("docs.cvec");
     let idx_s = idx.to_str().unwrap();
-    for kind in ["flat", "hnsw"] {
+    for kind in ["flat", "hnsw", "ivf"] {
         let _ = std::fs::remove_file(&idx);
         let (ok, out, err) = cairn(&[
             "embed",
@@ -48,6 +48,11 @@ fn index_then_search_and_bad_index_files() {
             idx_s,
             "--kind",
             kind,
+            // IVF: two cells (trained on these three texts), both scanned.
+            "--nlist",
+            "2",
+            "--nprobe",
+            "2",
         ]);
         assert!(ok, "{err}");
         assert!(
@@ -70,7 +75,42 @@ fn index_then_search_and_bad_index_files() {
         );
         assert_eq!(out.lines().count(), 2);
     }
-    // Adding to an existing index appends.
+    // One IVF cell scanned of two: the query's own cell still holds its best match.
+    let (ok, out, err) = cairn(&[
+        "search",
+        "--index",
+        idx_s,
+        "--nprobe",
+        "1",
+        "-k",
+        "1",
+        "installing software on Debian",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.trim_end()
+            .ends_with("docs#1  Debian uses apt for package management."),
+        "{out}"
+    );
+    // Too few texts to train the cells is a clear error, and nothing is written.
+    let ivf_small = dir.path().join("small.cvec");
+    let (ok, _, err) = cairn(&[
+        "embed",
+        "--index",
+        ivf_small.to_str().unwrap(),
+        "--kind",
+        "ivf",
+        "--nlist",
+        "5",
+        "one",
+        "two",
+    ]);
+    assert!(
+        !ok && err.contains("IVF training needs at least nlist = 5 vectors, got 2"),
+        "{err}"
+    );
+    assert!(!ivf_small.exists());
+    // Adding to an existing index appends (to the IVF's cells, trained before).
     let (ok, out, _) = cairn(&["embed", "--index", idx_s, "A feline rested on the rug."]);
     assert!(
         ok && out.contains("now holds 4 vectors (added ids 3..4)"),

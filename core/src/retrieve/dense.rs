@@ -1,22 +1,26 @@
-//! Dense vector indexes: exact flat search and HNSW ([`super::hnsw`]),
-//! both cosine similarity, behind [`VectorIndex`].
+//! Dense vector indexes: exact flat search, HNSW ([`super::hnsw`]) and IVF
+//! ([`super::ivf`]: IVF-Flat and IVF-PQ), all cosine similarity, behind
+//! [`VectorIndex`].
 //!
-//! # File format (version 2)
+//! # File format (version 3)
 //!
 //! One collection per file, little-endian:
 //!
 //! | bytes        | content                                                    |
 //! |--------------|------------------------------------------------------------|
 //! | 0..8         | magic `CAIRNVEC`                                           |
-//! | 8..12        | u32 format version (1)                                     |
+//! | 8..12        | u32 format version (3)                                     |
 //! | 12..16       | u32 length `H` of the JSON header                          |
-//! | 16..16+H     | JSON header: `kind` (`flat`/`hnsw`), `dim`, `count`, `metric` (`cosine`), `collection`, `model` (optional), `hnsw` params, `created_by` |
+//! | 16..16+H     | JSON header: `kind` (`flat`/`hnsw`/`ivf`), `dim`, `count`, `metric` (`cosine`), `collection`, `model` (optional), `hnsw` or `ivf` params (+ `trained` for ivf), `created_by` |
 //! | then         | u64 length + JSON array of `count` payload strings (the indexed texts or ids) |
 //! | flat         | `count × dim` f32: the unit-normalised vectors, row-major  |
 //! | hnsw         | `count × dim` f32 unit vectors, then u64 length + bincode of the graph: per node its neighbour lists per level (u32 row ids), and the entry point with its level |
+//! | ivf          | if trained: `nlist × dim` f32 centroids; IVF-PQ: `m × 256 × dim/m` f32 codebooks; then `count` u32 cell ids (id order); then IVF-Flat: `count × dim` f32 unit vectors, IVF-PQ: `count × m` u8 codes |
 //!
-//! Version 1 differed only in the HNSW section (an `instant-distance` graph);
-//! its flat files still load, its HNSW files must be rebuilt.
+//! Version 3 added the `ivf` kind (flat and HNSW sections are as in version
+//! 2, so version 2 files load unchanged). Version 1 differed only in the HNSW
+//! section (an `instant-distance` graph); its flat files still load, its HNSW
+//! files must be rebuilt.
 //!
 //! A reader rejects a newer version with a message that says so; the native
 //! writer writes to a temporary file and renames it, so a crash never leaves a
@@ -31,7 +35,7 @@ use crate::util::dot;
 /// Magic bytes of an index file.
 pub const MAGIC: &[u8; 8] = b"CAIRNVEC";
 /// The newest format version this build reads and the one it writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// One search result: the row id (insertion order) and its cosine similarity.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,6 +61,14 @@ pub trait VectorIndex {
     fn add(&mut self, rows: &[f32], payloads: Vec<String>) -> Result<std::ops::Range<u32>>;
     /// The `k` most similar rows to `query`, best first.
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>>;
+    /// [`search`](Self::search) for each of several queries (`n × dim`,
+    /// row-major); indexes override it where a batch is cheaper than its
+    /// queries one by one.
+    fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        let d = self.dim();
+        check_rows(d, queries, queries.len() / d.max(1))?;
+        queries.chunks(d).map(|q| self.search(q, k)).collect()
+    }
     /// The payload stored with row `id`.
     fn payload(&self, id: u32) -> Option<&str>;
 }
@@ -162,6 +174,35 @@ impl VectorIndex for FlatIndex {
         Ok(hits)
     }
 
+    /// One matrix product per block of queries (the stored vectors × the
+    /// queries, candle's multi-threaded GEMM), then the top `k` of each row.
+    fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        let d = self.dim;
+        check_rows(d, queries, queries.len() / d.max(1))?;
+        let mut units = queries.to_vec();
+        units.chunks_mut(d).for_each(normalize);
+        let n = self.payloads.len();
+        let mut out = Vec::with_capacity(units.len() / d);
+        // Blocks bound the score matrix to ~64 MB.
+        let block = (16 << 20) / n.max(1);
+        for qs in units.chunks(d * block.clamp(1, 4096)) {
+            let scores = super::ivf::dot_matrix(qs, &self.data, d)?;
+            out.extend(
+                super::ivf::top_k_rows(&scores, n, k)
+                    .into_iter()
+                    .map(|row| {
+                        row.into_iter()
+                            .map(|(id, score)| Hit { id, score })
+                            .collect()
+                    }),
+            );
+        }
+        if n == 0 {
+            out = vec![Vec::new(); units.len() / d];
+        }
+        Ok(out)
+    }
+
     fn payload(&self, id: u32) -> Option<&str> {
         self.payloads.get(id as usize).map(String::as_str)
     }
@@ -237,6 +278,106 @@ impl VectorIndex for HnswIndex {
     }
 }
 
+pub use super::ivf::IvfParams;
+use super::ivf::{Ivf, IvfParts, PQ_KSUB};
+
+/// Approximate search over an inverted file ([`super::ivf`]): IVF-Flat, or
+/// IVF-PQ when `pq_m > 0`. The first rows added train the quantizers (at
+/// least `nlist` of them, 256 for PQ); later rows go to their nearest cell.
+#[derive(Debug)]
+pub struct IvfIndex {
+    ivf: Ivf,
+    payloads: Vec<String>,
+}
+
+impl IvfIndex {
+    /// An empty, untrained index for `dim`-dimensional vectors.
+    pub fn new(dim: usize, params: IvfParams) -> Result<Self> {
+        Ok(Self {
+            ivf: Ivf::new(dim, params)?,
+            payloads: Vec::new(),
+        })
+    }
+
+    /// The parameters (with the current `nprobe`).
+    pub fn params(&self) -> IvfParams {
+        self.ivf.params()
+    }
+
+    /// Sets how many cells a search scans (1..=nlist).
+    pub fn set_nprobe(&mut self, nprobe: usize) {
+        self.ivf.set_nprobe(nprobe);
+    }
+
+    /// Trains the quantizers on `rows` (normalised here) without adding them.
+    pub fn train(&mut self, rows: &[f32]) -> Result<()> {
+        let d = self.ivf.dim();
+        let n = check_rows(d, rows, rows.len() / d.max(1))?;
+        let mut unit_rows = rows.to_vec();
+        unit_rows.chunks_mut(d).for_each(normalize);
+        debug_assert_eq!(unit_rows.len(), n * d);
+        self.ivf.train(&unit_rows)
+    }
+
+    /// The `k` most similar rows scanning `nprobe` cells instead of the index's own.
+    pub fn search_nprobe(&self, query: &[f32], k: usize, nprobe: usize) -> Result<Vec<Hit>> {
+        let q = unit(query, self.ivf.dim())?;
+        Ok(self
+            .ivf
+            .search(&q, k, nprobe)
+            .into_iter()
+            .map(|(id, score)| Hit { id, score })
+            .collect())
+    }
+
+    /// Rows per cell.
+    pub fn cell_sizes(&self) -> Vec<usize> {
+        self.ivf.cell_sizes()
+    }
+
+    /// Row `id`'s stored vector (the PQ reconstruction for IVF-PQ).
+    pub fn vector(&self, id: u32) -> Option<Vec<f32>> {
+        self.ivf.vector(id)
+    }
+}
+
+impl VectorIndex for IvfIndex {
+    fn dim(&self) -> usize {
+        self.ivf.dim()
+    }
+
+    fn len(&self) -> usize {
+        self.ivf.len()
+    }
+
+    fn add(&mut self, rows: &[f32], payloads: Vec<String>) -> Result<std::ops::Range<u32>> {
+        let d = self.ivf.dim();
+        let n = check_rows(d, rows, payloads.len())?;
+        let start = self.len() as u32;
+        let mut unit_rows = rows.to_vec();
+        unit_rows.chunks_mut(d).for_each(normalize);
+        self.ivf.add(&unit_rows)?;
+        self.payloads.extend(payloads);
+        Ok(start..start + n as u32)
+    }
+
+    fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_nprobe(query, k, self.ivf.params().nprobe)
+    }
+
+    /// The queries in parallel (rayon), one per thread at a time.
+    fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        use rayon::prelude::*;
+        let d = self.ivf.dim();
+        check_rows(d, queries, queries.len() / d)?;
+        queries.par_chunks(d).map(|q| self.search(q, k)).collect()
+    }
+
+    fn payload(&self, id: u32) -> Option<&str> {
+        self.payloads.get(id as usize).map(String::as_str)
+    }
+}
+
 /// The kind of index a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -245,6 +386,8 @@ pub enum IndexKind {
     Flat,
     /// [`HnswIndex`].
     Hnsw,
+    /// [`IvfIndex`] (IVF-Flat or IVF-PQ).
+    Ivf,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -258,6 +401,10 @@ struct FileHeader {
     model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hnsw: Option<HnswParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ivf: Option<IvfParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trained: Option<bool>,
     created_by: String,
 }
 
@@ -279,6 +426,8 @@ pub enum AnyIndex {
     Flat(FlatIndex),
     /// HNSW.
     Hnsw(HnswIndex),
+    /// IVF-Flat / IVF-PQ.
+    Ivf(IvfIndex),
 }
 
 impl AnyIndex {
@@ -286,6 +435,7 @@ impl AnyIndex {
         match self {
             AnyIndex::Flat(i) => i,
             AnyIndex::Hnsw(i) => i,
+            AnyIndex::Ivf(i) => i,
         }
     }
 
@@ -293,6 +443,7 @@ impl AnyIndex {
         match self {
             AnyIndex::Flat(i) => i,
             AnyIndex::Hnsw(i) => i,
+            AnyIndex::Ivf(i) => i,
         }
     }
 
@@ -301,6 +452,7 @@ impl AnyIndex {
         match self {
             AnyIndex::Flat(_) => IndexKind::Flat,
             AnyIndex::Hnsw(_) => IndexKind::Hnsw,
+            AnyIndex::Ivf(_) => IndexKind::Ivf,
         }
     }
 }
@@ -317,6 +469,9 @@ impl VectorIndex for AnyIndex {
     }
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
         self.inner().search(query, k)
+    }
+    fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        self.inner().search_batch(queries, k)
     }
     fn payload(&self, id: u32) -> Option<&str> {
         self.inner().payload(id)
@@ -336,7 +491,15 @@ impl Collection {
             model: self.model.clone(),
             hnsw: match &self.index {
                 AnyIndex::Hnsw(h) => Some(h.params()),
-                AnyIndex::Flat(_) => None,
+                _ => None,
+            },
+            ivf: match &self.index {
+                AnyIndex::Ivf(i) => Some(i.ivf.params()),
+                _ => None,
+            },
+            trained: match &self.index {
+                AnyIndex::Ivf(i) => Some(i.ivf.is_trained()),
+                _ => None,
             },
             created_by: format!("cairn {}", crate::VERSION),
         };
@@ -368,6 +531,21 @@ impl Collection {
                     .map_err(|e| Error::Backend(format!("serialising the HNSW graph: {e}")))?;
                 out.extend_from_slice(&(graph.len() as u64).to_le_bytes());
                 out.extend_from_slice(&graph);
+            }
+            AnyIndex::Ivf(i) => {
+                let parts = i.ivf.parts();
+                let floats = |out: &mut Vec<u8>, v: &[f32]| {
+                    v.iter()
+                        .for_each(|x| out.extend_from_slice(&x.to_le_bytes()))
+                };
+                floats(&mut out, &parts.centroids);
+                floats(&mut out, &parts.codebooks);
+                parts
+                    .cells
+                    .iter()
+                    .for_each(|c| out.extend_from_slice(&c.to_le_bytes()));
+                floats(&mut out, &parts.vectors);
+                out.extend_from_slice(&parts.codes);
             }
         }
         Ok(out)
@@ -427,17 +605,22 @@ impl Collection {
                 payloads.len()
             )));
         }
-        let vectors = |r: &mut Reader<'_>| -> Result<Vec<f32>> {
-            let raw = r.take(header.count * header.dim * 4).ok_or_else(|| {
-                err(format!(
-                    "file ends inside the {} × {} vectors (truncated?)",
-                    header.count, header.dim
-                ))
-            })?;
+        let floats = |r: &mut Reader<'_>, n: Option<usize>, what: &str| -> Result<Vec<f32>> {
+            let raw = n
+                .and_then(|n| n.checked_mul(4))
+                .and_then(|n| r.take(n))
+                .ok_or_else(|| err(format!("file ends inside the {what} (truncated?)")))?;
             Ok(raw
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
                 .collect())
+        };
+        let vectors = |r: &mut Reader<'_>| -> Result<Vec<f32>> {
+            floats(
+                r,
+                header.count.checked_mul(header.dim),
+                &format!("{} × {} vectors", header.count, header.dim),
+            )
         };
         let index = match header.kind {
             IndexKind::Flat => {
@@ -472,6 +655,57 @@ impl Collection {
                     graph,
                     payloads,
                 })
+            }
+            IndexKind::Ivf => {
+                let params = header
+                    .ivf
+                    .ok_or_else(|| err("an ivf index without its `ivf` parameters".into()))?;
+                let (d, n) = (header.dim, header.count);
+                let m = params.pq_m;
+                if params.nlist == 0 || (m > 0 && !d.is_multiple_of(m)) {
+                    return Err(err(format!(
+                        "invalid IVF parameters: nlist {}, m {m} for dimension {d}",
+                        params.nlist
+                    )));
+                }
+                let mut parts = IvfParts::default();
+                if header.trained.unwrap_or(n > 0) {
+                    parts.centroids = floats(
+                        &mut r,
+                        params.nlist.checked_mul(d),
+                        &format!("{} × {d} centroids", params.nlist),
+                    )?;
+                    if m > 0 {
+                        parts.codebooks = floats(
+                            &mut r,
+                            Some(m * PQ_KSUB * (d / m)),
+                            &format!("{m} PQ codebooks"),
+                        )?;
+                    }
+                }
+                parts.cells = n
+                    .checked_mul(4)
+                    .and_then(|b| r.take(b))
+                    .ok_or_else(|| err(format!("file ends inside the {n} cell ids (truncated?)")))?
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+                    .collect();
+                if m > 0 {
+                    parts.codes = n
+                        .checked_mul(m)
+                        .and_then(|b| r.take(b))
+                        .ok_or_else(|| {
+                            err(format!(
+                                "file ends inside the {n} × {m} PQ codes (truncated?)"
+                            ))
+                        })?
+                        .to_vec();
+                } else {
+                    parts.vectors = vectors(&mut r)?;
+                }
+                let ivf = Ivf::from_parts(d, params, n, parts)
+                    .map_err(|e| err(format!("corrupt IVF index: {e}")))?;
+                AnyIndex::Ivf(IvfIndex { ivf, payloads })
             }
         };
         if r.pos != bytes.len() {
@@ -575,9 +809,17 @@ mod tests {
     fn both_kinds_round_trip_through_bytes() {
         let (n, dim) = (300, 8);
         let rows = random_rows(n, dim, 3);
+        let ivf = |m| IvfParams {
+            nlist: 4,
+            nprobe: 2,
+            pq_m: m,
+            ..IvfParams::default()
+        };
         for mut index in [
             AnyIndex::Flat(FlatIndex::new(dim)),
             AnyIndex::Hnsw(HnswIndex::new(dim, HnswParams::default())),
+            AnyIndex::Ivf(IvfIndex::new(dim, ivf(0)).unwrap()),
+            AnyIndex::Ivf(IvfIndex::new(dim, ivf(2)).unwrap()),
         ] {
             index.add(&rows, payloads(n)).unwrap();
             let c = Collection {
@@ -616,12 +858,12 @@ mod tests {
         .to_bytes()
         .unwrap();
         let mut newer = bytes.clone();
-        newer[8..12].copy_from_slice(&3u32.to_le_bytes());
+        newer[8..12].copy_from_slice(&4u32.to_le_bytes());
         let e = Collection::from_bytes(&newer, "new.cvec")
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("index new.cvec: written in index format version 3, newer than the 2"),
+            e.starts_with("index new.cvec: written in index format version 4, newer than the 3"),
             "{e}"
         );
         let e = Collection::from_bytes(&bytes[..bytes.len() - 3], "cut.cvec")
@@ -632,5 +874,116 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a cairn vector index"), "{e}");
+    }
+
+    fn ivf_collection(m: usize, n: usize) -> (Collection, Vec<f32>) {
+        let dim = 8;
+        let rows = random_rows(n, dim, 4);
+        let params = IvfParams {
+            nlist: 4,
+            nprobe: 2,
+            pq_m: m,
+            ..IvfParams::default()
+        };
+        let mut index = IvfIndex::new(dim, params).unwrap();
+        if n > 0 {
+            index.add(&rows, payloads(n)).unwrap();
+        }
+        let c = Collection {
+            name: "c".into(),
+            model: None,
+            index: AnyIndex::Ivf(index),
+        };
+        (c, rows)
+    }
+
+    #[test]
+    fn ivf_files_round_trip_grow_and_reject_corruption() {
+        for m in [0, 4] {
+            let (mut c, _) = ivf_collection(m, 300);
+            // Added after training, after a save and load: the new rows land in cells.
+            let mut back = Collection::from_bytes(&c.to_bytes().unwrap(), "i.cvec").unwrap();
+            let more = random_rows(20, 8, 5);
+            back.index.add(&more, payloads(20)).unwrap();
+            c.index.add(&more, payloads(20)).unwrap();
+            assert_eq!(back.index.len(), 320);
+            let q = &more[..8];
+            assert_eq!(
+                back.index.search(q, 5).unwrap(),
+                c.index.search(q, 5).unwrap()
+            );
+            assert_eq!(c.index.search(q, 1).unwrap()[0].id, 300, "m {m}");
+            let bytes = c.to_bytes().unwrap();
+            // Every truncation is a named error, never a panic.
+            for cut in (0..bytes.len()).step_by(97) {
+                assert!(Collection::from_bytes(&bytes[..cut], "cut.cvec").is_err());
+            }
+            // A cell id out of range: the cell ids start right after the centroids
+            // (and codebooks) at the end of the known sections.
+            let tail = 320 * if m == 0 { 8 * 4 } else { m };
+            let at = bytes.len() - tail - 320 * 4;
+            let mut bad = bytes.clone();
+            bad[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+            let e = Collection::from_bytes(&bad, "bad.cvec")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(
+                    "index bad.cvec: corrupt IVF index: row 0 is in cell 9, but there are 4 cells"
+                ),
+                "{e}"
+            );
+        }
+        // An empty, untrained index saves and loads, then trains on its first rows.
+        let (c, _) = ivf_collection(0, 0);
+        let mut back = Collection::from_bytes(&c.to_bytes().unwrap(), "e.cvec").unwrap();
+        back.index.add(&random_rows(8, 8, 1), payloads(8)).unwrap();
+        assert_eq!(back.index.len(), 8);
+        // Header parameters that cannot work are rejected before anything is allocated.
+        let bytes = c.to_bytes().unwrap();
+        let hlen = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let header = String::from_utf8(bytes[16..16 + hlen].to_vec()).unwrap();
+        let huge = header.replace("\"nlist\":4", "\"nlist\":4000000000000");
+        let bytes = [
+            &bytes[..12],
+            &(huge.len() as u32).to_le_bytes(),
+            huge.as_bytes(),
+            &bytes[16 + hlen..],
+        ]
+        .concat();
+        let e = Collection::from_bytes(&bytes, "huge.cvec")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nlist 4000000000000 is above the supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn batched_flat_search_equals_one_by_one() {
+        let (n, dim) = (500, 16);
+        let mut f = FlatIndex::new(dim);
+        f.add(&random_rows(n, dim, 7), payloads(n)).unwrap();
+        let queries = random_rows(30, dim, 8);
+        let batch = f.search_batch(&queries, 10).unwrap();
+        assert_eq!(batch.len(), 30);
+        for (q, hits) in queries.chunks(dim).zip(&batch) {
+            let one = f.search(q, 10).unwrap();
+            assert_eq!(
+                hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+                one.iter().map(|h| h.id).collect::<Vec<_>>()
+            );
+            for (a, b) in hits.iter().zip(&one) {
+                assert!((a.score - b.score).abs() < 1e-5);
+            }
+        }
+        assert!(
+            FlatIndex::new(dim)
+                .search_batch(&queries, 3)
+                .unwrap()
+                .iter()
+                .all(Vec::is_empty)
+        );
     }
 }

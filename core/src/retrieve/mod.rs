@@ -1,4 +1,4 @@
-//! Retrieval: dense vector indexes (exact flat and HNSW) behind one trait, in
+//! Retrieval: dense vector indexes (exact flat, HNSW, IVF-Flat/IVF-PQ) behind one trait, in
 //! a documented, versioned file format; BM25 keyword search; reciprocal rank
 //! fusion and MMR; the [`Reranker`] interface.
 
@@ -6,6 +6,7 @@ pub mod bm25;
 pub mod dense;
 pub mod fusion;
 pub mod hnsw;
+pub mod ivf;
 
 /// Re-scores retrieved passages against a query (a cross-encoder, or any
 /// model that reads query and passage together). Higher is more relevant.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use cairn_core::embedder::{EmbedderOptions, similarity_matrix};
 use cairn_core::models::pooling::Pooling;
 use cairn_core::retrieve::dense::{
-    AnyIndex, Collection, FlatIndex, HnswIndex, HnswParams, VectorIndex,
+    AnyIndex, Collection, FlatIndex, HnswIndex, HnswParams, IvfIndex, IvfParams, VectorIndex,
 };
 use clap::ValueEnum;
 
@@ -54,6 +54,11 @@ pub enum IndexKind {
     Flat,
     /// HNSW graph (approximate, fast on large collections).
     Hnsw,
+    /// Inverted file (approximate): k-means cells, scanning `--nprobe` of `--nlist`;
+    /// trained on the first batch added (at least `--nlist` texts).
+    Ivf,
+    /// Inverted file with product-quantised vectors (`--pq-m` bytes per vector).
+    IvfPq,
 }
 
 /// Arguments of `cairn embed`.
@@ -97,6 +102,16 @@ pub struct Args {
     /// Index kind when creating a collection.
     #[arg(long, value_enum, default_value = "hnsw")]
     pub kind: IndexKind,
+    /// IVF cells when creating an ivf/ivf-pq collection (the first batch
+    /// trains them and must hold at least this many texts).
+    #[arg(long, default_value_t = 100)]
+    pub nlist: usize,
+    /// IVF cells scanned per query, stored with the collection (`cairn search --nprobe` overrides it).
+    #[arg(long, default_value_t = 8)]
+    pub nprobe: usize,
+    /// IVF-PQ sub-quantizers (bytes per vector); must divide the dimension.
+    #[arg(long, default_value_t = 16)]
+    pub pq_m: usize,
     /// Collection name when creating one (default: the file stem).
     #[arg(long)]
     pub collection: Option<String>,
@@ -167,6 +182,19 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
             let index = match a.kind {
                 IndexKind::Flat => AnyIndex::Flat(FlatIndex::new(emb.dim)),
                 IndexKind::Hnsw => AnyIndex::Hnsw(HnswIndex::new(emb.dim, HnswParams::default())),
+                IndexKind::Ivf | IndexKind::IvfPq => AnyIndex::Ivf(IvfIndex::new(
+                    emb.dim,
+                    IvfParams {
+                        nlist: a.nlist,
+                        nprobe: a.nprobe,
+                        pq_m: if a.kind == IndexKind::IvfPq {
+                            a.pq_m
+                        } else {
+                            0
+                        },
+                        ..IvfParams::default()
+                    },
+                )?),
             };
             Collection {
                 name,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn_core::embedder::EmbedderOptions;
-use cairn_core::retrieve::dense::{Collection, VectorIndex};
+use cairn_core::retrieve::dense::{AnyIndex, Collection, VectorIndex};
 
 use super::args::{BackendArgs, renamed_required};
 use crate::cache::resolve_model;
@@ -27,6 +27,9 @@ pub struct Args {
     /// Number of results.
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
+    /// IVF collections: cells scanned per query (default: the collection's own).
+    #[arg(long)]
+    pub nprobe: Option<usize>,
     /// Model name or directory (default: the one recorded in the collection).
     #[arg(short, long)]
     pub model: Option<String>,
@@ -92,7 +95,11 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
                 q.dim
             )));
         }
-        for h in c.index.search(q.row(0), a.k)? {
+        let found = match (&c.index, a.nprobe) {
+            (AnyIndex::Ivf(i), Some(p)) => i.search_nprobe(q.row(0), a.k, p)?,
+            _ => c.index.search(q.row(0), a.k)?,
+        };
+        for h in found {
             hits.push((
                 h.score,
                 c.name.as_str(),

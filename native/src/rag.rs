@@ -318,6 +318,35 @@ pub fn index_dir<B: Backend>(
     Ok(report)
 }
 
+/// Trains (or, with `nlist = 0`, removes) the IVF coarse quantizer of
+/// `collection` in the index at `index_path` ([`RagIndex::build_ivf`]),
+/// under the index's write lock, written atomically. Returns the number of
+/// chunks per cell.
+pub fn build_ivf(
+    index_path: &Path,
+    embedder_name: &str,
+    dim: usize,
+    collection: &str,
+    nlist: usize,
+    nprobe: usize,
+) -> Result<Vec<usize>> {
+    let _lock = WriteLock::acquire(index_path)?;
+    let mut ix = read_index(index_path, embedder_name, dim)?;
+    ix.build_ivf(collection, nlist, nprobe)?;
+    write_atomic(index_path, &ix.to_bytes()?)?;
+    let mut sizes = vec![0usize; nlist];
+    if let Some(c) = ix.collections.get(collection)
+        && let Some(ivf) = &c.ivf
+    {
+        for (cell, ch) in ivf.cells.iter().zip(&c.children) {
+            if let (Some(n), Some(_)) = (sizes.get_mut(*cell as usize), ch) {
+                *n += 1;
+            }
+        }
+    }
+    Ok(sizes)
+}
+
 /// A file `index_dir` could not index: logged, reported, counted as done.
 fn skip_file(bar: &mut Progress, report: &mut IndexReport, why: String) {
     bar.suspend(|| tracing::warn!("skipping {why}"));

@@ -408,3 +408,101 @@ fn a_one_megabyte_single_line_is_chunked_within_the_limits() {
         );
     }
 }
+
+#[test]
+fn an_ivf_quantizer_is_trained_kept_across_updates_and_used_by_ask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    write_docs(&docs, "alpha", 3);
+    write_docs(&docs, "omega", 3);
+    let ix = tmp.path().join("rag.cidx");
+    let ix_s = ix.to_str().unwrap();
+    let index = |extra: &[&str]| {
+        let mut args = vec![
+            "index",
+            docs.to_str().unwrap(),
+            "--collection",
+            "c",
+            "--index",
+            ix_s,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = common::cairn(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    let out = index(&["--ivf-nlist", "2", "--ivf-nprobe", "1"]);
+    assert!(
+        out.contains("collection 'c': IVF of 2 cells over 6 chunks"),
+        "{out}"
+    );
+    assert!(out.contains("1 scanned per query"), "{out}");
+    // More cells than chunks: a clear error, and the index keeps its quantizer.
+    let (ok, _, err) = common::cairn(&[
+        "index",
+        docs.to_str().unwrap(),
+        "--collection",
+        "c",
+        "--index",
+        ix_s,
+        "--ivf-nlist",
+        "7",
+    ]);
+    assert!(
+        !ok && err.contains("has 6 chunks, fewer than the 7 IVF cells"),
+        "{err}"
+    );
+    // A file added later is assigned to the trained cells by a plain `cairn index`.
+    write_docs(&docs.join("more"), "omega-extra", 1);
+    index(&[]);
+    let rag = read_index(&ix, "all-minilm-l6-v2", 384).unwrap();
+    let c = &rag.collections["c"];
+    let ivf = c.ivf.as_ref().expect("the quantizer is kept");
+    assert_eq!((ivf.nlist, ivf.nprobe, ivf.cells.len()), (2, 1, 7));
+    // Dense retrieval scans one cell: only chunks of the query's cell come back.
+    let (ok, out, err) = common::cairn(&[
+        "ask",
+        "--index",
+        ix_s,
+        "--retrieve-only",
+        "--method",
+        "dense",
+        "--k",
+        "7",
+        "--candidates",
+        "7",
+        "Notes about alpha, part 1",
+    ]);
+    assert!(ok, "{err}");
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hits = hits
+        .as_array()
+        .or_else(|| hits["hits"].as_array())
+        .expect("hits");
+    let q_cell = ivf.cells[c
+        .children
+        .iter()
+        .position(|ch| {
+            ch.as_ref()
+                .is_some_and(|ch| ch.text.contains("alpha, part 1"))
+        })
+        .unwrap()];
+    let in_cell = ivf.cells.iter().filter(|&&cell| cell == q_cell).count();
+    assert_eq!(hits.len(), in_cell, "{out}");
+    assert!(
+        in_cell < 7,
+        "two cells should split seven chunks: {:?}",
+        ivf.cells
+    );
+    assert!(hits[0].to_string().contains("alpha, part 1"), "{out}");
+    // --ivf-nlist 0 removes it: every chunk again.
+    let out = index(&["--ivf-nlist", "0"]);
+    assert!(out.contains("IVF removed"), "{out}");
+    assert!(
+        read_index(&ix, "all-minilm-l6-v2", 384)
+            .unwrap()
+            .collections["c"]
+            .ivf
+            .is_none()
+    );
+}

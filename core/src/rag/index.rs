@@ -5,10 +5,16 @@
 //! tokens, what the embedder reads best); hits return their *parent* chunk
 //! (default 512 tokens) as context for the generator.
 //!
+//! A collection may carry an inverted-file coarse quantizer
+//! ([`CollectionIvf`], `cairn index --ivf-nlist`): dense search then scores
+//! only the children in the `nprobe` cells nearest the query instead of every
+//! child (the vectors stay exact, so the scores are exact too).
+//!
 //! File format (`.cidx`), little-endian: magic `CAIRNRAG`, u32 format
-//! version (2), u64 body length, the body's sha256 (32 bytes), then the body:
-//! the bincode encoding of [`RagIndex`]. Version 1 files (no length, no
-//! checksum) are still read. On load the checksum is verified, decoding is
+//! version (3), u64 body length, the body's sha256 (32 bytes), then the body:
+//! the bincode encoding of [`RagIndex`]. Version 2 (the same without a
+//! collection's `ivf`) and version 1 files (no length, no checksum) are
+//! still read. On load the checksum is verified, decoding is
 //! bounded by the body's size (a crafted length cannot make it allocate
 //! more), and every stored id is validated (file → chunk, chunk → parent,
 //! vector rows), so a damaged file is an error naming it, never a panic or a
@@ -29,7 +35,7 @@ use crate::text::Chunk;
 /// Magic bytes of a RAG index file.
 pub const MAGIC: &[u8; 8] = b"CAIRNRAG";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Bytes before the body in a version-2 file: magic, version, length, sha256.
 const HEADER_V2: usize = 8 + 4 + 8 + 32;
 
@@ -92,8 +98,95 @@ pub struct RagCollection {
     pub children: Vec<Option<Chunk>>,
     /// Unit vectors of the children, `children.len() × dim`, row-major.
     pub vectors: Vec<f32>,
+    /// The IVF coarse quantizer of the children, when one was trained.
+    pub ivf: Option<CollectionIvf>,
     #[serde(skip)]
     bm25: Option<Bm25Index>,
+}
+
+/// An inverted-file coarse quantizer over a collection's children: spherical
+/// k-means centroids ([`crate::retrieve::ivf::kmeans`]) and every child's cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionIvf {
+    /// Number of cells.
+    pub nlist: usize,
+    /// Cells a dense search scans.
+    pub nprobe: usize,
+    /// `nlist × dim` unit centroids.
+    pub centroids: Vec<f32>,
+    /// The cell of every child slot (removed ones included), `< nlist`.
+    pub cells: Vec<u32>,
+}
+
+impl CollectionIvf {
+    /// Which cells a query scans: the `nprobe` with the largest inner product.
+    fn probes(&self, query: &[f32], dim: usize) -> Vec<bool> {
+        let scores: Vec<f32> = self
+            .centroids
+            .chunks(dim.max(1))
+            .map(|c| crate::util::dot(query, c))
+            .collect();
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| {
+            scores
+                .get(b)
+                .unwrap_or(&0.0)
+                .total_cmp(scores.get(a).unwrap_or(&0.0))
+                .then(a.cmp(&b))
+        });
+        let mut on = vec![false; scores.len()];
+        for &c in order.iter().take(self.nprobe.max(1)) {
+            if let Some(slot) = on.get_mut(c) {
+                *slot = true;
+            }
+        }
+        on
+    }
+}
+
+/// The version-2 layout of a collection (no `ivf`), read and converted.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct RagCollectionV2 {
+    files: BTreeMap<String, FileEntry>,
+    parents: Vec<Option<Chunk>>,
+    children: Vec<Option<Chunk>>,
+    vectors: Vec<f32>,
+}
+
+/// The version-2 layout of the index.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct RagIndexV2 {
+    embedder: String,
+    dim: usize,
+    collections: BTreeMap<String, RagCollectionV2>,
+}
+
+impl From<RagIndexV2> for RagIndex {
+    fn from(v: RagIndexV2) -> Self {
+        RagIndex {
+            embedder: v.embedder,
+            dim: v.dim,
+            collections: v
+                .collections
+                .into_iter()
+                .map(|(name, c)| {
+                    (
+                        name,
+                        RagCollection {
+                            files: c.files,
+                            parents: c.parents,
+                            children: c.children,
+                            vectors: c.vectors,
+                            ivf: None,
+                            bm25: None,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 impl RagCollection {
@@ -269,6 +362,15 @@ impl RagIndex {
             c.children.push(Some(ch));
         }
         c.vectors.extend_from_slice(&vectors);
+        if let Some(ivf) = &mut c.ivf {
+            let cells = crate::retrieve::ivf::assign(
+                &vectors,
+                &ivf.centroids,
+                self.dim,
+                crate::retrieve::ivf::KMeansMetric::Spherical,
+            )?;
+            ivf.cells.extend(cells.into_iter().map(|(cell, _)| cell));
+        }
         c.bm25 = None;
         c.files.insert(
             source.to_string(),
@@ -279,6 +381,61 @@ impl RagIndex {
                 pages,
             },
         );
+        Ok(())
+    }
+
+    /// Trains (or retrains) `collection`'s IVF coarse quantizer on its live
+    /// children: `nlist` spherical k-means cells (FAISS's rules: 10
+    /// iterations, at most 256 training vectors per cell), `nprobe` scanned
+    /// per query; every child slot is assigned its cell, and files added
+    /// later are assigned as they come. `nlist = 0` removes the quantizer
+    /// (exact search over every child again).
+    pub fn build_ivf(&mut self, collection: &str, nlist: usize, nprobe: usize) -> Result<()> {
+        use crate::retrieve::ivf::{
+            KMeansMetric, MAX_NLIST, MAX_POINTS_PER_CENTROID, assign, kmeans,
+        };
+        let dim = self.dim;
+        let c = self
+            .collections
+            .get_mut(collection)
+            .ok_or_else(|| Error::Input(format!("no collection '{collection}' in the index")))?;
+        if nlist == 0 {
+            c.ivf = None;
+            return Ok(());
+        }
+        if nlist > MAX_NLIST || nprobe == 0 {
+            return Err(Error::Input(format!(
+                "IVF needs 1 ≤ nlist ≤ {MAX_NLIST} and nprobe ≥ 1 (got nlist {nlist}, nprobe {nprobe})"
+            )));
+        }
+        let live: Vec<usize> = (0..c.children.len())
+            .filter(|&i| c.children.get(i).is_some_and(Option::is_some))
+            .collect();
+        if live.len() < nlist {
+            return Err(Error::Input(format!(
+                "collection '{collection}' has {} chunks, fewer than the {nlist} IVF cells asked for; lower --ivf-nlist",
+                live.len()
+            )));
+        }
+        // Evenly spaced live rows when there are more than k-means needs.
+        let cap = nlist.saturating_mul(MAX_POINTS_PER_CENTROID);
+        let step = live.len().div_ceil(cap).max(1);
+        let sample: Vec<f32> = live
+            .iter()
+            .step_by(step)
+            .flat_map(|&i| c.vector(i, dim).iter().copied())
+            .collect();
+        let centroids = kmeans(&sample, dim, nlist, 10, KMeansMetric::Spherical, 1234)?;
+        let cells = assign(&c.vectors, &centroids, dim, KMeansMetric::Spherical)?
+            .into_iter()
+            .map(|(cell, _)| cell)
+            .collect();
+        c.ivf = Some(CollectionIvf {
+            nlist,
+            nprobe: nprobe.min(nlist),
+            centroids,
+            cells,
+        });
         Ok(())
     }
 
@@ -314,7 +471,7 @@ impl RagIndex {
         let version = u32::from_le_bytes(version.try_into().unwrap_or_default());
         let body = match version {
             1 => bytes.get(12..).unwrap_or_default(),
-            2 => {
+            2 | 3 => {
                 let Some(header) = bytes.get(12..HEADER_V2) else {
                     return Err(err("truncated header".into()));
                 };
@@ -342,9 +499,17 @@ impl RagIndex {
                 )));
             }
         };
-        let ix: RagIndex = bincode_opts(body.len() as u64)
-            .deserialize(body)
-            .map_err(|e| err(format!("corrupt or truncated ({e})")))?;
+        let decode_err = |e: bincode::Error| err(format!("corrupt or truncated ({e})"));
+        let ix: RagIndex = if version < 3 {
+            bincode_opts(body.len() as u64)
+                .deserialize::<RagIndexV2>(body)
+                .map_err(decode_err)?
+                .into()
+        } else {
+            bincode_opts(body.len() as u64)
+                .deserialize(body)
+                .map_err(decode_err)?
+        };
         ix.validate().map_err(err)?;
         Ok(ix)
     }
@@ -364,6 +529,38 @@ impl RagIndex {
                     c.children.len(),
                     self.dim
                 ));
+            }
+            if let Some(ivf) = &c.ivf {
+                if ivf.nlist == 0
+                    || ivf.nprobe == 0
+                    || self.dim.checked_mul(ivf.nlist) != Some(ivf.centroids.len())
+                {
+                    return Err(format!(
+                        "collection '{name}': IVF with nlist {}, nprobe {} has {} centroid values for dimension {}",
+                        ivf.nlist,
+                        ivf.nprobe,
+                        ivf.centroids.len(),
+                        self.dim
+                    ));
+                }
+                if ivf.cells.len() != c.children.len() {
+                    return Err(format!(
+                        "collection '{name}': IVF assigns {} chunks to cells, the collection has {}",
+                        ivf.cells.len(),
+                        c.children.len()
+                    ));
+                }
+                if let Some((i, cell)) = ivf
+                    .cells
+                    .iter()
+                    .enumerate()
+                    .find(|&(_, &cell)| cell as usize >= ivf.nlist)
+                {
+                    return Err(format!(
+                        "collection '{name}': chunk {i} is in IVF cell {cell} of {}",
+                        ivf.nlist
+                    ));
+                }
             }
             for (source, f) in &c.files {
                 if let Some(p) = f
@@ -448,11 +645,21 @@ impl RagIndex {
                 }
             }
             if opts.method != Method::Bm25 {
+                let probes = c.ivf.as_ref().map(|ivf| (ivf, ivf.probes(query_vec, dim)));
+                let probed = |i: usize| match &probes {
+                    None => true,
+                    Some((ivf, on)) => ivf
+                        .cells
+                        .get(i)
+                        .and_then(|&cell| on.get(cell as usize))
+                        .copied()
+                        .unwrap_or(false),
+                };
                 let mut scored: Vec<(usize, f32)> = c
                     .children
                     .iter()
                     .enumerate()
-                    .filter(|(_, ch)| ch.is_some())
+                    .filter(|&(i, ch)| ch.is_some() && probed(i))
                     .map(|(i, _)| (i, crate::util::dot(query_vec, c.vector(i, dim))))
                     .collect();
                 let keep = opts.candidates.min(scored.len());
@@ -652,12 +859,12 @@ mod tests {
             .to_string()
     }
 
-    /// A version-2 file around `body` with a correct length and checksum, so
-    /// that only the id validation can refuse it.
+    /// A current-version file around `body` with a correct length and
+    /// checksum, so that only the id validation can refuse it.
     fn v2_file(body: &[u8]) -> Vec<u8> {
         use sha2::Digest;
         let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&(body.len() as u64).to_le_bytes());
         out.extend_from_slice(&sha2::Sha256::digest(body));
         out.extend_from_slice(body);
@@ -668,18 +875,42 @@ mod tests {
     fn index_files_round_trip_and_refuse_damage() {
         let ix = small_index();
         let bytes = ix.to_bytes().unwrap();
-        assert_eq!(&bytes[8..12], &2u32.to_le_bytes());
+        assert_eq!(&bytes[8..12], &3u32.to_le_bytes());
         let back = RagIndex::from_bytes(&bytes, "x.cidx").unwrap();
         assert_eq!(back.collections["c"].files, ix.collections["c"].files);
         assert_eq!(back.collections["c"].vectors, ix.collections["c"].vectors);
-        // Version 1 (no length, no checksum) still loads.
+        // Versions 1 (no length, no checksum) and 2 (no IVF) still load.
+        let old = RagIndexV2 {
+            embedder: ix.embedder.clone(),
+            dim: ix.dim,
+            collections: ix
+                .collections
+                .iter()
+                .map(|(n, c)| {
+                    (
+                        n.clone(),
+                        RagCollectionV2 {
+                            files: c.files.clone(),
+                            parents: c.parents.clone(),
+                            children: c.children.clone(),
+                            vectors: c.vectors.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let old_body = bincode::serialize(&old).unwrap();
         let mut v1 = MAGIC.to_vec();
         v1.extend_from_slice(&1u32.to_le_bytes());
-        v1.extend_from_slice(&bincode::serialize(&ix).unwrap());
-        assert_eq!(
-            RagIndex::from_bytes(&v1, "x.cidx").unwrap().collections["c"].files,
-            ix.collections["c"].files
-        );
+        v1.extend_from_slice(&old_body);
+        let mut v2 = v2_file(&old_body);
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        for file in [v1, v2] {
+            let back = RagIndex::from_bytes(&file, "x.cidx").unwrap();
+            assert_eq!(back.collections["c"].files, ix.collections["c"].files);
+            assert_eq!(back.collections["c"].vectors, ix.collections["c"].vectors);
+            assert!(back.collections["c"].ivf.is_none());
+        }
         // Every flipped byte of the body is caught by the checksum.
         for i in [HEADER_V2, HEADER_V2 + 7, bytes.len() - 1] {
             let mut bad = bytes.clone();
@@ -729,5 +960,103 @@ mod tests {
         body.extend_from_slice(b"tiny");
         let e = load_err(&v2_file(&body));
         assert!(e.contains("corrupt or truncated"), "{e}");
+    }
+
+    /// `n` unit vectors in 2-D at angles spread over the half circle.
+    fn fan(n: usize) -> Vec<f32> {
+        (0..n)
+            .flat_map(|i| {
+                let a = std::f32::consts::PI * i as f32 / n as f32;
+                [a.cos(), a.sin()]
+            })
+            .collect()
+    }
+
+    fn fan_file(source: &str, n: usize) -> FileChunks {
+        let chunk = |text: String, parent: Option<usize>| Chunk {
+            text,
+            source: source.into(),
+            page: Some(1),
+            headings: vec![],
+            segment: 0,
+            start: 0,
+            parent,
+        };
+        FileChunks {
+            source: source.into(),
+            hash: "h".into(),
+            pages: 1,
+            parents: (0..n).map(|i| chunk(format!("p{i}"), None)).collect(),
+            children: (0..n).map(|i| chunk(format!("c{i}"), Some(i))).collect(),
+            vectors: fan(n),
+        }
+    }
+
+    #[test]
+    fn ivf_quantizer_narrows_dense_search_and_survives_updates() {
+        let mut ix = RagIndex::new("e", 2);
+        ix.add_file("c", fan_file("a", 40)).unwrap();
+        let opts = SearchOptions {
+            method: Method::Dense,
+            candidates: 40,
+            k: 40,
+            ..SearchOptions::default()
+        };
+        let q = [1.0f32, 0.05];
+        let exact = ix.search("", &q, &opts).unwrap();
+        assert_eq!(exact.len(), 40);
+        // Too few chunks for the cells asked for is a clear error.
+        let e = ix.build_ivf("c", 41, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("has 40 chunks, fewer than the 41 IVF cells"),
+            "{e}"
+        );
+        ix.build_ivf("c", 4, 1).unwrap();
+        let ivf = ix.collections["c"].ivf.clone().unwrap();
+        assert_eq!((ivf.nlist, ivf.cells.len()), (4, 40));
+        // One cell of four: only that cell's chunks, the best still first, scores exact.
+        let narrow = ix.search("", &q, &opts).unwrap();
+        let best = ivf.cells[0];
+        let in_cell = ivf.cells.iter().filter(|&&c| c == best).count();
+        assert_eq!(narrow.len(), in_cell);
+        assert!(in_cell < 40);
+        assert_eq!(narrow[0].chunk, exact[0].chunk);
+        assert_eq!(narrow[0].cosine, exact[0].cosine);
+        // All cells scanned: the exact ranking.
+        ix.collections
+            .get_mut("c")
+            .unwrap()
+            .ivf
+            .as_mut()
+            .unwrap()
+            .nprobe = 4;
+        let all = ix.search("", &q, &opts).unwrap();
+        assert_eq!(
+            all.iter().map(|h| &h.chunk.text).collect::<Vec<_>>(),
+            exact.iter().map(|h| &h.chunk.text).collect::<Vec<_>>()
+        );
+        // A file added later is assigned to the trained cells; the quantizer round-trips.
+        ix.add_file("c", fan_file("b", 8)).unwrap();
+        assert_eq!(ix.collections["c"].ivf.as_ref().unwrap().cells.len(), 48);
+        let back = RagIndex::from_bytes(&ix.to_bytes().unwrap(), "x.cidx").unwrap();
+        assert_eq!(back.collections["c"].ivf, ix.collections["c"].ivf);
+        // Removing a file keeps the slots (and their cells); search skips them.
+        ix.remove_file("c", "a");
+        let after = ix.search("", &q, &opts).unwrap();
+        assert!(after.iter().all(|h| h.chunk.source == "b"));
+        // A damaged cell id is refused on load, naming the chunk.
+        let mut bad = ix.clone();
+        bad.collections
+            .get_mut("c")
+            .unwrap()
+            .ivf
+            .as_mut()
+            .unwrap()
+            .cells[3] = 4;
+        let e = load_err(&v2_file(&bincode::serialize(&bad).unwrap()));
+        assert!(e.contains("chunk 3 is in IVF cell 4 of 4"), "{e}");
+        // nlist 0 removes the quantizer.
+        ix.build_ivf("c", 0, 1).unwrap();
+        assert!(ix.collections["c"].ivf.is_none());
     }
 }

@@ -26,6 +26,15 @@ pub struct Args {
     /// The compute backend.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// After indexing, train an inverted-file (IVF) coarse quantizer of this
+    /// many cells over the collection's chunks: dense search then scores only
+    /// the chunks in the `--ivf-nprobe` nearest cells. Chunks added later are
+    /// assigned to the trained cells; 0 removes it (exact search again).
+    #[arg(long, value_name = "N")]
+    pub ivf_nlist: Option<usize>,
+    /// Cells a dense search scans when the collection has an IVF quantizer.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub ivf_nprobe: usize,
 }
 
 /// Runs `cairn index`.
@@ -38,6 +47,21 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
             let started = std::time::Instant::now();
             let r = crate::rag::index_dir(&emb, &a.index.embedder, p, &a.collection, &path)?;
             report(&path, p, &a.collection, &r, started.elapsed().as_secs_f64());
+        }
+        if let Some(nlist) = a.ivf_nlist {
+            let sizes = crate::rag::build_ivf(&path, &a.index.embedder, emb.dim(), &a.collection, nlist, a.ivf_nprobe)?;
+            if nlist == 0 {
+                println!("{}: collection '{}': IVF removed (exact dense search)", path.display(), a.collection);
+            } else {
+                let (min, max) = (sizes.iter().min().copied().unwrap_or(0), sizes.iter().max().copied().unwrap_or(0));
+                println!(
+                    "{}: collection '{}': IVF of {nlist} cells over {} chunks ({min}–{max} per cell), {} scanned per query",
+                    path.display(),
+                    a.collection,
+                    sizes.iter().sum::<usize>(),
+                    a.ivf_nprobe.min(nlist)
+                );
+            }
         }
     });
     Ok(())

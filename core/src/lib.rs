@@ -58,6 +58,7 @@ pub mod tokenizer;
 #[cfg(all(feature = "train", not(target_arch = "wasm32")))]
 pub mod train;
 pub mod util;
+pub mod word2vec;
 
 pub use error::{Error, Result};
 

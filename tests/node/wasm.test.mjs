@@ -243,3 +243,25 @@ test('the agent in wasm: the built-in calculator answers 421.5; a throwing tool 
   assert.throws(() => new cairn.Agent(g, 'x', [{ name: 'rm -rf', parameters: { type: 'object' } }], {}), /tool name 'rm -rf'/);
   assert.throws(() => new cairn.Agent(g, 'x', [spec], { maxSteps: 2, bogus: 1 }), /unknown option 'bogus'/);
 });
+
+test('word2vec vectors trained by the CLI load in wasm: neighbours, analogy, similarity', () => {
+  // tests/fixtures/word2vec_toy_vectors.txt: `cairn train word2vec` on two topics (native/tests/word2vec.rs).
+  const text = readFileSync(join(here, '../fixtures/word2vec_toy_vectors.txt'), 'utf8');
+  const wv = new cairn.WordVectors(text);
+  assert.equal(wv.size, 20);
+  assert.equal(wv.dim, 8);
+  const animals = ['cat', 'dog', 'mouse', 'horse', 'cow', 'sheep', 'goat', 'pig', 'duck', 'hen'];
+  const near = wv.mostSimilar('cat', 9);
+  assert.equal(near.length, 9);
+  assert.ok(near.every((n) => animals.includes(n.word) && n.word !== 'cat'), JSON.stringify(near));
+  // The cosine of the file's own rows.
+  const rows = Object.fromEntries(text.trim().split('\n').slice(1).map((l) => { const p = l.split(' '); return [p[0], p.slice(1).map(Number)]; }));
+  const cos = (a, b) => { let d = 0, na = 0, nb = 0; for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; } return d / Math.sqrt(na * nb); };
+  assert.ok(Math.abs(wv.similarity('cat', 'car') - cos(rows.cat, rows.car)) < 1e-5);
+  assert.ok(Math.abs(near[0].score - cos(rows.cat, rows[near[0].word])) < 1e-5);
+  assert.deepEqual(Array.from(wv.vector('dog')), rows.dog.map((x) => Math.fround(x)));
+  assert.equal(wv.vector('zebra'), undefined);
+  assert.ok(wv.analogy('cat', 'dog', 'car', 3).every((n) => !animals.includes(n.word)));
+  assert.throws(() => wv.mostSimilar('zebra', 3), /'zebra' is not in the vocabulary/);
+  assert.throws(() => new cairn.WordVectors('2 3\na 1 2 3\n'), /the header says 2 words, the file holds 1/);
+});

@@ -9,6 +9,7 @@
 //! - [`Agent`]: the ReAct agent loop with tools the page runs ([`calculate`] built in).
 //! - [`Index`]: the RAG index — ingest PDF/HTML/Markdown/text from bytes,
 //!   hybrid search, grounded answers with numbered citations.
+//! - [`WordVectors`]: word2vec vectors — nearest words, analogies.
 //!
 //! Models run on WebGPU when the environment has an adapter and on the CPU
 //! backend (candle, wasm SIMD) otherwise; each object reports which.
@@ -21,6 +22,7 @@ mod engine;
 mod generator;
 mod index;
 pub mod options;
+mod words;
 
 pub use agent::{Agent, calculate, calculator_spec};
 pub use embedder::Embedder;
@@ -28,6 +30,7 @@ pub use engine::webgpu_available;
 pub use generator::Generator;
 pub use index::Index;
 use wasm_bindgen::prelude::*;
+pub use words::WordVectors;
 
 /// A Rust value as a plain JS object (maps as objects, not `Map`s).
 pub(crate) fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {

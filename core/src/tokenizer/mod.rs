@@ -8,6 +8,7 @@
 
 mod gguf;
 mod stream;
+pub mod train;
 
 pub use stream::{TokenStream, byte_level_chars};
 

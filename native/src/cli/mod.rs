@@ -41,6 +41,8 @@ pub mod serve;
 pub mod similarity;
 pub mod tokenize;
 pub mod train;
+pub mod train_tokenizer;
+pub mod words;
 
 /// The `cairn` command line.
 #[derive(Parser, Debug)]
@@ -89,8 +91,10 @@ pub enum Cmd {
     Ask(Box<ask::Args>),
     /// Classify texts with a fine-tuned classifier directory; prints JSON (labels and scores).
     Classify(classify::Args),
-    /// Fine-tune a model (see `cairn train classify --help`, `cairn train lora --help`).
+    /// Train: fine-tune a classifier or a LoRA adapter, learn a tokenizer or word vectors (`cairn train --help`).
     Train(train::Args),
+    /// Nearest words, analogies and similarities in word2vec vectors (`cairn train word2vec`).
+    Words(words::WordsArgs),
     /// Evaluate a classifier or retrieval on labeled data.
     Eval(eval::Args),
     /// Write a GGUF file with its matrices in another block type (Q8_0, Q4_0, Q4_1, Q4_K, F16, F32),
@@ -133,6 +137,7 @@ fn dispatch(cmd: Cmd, cache: &Path) -> Result<()> {
         Cmd::Classify(a) => classify::run(a, cache),
         Cmd::Train(a) => train::run(a, cache),
         Cmd::Eval(a) => eval::run(a, cache),
+        Cmd::Words(a) => words::words(a),
         Cmd::Quantize(a) => quantize::run(a, cache),
         Cmd::Merge(a) => merge::run(a, cache),
         Cmd::Doctor(a) => doctor::run(a, cache),

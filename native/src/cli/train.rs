@@ -1,4 +1,4 @@
-//! `cairn train classify` and `cairn train lora`: native fine-tuning on the CPU.
+//! `cairn train classify`, `lora`, `tokenizer` and `word2vec`: native training on the CPU.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,12 @@ pub enum TrainCmd {
     /// LoRA supervised fine-tuning of a GGUF decoder (completion-only loss,
     /// packing); writes a PEFT adapter directory.
     Lora(Box<LoraArgs>),
+    /// Learn a byte-level BPE or WordPiece tokenizer from text files; writes a
+    /// tokenizer.json (the vocabulary `tokenizers`' own trainer learns).
+    Tokenizer(Box<super::train_tokenizer::TokenizerArgs>),
+    /// Learn word vectors (skip-gram or CBOW with negative sampling, as
+    /// gensim) from tokenised text; writes the word2vec text format.
+    Word2vec(Box<super::words::Word2VecArgs>),
 }
 
 /// A `--schedule` value: cosine, linear or constant.
@@ -206,6 +212,8 @@ pub fn run(a: Args, cache: &Path) -> Result<()> {
     match a.what {
         TrainCmd::Classify(a) => classify(*a, cache),
         TrainCmd::Lora(a) => lora(*a, cache),
+        TrainCmd::Tokenizer(a) => super::train_tokenizer::run(*a),
+        TrainCmd::Word2vec(a) => super::words::train(*a),
     }
 }
 

@@ -10,7 +10,8 @@
 //!   words), as gensim computes it;
 //! - the context of each position is a window of `b` words each side, `b`
 //!   drawn uniformly from 1..=`window` (word2vec.c's "reduced window");
-//! - negatives are drawn from the unigram distribution raised to 0.75;
+//! - negatives are drawn from the unigram distribution raised to 0.75 (a
+//!   draw that hits the centre word is skipped, not redrawn);
 //! - the input vectors start uniform in `±0.5/dim`, the output vectors at 0;
 //! - the learning rate decays linearly from `alpha` to `min_alpha` over all
 //!   epochs' words;
@@ -336,8 +337,10 @@ impl WordVectors {
                         targets.clear();
                         targets.push((center, 1.0));
                         let fill = |rng: &mut Lcg, targets: &mut Vec<(usize, f32)>| {
+                            // `negative` draws; one that hits the centre word is
+                            // skipped, not redrawn (gensim's rule).
                             targets.truncate(1);
-                            while targets.len() <= cfg.negative {
+                            for _ in 0..cfg.negative {
                                 let w = draw(rng.unit());
                                 if w != center {
                                     targets.push((w, 0.0));
@@ -711,6 +714,33 @@ mod tests {
             let (again, _) = WordVectors::train(&toy_corpus(), &cfg).unwrap();
             assert_eq!(again.vectors, wv.vectors);
         }
+    }
+
+    #[test]
+    fn a_one_word_vocabulary_trains_without_hanging() {
+        // Every negative draw hits the centre word: all skipped.
+        let corpus = vec![vec!["a".to_string(); 4]; 3];
+        let cfg = Word2VecConfig {
+            dim: 4,
+            min_count: 1,
+            threads: 1,
+            ..Word2VecConfig::default()
+        };
+        let (wv, stats) = WordVectors::train(&corpus, &cfg).unwrap();
+        assert_eq!((stats.vocab, wv.words.len()), (1, 1));
+        let e = WordVectors::train(
+            &corpus,
+            &Word2VecConfig {
+                min_count: 13,
+                ..cfg
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no word occurs at least min_count = 13 times"),
+            "{e}"
+        );
     }
 
     #[test]

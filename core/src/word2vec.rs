@@ -12,9 +12,11 @@
 //!   drawn uniformly from 1..=`window` (word2vec.c's "reduced window");
 //! - negatives are drawn from the unigram distribution raised to 0.75 (a
 //!   draw that hits the centre word is skipped, not redrawn);
-//! - the input vectors start uniform in `±0.5/dim`, the output vectors at 0;
+//! - the input vectors start uniform in `±1/dim` (gensim 4), the output vectors at 0;
 //! - the learning rate decays linearly from `alpha` to `min_alpha` over all
 //!   epochs' words;
+//! - a positive or negative whose score `v·u` is already beyond ±6 is not
+//!   updated (gensim's `MAX_EXP` rule);
 //! - skip-gram trains each (context word → centre word) pair; CBOW the mean
 //!   of the context vectors → centre word, the error added back to each
 //!   context vector undivided (word2vec.c, gensim's `cbow_mean=1`).
@@ -117,6 +119,9 @@ pub struct TrainStats {
     pub seconds: f64,
 }
 
+/// Scores beyond ±6 are saturated: gensim (and word2vec.c's table) stop there.
+const MAX_EXP: f32 = 6.0;
+
 /// The logistic function.
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -148,8 +153,12 @@ fn sgns_step(v: &[f32], syn1: &mut [f32], targets: &[(usize, f32)], alpha: f32, 
         let Some(u) = syn1.get_mut(t * dim..(t + 1) * dim) else {
             continue;
         };
-        let f = sigmoid(crate::util::dot(v, u));
-        let g = (label - f) * alpha;
+        let dot = crate::util::dot(v, u);
+        // gensim leaves a pair whose score is already saturated (|v·u| ≥ 6) alone.
+        if dot.abs() >= MAX_EXP {
+            continue;
+        }
+        let g = (label - sigmoid(dot)) * alpha;
         for ((e, uu), vv) in neu1e.iter_mut().zip(u.iter_mut()).zip(v) {
             *e += g * *uu;
             *uu += g * vv;
@@ -286,7 +295,7 @@ impl WordVectors {
         let (n, dim) = (words.len(), cfg.dim);
         let mut init = Lcg(cfg.seed);
         let syn0: Vec<f32> = (0..n * dim)
-            .map(|_| ((init.unit() - 0.5) / dim as f64) as f32)
+            .map(|_| ((init.unit() * 2.0 - 1.0) / dim as f64) as f32)
             .collect();
         let shared = Shared {
             syn0: std::cell::UnsafeCell::new(syn0),

@@ -153,15 +153,16 @@ impl VectorIndex for FlatIndex {
 
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
         let q = unit(query, self.dim)?;
-        let mut hits: Vec<Hit> = self
-            .data
-            .chunks(self.dim)
-            .enumerate()
-            .map(|(i, v)| Hit {
-                id: i as u32,
-                score: dot(&q, v),
-            })
-            .collect();
+        let mut hits: Vec<Hit> = crate::util::with_avx2(|| {
+            self.data
+                .chunks(self.dim)
+                .enumerate()
+                .map(|(i, v)| Hit {
+                    id: i as u32,
+                    score: dot(&q, v),
+                })
+                .collect()
+        });
         let k = k.min(hits.len());
         if k == 0 {
             return Ok(Vec::new());
@@ -365,12 +366,23 @@ impl VectorIndex for IvfIndex {
         self.search_nprobe(query, k, self.ivf.params().nprobe)
     }
 
-    /// The queries in parallel (rayon), one per thread at a time.
+    /// The coarse scores of every query in one matrix product, then the
+    /// queries in parallel (rayon).
     fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
-        use rayon::prelude::*;
         let d = self.ivf.dim();
         check_rows(d, queries, queries.len() / d)?;
-        queries.par_chunks(d).map(|q| self.search(q, k)).collect()
+        let mut units = queries.to_vec();
+        units.chunks_mut(d).for_each(normalize);
+        Ok(self
+            .ivf
+            .search_batch(&units, k, self.ivf.params().nprobe)?
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|(id, score)| Hit { id, score })
+                    .collect()
+            })
+            .collect())
     }
 
     fn payload(&self, id: u32) -> Option<&str> {
@@ -985,5 +997,21 @@ mod tests {
                 .iter()
                 .all(Vec::is_empty)
         );
+    }
+
+    #[test]
+    fn batched_ivf_search_equals_one_by_one() {
+        for m in [0, 4] {
+            let (c, _) = ivf_collection(m, 300);
+            let queries = random_rows(20, 8, 9);
+            let batch = c.index.search_batch(&queries, 5).unwrap();
+            for (q, hits) in queries.chunks(8).zip(&batch) {
+                let one = c.index.search(q, 5).unwrap();
+                assert_eq!(
+                    hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+                    one.iter().map(|h| h.id).collect::<Vec<_>>()
+                );
+            }
+        }
     }
 }

@@ -736,8 +736,46 @@ impl Ivf {
         if !self.is_trained() || k == 0 || self.is_empty() {
             return Vec::new();
         }
+        crate::util::with_avx2(|| {
+            let cscores: Vec<f32> = self.centroids.chunks(self.dim).map(|c| dot(q, c)).collect();
+            self.search_scored(q, &cscores, k, nprobe)
+        })
+    }
+
+    /// [`search`](Self::search) for a batch of unit queries (`n × dim`): the
+    /// coarse scores of all of them in one matrix product, then the queries
+    /// in parallel.
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        nprobe: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
         let d = self.dim;
-        let cscores: Vec<f32> = self.centroids.chunks(d).map(|c| dot(q, c)).collect();
+        let n = queries.len() / d;
+        if !self.is_trained() || k == 0 || self.is_empty() {
+            return Ok(vec![Vec::new(); n]);
+        }
+        let nlist = self.params.nlist;
+        let coarse = dot_matrix(queries, &self.centroids, d)?;
+        Ok(queries
+            .par_chunks(d)
+            .zip(coarse.par_chunks(nlist))
+            .map(|(q, cs)| crate::util::with_avx2(|| self.search_scored(q, cs, k, nprobe)))
+            .collect())
+    }
+
+    /// The scan of a search whose coarse scores (`q·centroid`, one per cell)
+    /// are known. Inlined into [`crate::util::with_avx2`] by its callers.
+    #[inline(always)]
+    fn search_scored(
+        &self,
+        q: &[f32],
+        cscores: &[f32],
+        k: usize,
+        nprobe: usize,
+    ) -> Vec<(u32, f32)> {
+        let d = self.dim;
         let nprobe = nprobe.clamp(1, self.params.nlist);
         let mut probes = TopK::new(nprobe);
         cscores

@@ -117,6 +117,29 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `out[i] = q · rows[i]` for the `d`-wide rows of `rows` (vector search's
+/// scan). On x86-64 with AVX2 the loop is compiled a second time for it — a
+/// named `target_feature` function, so [`dot`] is inlined into the AVX2 code
+/// (a closure passed to [`with_avx2`] may not be).
+pub fn dots_into(q: &[f32], rows: &[f32], d: usize, out: &mut Vec<f32>) {
+    fn plain(q: &[f32], rows: &[f32], d: usize, out: &mut Vec<f32>) {
+        out.extend(rows.chunks_exact(d.max(1)).map(|r| dot(q, r)));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(q: &[f32], rows: &[f32], d: usize, out: &mut Vec<f32>) {
+            out.extend(rows.chunks_exact(d.max(1)).map(|r| dot(q, r)));
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features the function was compiled for.
+            return unsafe { avx2(q, rows, d, out) };
+        }
+    }
+    plain(q, rows, d, out)
+}
+
 /// `eˣ` without a libm call, branch-free so loops over it vectorise:
 /// `2ⁿ · e^r` with `n = round(x / ln 2)`, `r` reduced with a two-part `ln 2`
 /// and `e^r` from its degree-6 Taylor polynomial (|r| ≤ ln 2 / 2). Relative
@@ -230,6 +253,17 @@ mod tests {
             1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + f)
         };
         v.copysign(x)
+    }
+
+    #[test]
+    fn dots_into_equals_dot_row_by_row() {
+        let (q, rows) = (super::pseudo_random(37, 1), super::pseudo_random(37 * 5, 2));
+        let mut out = vec![9.0];
+        super::dots_into(&q, &rows, 37, &mut out);
+        let want: Vec<f32> = std::iter::once(9.0)
+            .chain(rows.chunks(37).map(|r| super::dot(&q, r)))
+            .collect();
+        assert_eq!(out, want);
     }
 
     #[test]

@@ -153,16 +153,16 @@ impl VectorIndex for FlatIndex {
 
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
         let q = unit(query, self.dim)?;
-        let mut hits: Vec<Hit> = crate::util::with_avx2(|| {
-            self.data
-                .chunks(self.dim)
-                .enumerate()
-                .map(|(i, v)| Hit {
-                    id: i as u32,
-                    score: dot(&q, v),
-                })
-                .collect()
-        });
+        let mut scores = Vec::with_capacity(self.payloads.len());
+        crate::util::dots_into(&q, &self.data, self.dim, &mut scores);
+        let mut hits: Vec<Hit> = scores
+            .into_iter()
+            .enumerate()
+            .map(|(i, score)| Hit {
+                id: i as u32,
+                score,
+            })
+            .collect();
         let k = k.min(hits.len());
         if k == 0 {
             return Ok(Vec::new());

@@ -785,10 +785,13 @@ impl Ivf {
         let mut top = TopK::new(k);
         match &self.pq {
             None => {
+                let mut scores = Vec::new();
                 for (c, _) in probes.into_sorted() {
                     let cell = &self.cells[c as usize];
-                    for (&id, v) in cell.ids.iter().zip(cell.vectors.chunks_exact(d)) {
-                        top.push(id, dot(q, v));
+                    scores.clear();
+                    crate::util::dots_into(q, &cell.vectors, d, &mut scores);
+                    for (&id, &s) in cell.ids.iter().zip(&scores) {
+                        top.push(id, s);
                     }
                 }
             }

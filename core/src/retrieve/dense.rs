@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::models::pooling::normalize;
-use crate::util::dot;
 
 /// Magic bytes of an index file.
 pub const MAGIC: &[u8; 8] = b"CAIRNVEC";

@@ -154,24 +154,14 @@ impl VectorIndex for FlatIndex {
         let q = unit(query, self.dim)?;
         let mut scores = Vec::with_capacity(self.payloads.len());
         crate::util::dots_into(&q, &self.data, self.dim, &mut scores);
-        let mut hits: Vec<Hit> = scores
+        // A k-bounded heap: most rows are rejected by one comparison.
+        Ok(super::ivf::top_k_rows(&scores, scores.len(), k)
             .into_iter()
-            .enumerate()
-            .map(|(i, score)| Hit {
-                id: i as u32,
-                score,
-            })
-            .collect();
-        let k = k.min(hits.len());
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        hits.select_nth_unstable_by(k - 1, |a, b| {
-            b.score.total_cmp(&a.score).then(a.id.cmp(&b.id))
-        });
-        hits.truncate(k);
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-        Ok(hits)
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, score)| Hit { id, score })
+            .collect())
     }
 
     /// One matrix product per block of queries (the stored vectors × the

@@ -192,12 +192,6 @@ struct Shared {
 // (word2vec.c, gensim); no thread resizes or frees the vectors while others run.
 unsafe impl Sync for Shared {}
 
-/// Splits text into words on whitespace (the corpus is expected tokenised or
-/// plain prose; no lowercasing is done here).
-pub fn words_of(text: &str) -> impl Iterator<Item = &str> {
-    text.split_whitespace()
-}
-
 impl WordVectors {
     /// Vectors from parts (checked: `vectors.len() = words.len() × dim`, no duplicate words).
     pub fn new(
